@@ -1,0 +1,56 @@
+"""The ``sertiny`` command line: a thin shell over the stage functions.
+
+Each stage's commands live in their own module here and import their (possibly heavy)
+implementation inside the command body, so ``sertiny --help`` and the device commands
+never import TensorFlow, Keras, JAX, librosa or Optuna.
+"""
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import SertinyError
+
+_COMMAND_MODULES = ("data", "train", "tune", "export", "runtime", "bench", "quickstart")
+
+
+class _SertinyGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SertinyError as exc:
+            click.secho(f"Error: {exc}", err=True, fg="red")
+            sys.exit(2)
+
+
+@click.group(cls=_SertinyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sertiny")
+def main():
+    """sertiny: tiny speech-emotion-recognition models, from training to int8 on the edge.
+
+    \b
+    Typical flow:
+      sertiny data summary DATA_DIR        check a corpus
+      sertiny train DATA_DIR --out runs/x  train with the paper's protocol
+      sertiny export runs/x --int8 --out bundles/x
+      sertiny bench bundles/x              latency, memory, size, arena vs UAR
+      sertiny infer bundles/x clip.wav     classify clips (Pi path: numpy + TFLite)
+    """
+
+
+def _register_commands():
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # stage not built yet
+            raise
+        for command in getattr(module, "COMMANDS", ()):
+            main.add_command(command)
+
+
+_register_commands()
