@@ -1,6 +1,10 @@
 """Shared test fixtures: the shared real-speech data folder and a tiny audio-file writer."""
 
+import os
 from pathlib import Path
+
+# Keras fixes its backend at first import; training (and its tests) run on JAX.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
 import pytest

@@ -1,0 +1,77 @@
+"""``sertiny train``: parse options, build the configs, call :func:`sertiny.training.train`."""
+
+import click
+
+_MODELS_HELP = "lstm_sa_h32/h64/h128, res_lstm_sa_h32/h64/h128 (any _hN works)"
+
+
+def _seed_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        seeds = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter("give comma-separated non-negative ints, e.g. 0,1,2") from None
+    if not seeds or min(seeds) < 0:
+        raise click.BadParameter("give comma-separated non-negative ints, e.g. 0,1,2")
+    return seeds
+
+
+@click.command("train")
+@click.argument("data_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--features", "features_npz", type=click.Path(exists=True, dir_okay=False),
+              help="Train on precomputed features instead of audio (the paper's ravdess48k_paper_features.npz).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (resumed if it exists).")
+@click.option("--model", default=None, help=f"Model name: {_MODELS_HELP}. [default: res_lstm_sa_h64]")
+@click.option("--dataset", default="auto", type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]),
+              show_default=True, help="Corpus layout of DATA_DIR.")
+@click.option("--preset", default="edge16k", show_default=True, help="Front-end preset for audio input (paper, edge16k).")
+@click.option("--backend", default="numpy", type=click.Choice(["numpy", "librosa"]), show_default=True,
+              help="Front-end implementation for audio input.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="TrainConfig JSON (e.g. another run's train_config.json).")
+@click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
+              help="Tuned hyperparameters (best_params.json from 'sertiny tune'); override --config.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="Coupled L2 weight decay.")
+@click.option("--dropout", type=click.FloatRange(0, 0.95), help="Dropout before the classifier.")
+@click.option("--t0", type=click.IntRange(min=1), help="Cosine warm-restart period in epochs.")
+@click.option("--batch-size", type=click.IntRange(min=2), help="Batch size.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. [default: 100]")
+@click.option("--seeds", callback=_seed_list, help="Comma-separated seeds, one cross-validation each. [default: 0]")
+@click.option("--normalization", type=click.Choice(["train", "global"]),
+              help="z-score stats from each fold's training speakers (default) or from all clips (reference code).")
+@click.option("--seq-len", type=click.IntRange(min=1), help="Fixed frames T. [default: 99th percentile of clip lengths]")
+@click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]")
+@click.option("--folds", type=click.Choice(["auto", "paper", "kfold", "loso"]),
+              help="Speaker-independent split. [default: auto = paper folds on full RAVDESS, else kfold]")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel processes.")
+@click.option("--deploy/--no-deploy", default=False, show_default=True,
+              help="Also train the model to ship, on all speakers (for 'sertiny export').")
+@click.option("--overwrite", is_flag=True, help="Delete an existing run in --out and start again.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_command(data_dir, features_npz, out_dir, config_file, params_file, jobs, deploy, overwrite, quiet,
+                  dataset, preset, backend, **flags):
+    """Train and cross-validate a model with the ResLSTM-SA paper's protocol.
+
+    DATA_DIR is a corpus folder (RAVDESS, EMO-DB, one folder per label, or a CSV manifest);
+    or pass --features with the paper's precomputed features instead.
+
+    \b
+    Examples:
+      sertiny train ../shared/data/ravdess16k --out runs/h64 --seeds 0,1,2 --jobs 2
+      sertiny train --features ravdess48k_paper_features.npz --model lstm_sa_h128 --out runs/lstm128
+    """
+    from ..training import train
+    from ..training.cli_support import build_train_config, data_spec_and_table, print_summary
+
+    if bool(data_dir) == bool(features_npz):
+        raise click.UsageError("Give either DATA_DIR (audio) or --features NPZ, not both or neither.")
+    config = build_train_config(config_file, params_file, flags)
+    spec, table = data_spec_and_table(data_dir, features_npz, dataset, preset, backend, progress=not quiet)
+    metrics = train(table, config, out_dir, data_spec=spec, jobs=jobs, deploy=deploy, overwrite=overwrite,
+                    progress=not quiet)
+    print_summary(metrics, out_dir)
+
+
+COMMANDS = [train_command]

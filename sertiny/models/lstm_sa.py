@@ -1,0 +1,115 @@
+"""LSTM-SA (Mirsamadi et al., 2017) and ResLSTM-SA (Krasnoproshin & Vashkevich, 2026) in Keras 3.
+
+Layer names are part of the format: :func:`sertiny.models.weights.get_weights` reads
+them to produce backend-free NumPy weights that export and the C reference consume.
+"""
+
+from .._keras import import_keras
+from .registry import register_model
+
+keras = import_keras("jax")
+ops = keras.ops
+
+# PyTorch BatchNorm1d defaults (momentum 0.1 on the new batch, eps 1e-5); Keras' own
+# (0.99, 1e-3) would change both the running statistics and the normalisation.
+_BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+@keras.saving.register_keras_serializable("sertiny")
+class SoftAttention(keras.layers.Layer):
+    """Soft attention pooling over time: e_t = u·h_t, alpha = softmax_t(e), c = sum_t alpha_t h_t.
+
+    Input (batch, T, H) -> output (batch, H). With a mask, masked steps get zero weight.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        # Xavier-normal on an (H, 1) vector, as the reference code initialises it.
+        self.u = self.add_weight(name="u", shape=(input_shape[-1], 1), initializer="glorot_normal")
+
+    def call(self, h, mask=None):
+        scores = ops.squeeze(ops.matmul(h, self.u), -1)  # (B, T)
+        if mask is not None:
+            scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+        alpha = ops.softmax(scores, axis=-1)
+        return ops.sum(h * alpha[..., None], axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
+@keras.saving.register_keras_serializable("sertiny")
+class _ForgetBias(keras.initializers.Initializer):
+    """Zero bias except the forget gate (Keras gate order i, f, c, o)."""
+
+    def __init__(self, units, value):
+        self.units, self.value = units, value
+
+    def __call__(self, shape, dtype=None):
+        bias = ops.zeros(shape, dtype=dtype)
+        return ops.slice_update(bias, (self.units,), ops.full((self.units,), self.value, dtype=dtype))
+
+    def get_config(self):
+        return {"units": self.units, "value": self.value}
+
+
+def _inputs(config):
+    keras.utils.set_random_seed(config.seed)  # seeds the attention vector and dropout too
+    features = keras.Input(shape=(config.seq_len, config.n_features), name="features")
+    x = features
+    if config.padding == "masked":
+        # Padded frames are exactly zero after normalisation; real frames never are.
+        x = keras.layers.Masking(mask_value=0.0, name="mask")(x)
+    return features, x
+
+
+def _head(h, config):
+    seed = config.seed
+    context = SoftAttention(name="attention")(h)
+    context = keras.layers.BatchNormalization(name="bn_out", **_BN)(context)
+    context = keras.layers.Dropout(config.dropout, seed=seed, name="dropout")(context)
+    return keras.layers.Dense(
+        config.n_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 7),
+        bias_initializer="zeros",
+        name="dense",
+    )(context)
+
+
+@register_model("lstm_sa")
+def build_lstm_sa(config):
+    """LSTM(F->H) -> soft attention -> BatchNorm -> Dropout -> Dense softmax."""
+    features, x = _inputs(config)
+    h = _seeded_lstm(config.hidden, config, "lstm2", 2)(x)
+    return keras.Model(features, _head(h, config), name=config.name)
+
+
+@register_model("res_lstm_sa")
+def build_res_lstm_sa(config):
+    """LSTM1(F->F) + input (residual) -> BatchNorm -> LSTM2(F->H) -> the LSTM-SA head."""
+    features, x = _inputs(config)
+    r = _seeded_lstm(config.n_features, config, "lstm1", 1)(x)
+    r = keras.layers.Add(name="residual")([r, x])
+    r = keras.layers.BatchNormalization(name="bn_in", **_BN)(r)
+    h = _seeded_lstm(config.hidden, config, "lstm2", 2)(r)
+    return keras.Model(features, _head(h, config), name=config.name)
+
+
+def _seeded_lstm(units, config, name, index):
+    seed = config.seed * 100 + index * 10
+    return keras.layers.LSTM(
+        units,
+        return_sequences=True,
+        kernel_initializer=keras.initializers.GlorotNormal(seed=seed),
+        recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
+        bias_initializer=_ForgetBias(units, config.forget_bias),
+        unit_forget_bias=False,
+        name=name,
+    )

@@ -1,0 +1,127 @@
+"""Registry of model builders and the :class:`ModelConfig` that rebuilds a model."""
+
+import dataclasses
+import fnmatch
+import re
+
+from .._config import Config, check_choice, check_float, check_int
+from ..errors import ParameterError
+
+_FAMILIES = {}  # family name -> (builder import path, default hidden sizes)
+_NAME_RE = re.compile(r"^(?P<family>[a-z_]+?)_h(?P<hidden>\d+)$")
+
+PADDING_MODES = ("zeros", "masked")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig(Config):
+    """Everything needed to rebuild a model's graph (weights are stored separately).
+
+    family: registered family, e.g. ``"res_lstm_sa"``.
+    hidden: units of the main LSTM (the paper's h32/h64/h128).
+    n_features: per-frame input dims (46 for 34 MFCC + 12 chroma).
+    n_classes: number of output classes.
+    seq_len: fixed number of frames T the model is built for.
+    dropout: dropout rate before the classifier.
+    forget_bias: initial forget-gate bias. The reference PyTorch code sets both of
+        PyTorch's bias vectors to 1, so its effective forget bias is 2; Keras has one.
+    padding: ``"zeros"`` runs the network over zero frames after a short clip, exactly
+        as deployed; ``"masked"`` skips them (LSTM state carried, attention masked),
+        like PyTorch packed sequences.
+    seed: initialisation seed.
+    """
+
+    family: str
+    hidden: int
+    n_features: int = 46
+    n_classes: int = 8
+    seq_len: int = 110
+    dropout: float = 0.3
+    forget_bias: float = 2.0
+    padding: str = "zeros"
+    seed: int = 0
+
+    def __post_init__(self):
+        owner = "ModelConfig"
+        check_choice(owner, "family", self.family, set(_FAMILIES))
+        check_int(owner, "hidden", self.hidden, min_value=1)
+        check_int(owner, "n_features", self.n_features, min_value=1)
+        check_int(owner, "n_classes", self.n_classes, min_value=2)
+        check_int(owner, "seq_len", self.seq_len, min_value=1)
+        check_float(owner, "dropout", self.dropout, min_value=0.0, max_value=0.95)
+        check_float(owner, "forget_bias", self.forget_bias)
+        check_choice(owner, "padding", self.padding, set(PADDING_MODES))
+        check_int(owner, "seed", self.seed, min_value=0)
+
+    @property
+    def name(self):
+        return f"{self.family}_h{self.hidden}"
+
+
+def register_model(family, *, hidden_sizes=(32, 64, 128)):
+    """Class/function decorator: register ``builder(config) -> keras.Model`` for a family."""
+
+    def decorator(builder):
+        _FAMILIES[family] = (builder, tuple(hidden_sizes))
+        return builder
+
+    return decorator
+
+
+def _ensure_builtin_families():
+    # The builders import Keras; registering their names must not. So the registry knows
+    # the built-in families by module, and imports that module only to build.
+    for family, module in _BUILTIN.items():
+        _FAMILIES.setdefault(family, (module, (32, 64, 128)))
+
+
+_BUILTIN = {
+    "lstm_sa": "sertiny.models.lstm_sa",
+    "res_lstm_sa": "sertiny.models.lstm_sa",
+}
+
+
+def list_models(pattern="*"):
+    """Registered model names (``family_hN`` for each family's standard sizes) matching a glob."""
+    _ensure_builtin_families()
+    names = [f"{fam}_h{h}" for fam, (_, sizes) in _FAMILIES.items() for h in sizes]
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+
+def parse_model_name(name):
+    """``"res_lstm_sa_h64"`` -> ``("res_lstm_sa", 64)``; any hidden size is allowed."""
+    _ensure_builtin_families()
+    match = _NAME_RE.match(name)
+    if not match or match["family"] not in _FAMILIES:
+        raise ParameterError(
+            f"Unknown model {name!r}. Known models: {', '.join(list_models())} "
+            "(any hidden size works, e.g. res_lstm_sa_h48)."
+        )
+    return match["family"], int(match["hidden"])
+
+
+def model_config(name, **overrides):
+    """The :class:`ModelConfig` for a registered name, with field overrides."""
+    family, hidden = parse_model_name(name)
+    return ModelConfig(family=family, hidden=hidden, **overrides)
+
+
+def _builder(family):
+    import importlib
+
+    _ensure_builtin_families()
+    builder, _ = _FAMILIES[family]
+    if isinstance(builder, str):
+        importlib.import_module(builder)  # its @register_model replaces the string
+        builder, _ = _FAMILIES[family]
+    return builder
+
+
+def create_model(name_or_config, **overrides):
+    """Build a Keras model (JAX backend) from a name or a :class:`ModelConfig`."""
+    config = name_or_config
+    if isinstance(config, str):
+        config = model_config(config, **overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    return _builder(config.family)(config)

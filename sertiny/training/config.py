@@ -1,0 +1,83 @@
+"""The training stage's config: hyperparameters, protocol and seeds in one saved object."""
+
+import dataclasses
+
+from .._config import Config, check_choice, check_float, check_int
+from ..models.registry import PADDING_MODES, parse_model_name
+
+NORMALIZATIONS = ("train", "global")
+FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(Config):
+    """How a model is trained and evaluated (the paper's protocol by default).
+
+    model: registered model name, e.g. ``res_lstm_sa_h64``.
+    lr, weight_decay, dropout, t0, batch_size: the five hyperparameters the paper tunes.
+        ``weight_decay`` is coupled L2 (added to the gradient, as PyTorch's Adam does);
+        ``t0`` is the cosine-with-warm-restarts period in epochs, stepped once per epoch
+        like the reference code, with floor ``lr_floor * lr``.
+    epochs: epochs per fold; the epoch with the best validation UAR is kept.
+    seeds: one full cross-validation per seed; results are reported as mean ± std, max.
+    normalization: ``train`` = z-score statistics from each fold's training speakers
+        (honest); ``global`` = over every clip, as the reference code does (leaks).
+    seq_len: fixed frames T; ``None`` = the ``seq_len_percentile`` of clip lengths.
+        Shorter clips are zero-padded at the end (after normalisation, so padding is
+        the feature mean); longer clips are cropped to their centre.
+    padding: ``zeros`` (the network sees the padding, as deployed) or ``masked``.
+    folds: ``auto`` = the paper's RAVDESS folds when all 24 actors are present, else
+        speaker k-fold; ``paper``, ``kfold`` (``n_folds``) or ``loso``.
+    n_val_speakers: validation speakers per fold for ``kfold``/``loso``.
+    """
+
+    model: str = "res_lstm_sa_h64"
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    dropout: float = 0.3
+    t0: int = 10
+    batch_size: int = 32
+    epochs: int = 100
+    lr_floor: float = 0.01
+    seeds: tuple = (0,)
+    normalization: str = "train"
+    seq_len: int | None = None
+    seq_len_percentile: float = 99.0
+    padding: str = "zeros"
+    forget_bias: float = 2.0
+    folds: str = "auto"
+    n_folds: int = 5
+    n_val_speakers: int = 2
+
+    def __post_init__(self):
+        owner = "TrainConfig"
+        parse_model_name(self.model)
+        check_float(owner, "lr", self.lr, min_value=0.0, min_inclusive=False)
+        check_float(owner, "weight_decay", self.weight_decay, min_value=0.0)
+        check_float(owner, "dropout", self.dropout, min_value=0.0, max_value=0.95)
+        check_int(owner, "t0", self.t0, min_value=1)
+        check_int(owner, "batch_size", self.batch_size, min_value=2)
+        check_int(owner, "epochs", self.epochs, min_value=1)
+        check_float(owner, "lr_floor", self.lr_floor, min_value=0.0, max_value=1.0)
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if not self.seeds:
+            raise_empty = "a non-empty list of ints"
+            check_choice(owner, "seeds", raise_empty, ())
+        for seed in self.seeds:
+            check_int(owner, "seeds", seed, min_value=0)
+        check_choice(owner, "normalization", self.normalization, set(NORMALIZATIONS))
+        if self.seq_len is not None:
+            check_int(owner, "seq_len", self.seq_len, min_value=1)
+        check_float(owner, "seq_len_percentile", self.seq_len_percentile, min_value=1.0, max_value=100.0)
+        check_choice(owner, "padding", self.padding, set(PADDING_MODES))
+        check_choice(owner, "folds", self.folds, set(FOLD_SCHEMES))
+        check_int(owner, "n_folds", self.n_folds, min_value=2)
+        check_int(owner, "n_val_speakers", self.n_val_speakers, min_value=1)
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["seeds"] = list(self.seeds)
+        return d
+
+    def hyperparameters(self):
+        return {k: getattr(self, k) for k in ("lr", "weight_decay", "dropout", "t0", "batch_size")}

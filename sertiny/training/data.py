@@ -1,0 +1,89 @@
+"""Where a run's features come from, recorded so export and resume can rebuild them."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+from .._config import Config, check_choice
+from ..errors import ParameterError, SertinyError
+
+DATA_KINDS = ("paper_npz", "audio")
+
+
+def default_cache_dir():
+    return Path(os.environ.get("SERTINY_CACHE", Path.home() / ".cache" / "sertiny")) / "features"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataSpec(Config):
+    """The data stage's config.
+
+    kind: ``paper_npz`` (the paper's precomputed RAVDESS features) or ``audio`` (a corpus
+        folder run through the front end given by the run's ``feature_config.json``).
+    path: the npz file or the corpus root.
+    dataset: corpus layout for ``audio`` (see ``sertiny data summary --help``).
+    backend: front-end implementation for ``audio`` (``numpy`` or ``librosa``).
+    cache_dir: feature cache; ``None`` = ``$SERTINY_CACHE/features`` or ~/.cache/sertiny/features.
+    strict: fail on the first unusable audio file instead of skipping it.
+    """
+
+    kind: str
+    path: str
+    dataset: str = "auto"
+    backend: str = "numpy"
+    cache_dir: str | None = None
+    strict: bool = False
+
+    def __post_init__(self):
+        check_choice("DataSpec", "kind", self.kind, set(DATA_KINDS))
+        check_choice("DataSpec", "backend", self.backend, {"numpy", "librosa"})
+
+
+def load_table(spec, feature_config=None, *, progress=True, n_jobs=None):
+    """The :class:`~sertiny.features.table.FeatureTable` a spec describes."""
+    from ..features.table import FeatureTable, load_paper_features
+
+    if spec.kind == "paper_npz":
+        return load_paper_features(spec.path)
+    from ..data import load_dataset
+    from ..features import compute_features, get_preset
+
+    if feature_config is None:
+        feature_config = get_preset("edge16k")
+    dataset = load_dataset(spec.path, spec.dataset)
+    if not dataset.clips:
+        raise ParameterError(f"No usable audio clips found under {spec.path}. Check the path and --dataset.")
+    cache = spec.cache_dir or default_cache_dir()
+    features, problems = compute_features(
+        dataset.paths(), feature_config, backend=spec.backend, cache_dir=cache, n_jobs=n_jobs, progress=progress
+    )
+    problems = list(dataset.problems) + list(problems)
+    if problems and spec.strict:
+        listing = "\n".join(f"  {p}: {r}" for p, r in problems[:20])
+        raise SertinyError(f"{len(problems)} unusable file(s) (--strict):\n{listing}")
+    keep = [i for i, f in enumerate(features) if f is not None]
+    if problems and progress:
+        print(f"Skipped {len(problems)} unusable file(s); first: {problems[0][0]}: {problems[0][1]}")
+    return FeatureTable(
+        features=[features[i] for i in keep],
+        labels=dataset.labels()[keep],
+        speakers=dataset.speakers()[keep],
+        names=[Path(dataset.paths()[i]).stem for i in keep],
+        label_names=dataset.label_names,
+        feature_config=feature_config,
+        source=str(spec.path),
+    )
+
+
+def table_for_run(run_dir, *, progress=False):
+    """Rebuild the feature table a run was trained on (from the cache when possible)."""
+    from .._io import read_json
+    from ..features import FeatureConfig
+
+    run_dir = Path(run_dir)
+    info = read_json(run_dir / "run.json")
+    if "data" not in info:
+        raise ParameterError(f"{run_dir / 'run.json'} does not record its data source; retrain with this sertiny version.")
+    spec = DataSpec.from_dict(info["data"])
+    feature_config = FeatureConfig.from_dict(read_json(run_dir / "feature_config.json"))
+    return load_table(spec, feature_config, progress=progress)

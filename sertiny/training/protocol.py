@@ -1,0 +1,230 @@
+"""The paper's evaluation protocol: seeds x speaker-independent folds, pooled out-of-fold UAR.
+
+Layout of a run directory (every file written atomically; a fold directory appears only
+when that fold is complete, which is what makes a killed run resumable)::
+
+    run.json                 label names, T, model config, data source, sertiny version
+    train_config.json        the TrainConfig
+    feature_config.json      the front end the features came from
+    seed_<s>/fold_<k>/       weights.npz, norm.json, history.csv, predictions.csv, fold.json
+    seed_<s>/metrics.json    pooled UAR of that seed's out-of-fold predictions
+    seed_<s>/oof_predictions.csv
+    metrics.json             UAR mean ± std and max over seeds, per fold, per class
+    confusion.png, learning_curves.png
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .._io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from ..errors import ArtifactError, ParameterError
+from .config import TrainConfig
+from .inputs import choose_seq_len, stack_clips
+
+RAVDESS_SPEAKERS = {f"{i:02d}" for i in range(1, 25)}
+
+
+def resolve_folds(table, config):
+    """The folds for this table: the paper's RAVDESS folds or speaker-grouped k-fold / LOSO."""
+    from ..data import splits
+
+    scheme = config.folds
+    speakers = sorted(set(table.speakers.tolist()))
+    if scheme == "auto":
+        scheme = "paper" if set(speakers) == RAVDESS_SPEAKERS and len(table.label_names) == 8 else "kfold"
+    if scheme == "paper":
+        folds = splits.ravdess_paper_folds()
+        missing = sorted({s for f in folds for s in f.test_speakers + f.val_speakers} - set(speakers))
+        if missing:
+            raise ParameterError(
+                f"The paper's RAVDESS folds need actors {missing}, which are not in the data. "
+                "Use --folds kfold for a subset of actors."
+            )
+        return folds
+    if scheme == "kfold":
+        return splits.speaker_kfold(speakers, n_folds=min(config.n_folds, len(speakers)), n_val_speakers=config.n_val_speakers, seed=0)
+    return splits.leave_one_speaker_out(speakers, n_val_speakers=config.n_val_speakers, seed=0)
+
+
+def fold_seed(seed, fold_index):
+    """A distinct, reproducible seed per (seed, fold), like the reference's 42 + 100*fold."""
+    return int(seed) * 1000 + int(fold_index)
+
+
+@dataclasses.dataclass
+class RunContext:
+    table: object
+    config: TrainConfig
+    out_dir: Path
+    seq_len: int
+    folds: list
+    model_config: object
+
+
+def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
+    """Validate inputs, resolve T and the folds, and write (or check) the run's configs."""
+    from ..models import model_config
+
+    out_dir = Path(out_dir)
+    if len(table.features) == 0:
+        raise ParameterError("The feature table is empty: no clips to train on.")
+    seq_len = config.seq_len or choose_seq_len(table.lengths, config.seq_len_percentile)
+    mcfg = model_config(
+        config.model,
+        n_features=int(table.features[0].shape[1]),
+        n_classes=len(table.label_names),
+        seq_len=seq_len,
+        dropout=config.dropout,
+        forget_bias=config.forget_bias,
+        padding=config.padding,
+    )
+    folds = resolve_folds(table, config)
+    run_info = {
+        "sertiny_version": __version__,
+        "label_names": list(table.label_names),
+        "seq_len": seq_len,
+        "model_config": mcfg.to_dict(),
+        "source": table.source,
+        "n_clips": len(table.features),
+        "speakers": sorted(set(table.speakers.tolist())),
+        "folds": [dataclasses.asdict(f) for f in folds],
+    }
+    if data_spec is not None:
+        run_info["data"] = data_spec.to_dict()
+    _check_or_write_run(out_dir, config, table.feature_config, run_info, overwrite)
+    return RunContext(table, config, out_dir, seq_len, folds, mcfg)
+
+
+def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
+    existing = out_dir / "train_config.json"
+    if existing.exists() and not overwrite:
+        old = read_json(existing)
+        if old != config.to_dict() or read_json(out_dir / "feature_config.json") != feature_config.to_dict():
+            raise ArtifactError(
+                f"{out_dir} holds a run with a different training or feature config. "
+                "Use another --out, or --overwrite to start again there."
+            )
+        return  # same config: resume
+    if overwrite and out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "feature_config.json", feature_config.to_dict())
+    atomic_write_json(out_dir / "run.json", run_info)
+    atomic_write_json(out_dir / "train_config.json", config.to_dict())  # last: marks a valid run
+
+
+def fold_dir(out_dir, seed, fold):
+    return Path(out_dir) / f"seed_{seed}" / f"fold_{fold.index}"
+
+
+def fit_norm(table, train_idx, normalization):
+    from ..features.normalize import fit_norm_stats
+
+    clips = table.features if normalization == "global" else [table.features[i] for i in train_idx]
+    return fit_norm_stats(clips)
+
+
+def run_fold(ctx, seed, fold, *, progress=None):
+    """Train and evaluate one fold; write its directory atomically. Returns fold.json's dict."""
+    from ..data.splits import fold_indices
+    from ..models.weights import save_weights
+    from .loop import macro_recall, train_fold
+
+    table, cfg = ctx.table, ctx.config
+    train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
+    norm = fit_norm(table, train_idx, cfg.normalization)
+
+    def inputs(idx):
+        x, lengths = stack_clips([table.features[i] for i in idx], ctx.seq_len, norm)
+        return x, table.labels[idx].astype(np.int32), lengths
+
+    x_tr, y_tr, _ = inputs(train_idx)
+    x_va, y_va, _ = inputs(val_idx)
+    x_te, y_te, _ = inputs(test_idx)
+    seed_value = fold_seed(seed, fold.index)
+    mcfg = ctx.model_config.replace(seed=seed_value)
+    started = time.time()
+    result, trainer = train_fold(mcfg, cfg, x_tr, y_tr, x_va, y_va, seed=seed_value, progress=progress)
+    test_probs = trainer.predict(x_te)
+    summary = {
+        "seed": seed,
+        "fold": fold.index,
+        "best_epoch": result.best_epoch + 1,
+        "val_uar": result.best_val_uar,
+        "test_uar": macro_recall(y_te, test_probs.argmax(1), mcfg.n_classes),
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "n_test": len(test_idx),
+        "seconds": round(time.time() - started, 2),
+        "model_config": mcfg.to_dict(),
+    }
+    with atomic_directory(fold_dir(ctx.out_dir, seed, fold), overwrite=True) as tmp:
+        save_weights(tmp / "weights.npz", result.weights)
+        atomic_write_json(tmp / "norm.json", norm.to_dict())
+        atomic_write_text(tmp / "history.csv", _csv(result.history))
+        atomic_write_text(tmp / "predictions.csv", _predictions_csv(table, test_idx, test_probs))
+        atomic_write_json(tmp / "fold.json", summary)
+    return summary
+
+
+def _csv(rows):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _predictions_csv(table, idx, probs):
+    rows = []
+    for i, p in zip(idx, probs):
+        row = {"name": table.names[i], "speaker": table.speakers[i], "label": table.label_names[table.labels[i]],
+               "predicted": table.label_names[int(p.argmax())]}
+        row.update({f"p_{n}": round(float(v), 6) for n, v in zip(table.label_names, p)})
+        rows.append(row)
+    return _csv(rows)
+
+
+def read_fold(out_dir, seed, fold):
+    """fold.json of a finished fold, or None if the fold has not finished."""
+    path = fold_dir(out_dir, seed, fold) / "fold.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_predictions(out_dir, seed, fold):
+    with open(fold_dir(out_dir, seed, fold) / "predictions.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def train_deploy(ctx, *, progress=True):
+    """Train the deployment model on all speakers; write ``deploy/`` atomically."""
+    from ..models.weights import save_weights
+    from .loop import train_fold
+
+    best_epochs = [read_fold(ctx.out_dir, s, f)["best_epoch"] for s in ctx.config.seeds for f in ctx.folds]
+    epochs = int(np.median(best_epochs))
+    all_idx = np.arange(len(ctx.table.features))
+    norm = fit_norm(ctx.table, all_idx, "global")
+    x, _ = stack_clips(ctx.table.features, ctx.seq_len, norm)
+    y = ctx.table.labels.astype(np.int32)
+    seed_value = fold_seed(ctx.config.seeds[0], 0)
+    mcfg = ctx.model_config.replace(seed=seed_value)
+    cfg = dataclasses.replace(ctx.config, epochs=epochs)
+    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value)
+    info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),
+            "speakers": sorted(set(ctx.table.speakers.tolist())), "model_config": mcfg.to_dict()}
+    with atomic_directory(ctx.out_dir / "deploy", overwrite=True) as tmp:
+        save_weights(tmp / "weights.npz", result.weights)
+        atomic_write_json(tmp / "norm.json", norm.to_dict())
+        atomic_write_text(tmp / "history.csv", _csv(result.history))
+        atomic_write_json(tmp / "deploy.json", info)
+    return info

@@ -1,0 +1,105 @@
+"""Metrics over a finished run (scikit-learn) and its plots (matplotlib)."""
+
+import numpy as np
+
+from .._io import atomic_path, atomic_write_json, atomic_write_text
+from .protocol import _csv, read_fold, read_predictions
+
+
+def seed_metrics(out_dir, seed, folds, label_names):
+    """Pooled out-of-fold UAR (the paper's number), per-fold and per-class recall, confusion."""
+    from sklearn.metrics import confusion_matrix, recall_score
+
+    rows = [row for fold in folds for row in read_predictions(out_dir, seed, fold)]
+    index = {name: i for i, name in enumerate(label_names)}
+    y_true = np.array([index[r["label"]] for r in rows])
+    y_pred = np.array([index[r["predicted"]] for r in rows])
+    labels = list(range(len(label_names)))
+    per_class = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    fold_info = [read_fold(out_dir, seed, fold) for fold in folds]
+    metrics = {
+        "seed": seed,
+        "uar": float(per_class.mean()),
+        "accuracy": float((y_true == y_pred).mean()),
+        "per_class_recall": {n: float(r) for n, r in zip(label_names, per_class)},
+        "per_fold": [{k: f[k] for k in ("fold", "test_uar", "val_uar", "best_epoch", "seconds")} for f in fold_info],
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+    seed_dir = out_dir / f"seed_{seed}"
+    atomic_write_json(seed_dir / "metrics.json", metrics)
+    atomic_write_text(seed_dir / "oof_predictions.csv", _csv(rows))
+    return metrics
+
+
+def run_metrics(out_dir, per_seed, label_names, n_params, model_name):
+    uars = np.array([m["uar"] for m in per_seed])
+    confusion = np.sum([m["confusion"] for m in per_seed], axis=0)
+    metrics = {
+        "model": model_name,
+        "trainable_params": int(n_params),
+        "n_seeds": len(per_seed),
+        "uar_mean": float(uars.mean()),
+        "uar_std": float(uars.std()),  # population std over seeds, as the reference notebook
+        "uar_max": float(uars.max()),
+        "uar_per_seed": {str(m["seed"]): m["uar"] for m in per_seed},
+        "per_class_recall_mean": {
+            n: float(np.mean([m["per_class_recall"][n] for m in per_seed])) for n in label_names
+        },
+        "confusion_all_seeds": confusion.tolist(),
+        "seconds_total": float(sum(f["seconds"] for m in per_seed for f in m["per_fold"])),
+    }
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def plot_confusion(path, confusion, label_names, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confusion = np.asarray(confusion, dtype=float)
+    recall = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(label_names)):
+        for j in range(len(label_names)):
+            ax.text(j, i, f"{recall[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if recall[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, label="recall")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_learning_curves(path, histories, title):
+    """histories: {fold label: list of history rows}; loss and validation UAR per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_uar) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, rows in histories.items():
+        epochs = [r["epoch"] for r in rows]
+        line, = ax_loss.plot(epochs, [r["train_loss"] for r in rows], label=f"{label} train")
+        ax_loss.plot(epochs, [r["val_loss"] for r in rows], ls="--", color=line.get_color())
+        ax_uar.plot(epochs, [r["val_uar"] for r in rows], color=line.get_color(), label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (solid train, dashed val)")
+    ax_uar.set(xlabel="epoch", ylabel="validation UAR")
+    ax_uar.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)

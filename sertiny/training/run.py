@@ -1,0 +1,109 @@
+"""``train()``: every (seed, fold) of a run, resumable, optionally in parallel processes."""
+
+import csv
+import os
+from pathlib import Path
+
+from .protocol import prepare_run, read_fold, run_fold
+from .report import plot_confusion, plot_learning_curves, run_metrics, seed_metrics
+
+
+def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overwrite=False, progress=True):
+    """Run the protocol for every seed and fold; return the run's metrics dict.
+
+    With ``deploy=True``, also train the model to ship: on every speaker, for the median
+    best epoch of the cross-validation folds (there is no held-out speaker left to pick
+    an epoch with), written to ``deploy/``.
+
+    Finished folds (from an interrupted earlier call with the same config) are skipped.
+    ``jobs > 1`` trains that many folds at once in separate processes; each JAX process
+    is pinned to one thread so they do not fight over the cores.
+    """
+    ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
+    pending = [(s, f) for s in config.seeds for f in ctx.folds if read_fold(ctx.out_dir, s, f) is None]
+    if jobs > 1 and len(pending) > 1:
+        _run_parallel(ctx, pending, jobs, progress)
+    else:
+        _run_serial(ctx, pending, progress)
+    metrics = summarize_run(ctx)
+    if deploy:
+        from .protocol import train_deploy
+
+        metrics["deploy"] = train_deploy(ctx, progress=progress)
+    return metrics
+
+
+def _run_serial(ctx, pending, progress):
+    from tqdm.auto import tqdm
+
+    epochs = ctx.config.epochs
+    total = len(ctx.config.seeds) * len(ctx.folds)
+    done = total - len(pending)
+    with tqdm(total=total, initial=done, desc="folds", unit="fold", disable=not progress) as fold_bar:
+        for seed, fold in pending:
+            with tqdm(total=epochs, desc=f"seed {seed} fold {fold.index}", unit="ep", leave=False,
+                      disable=not progress) as bar:
+
+                def tick(epoch, row, bar=bar):
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_uar=f"{row['val_uar']:.3f}")
+                    bar.update(1)
+
+                summary = run_fold(ctx, seed, fold, progress=tick)
+            fold_bar.set_postfix(test_uar=f"{summary['test_uar']:.3f}")
+            fold_bar.update(1)
+
+
+def _worker_init():
+    # One XLA thread per worker: two single-threaded folds beat one fold on two threads
+    # for these small recurrent matmuls.
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def _worker(ctx, seed, fold):
+    return run_fold(ctx, seed, fold)
+
+
+def _run_parallel(ctx, pending, jobs, progress):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    # spawn, not fork: JAX's thread pools do not survive a fork.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+        futures = [pool.submit(_worker, ctx, s, f) for s, f in pending]
+        with tqdm(total=len(futures), desc="folds", unit="fold", disable=not progress) as bar:
+            for future in as_completed(futures):
+                summary = future.result()
+                bar.set_postfix(test_uar=f"{summary['test_uar']:.3f}")
+                bar.update(1)
+
+
+def summarize_run(ctx):
+    """Metrics and plots from the fold directories on disk (also used after a resume)."""
+    from ..models import create_model
+
+    labels = list(ctx.table.label_names)
+    per_seed = [seed_metrics(ctx.out_dir, s, ctx.folds, labels) for s in ctx.config.seeds]
+    n_params = _count_params(ctx.model_config)
+    metrics = run_metrics(ctx.out_dir, per_seed, labels, n_params, ctx.config.model)
+    title = f"{ctx.config.model}: UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f} ({len(per_seed)} seeds)"
+    plot_confusion(ctx.out_dir / "confusion.png", metrics["confusion_all_seeds"], labels, title)
+    seed = ctx.config.seeds[0]
+    histories = {f"fold {f.index}": _history(ctx.out_dir / f"seed_{seed}" / f"fold_{f.index}") for f in ctx.folds}
+    plot_learning_curves(ctx.out_dir / "learning_curves.png", histories, f"{ctx.config.model}, seed {seed}")
+    return metrics
+
+
+def _history(directory):
+    with open(Path(directory) / "history.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _count_params(model_config):
+    import numpy as np
+
+    from ..models import create_model
+
+    model = create_model(model_config)
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
