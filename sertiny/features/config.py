@@ -1,0 +1,214 @@
+"""The front-end configuration: one frozen dataclass that fixes every number of the features.
+
+A :class:`FeatureConfig` is saved beside every feature cache, model and bundle, so a model
+always knows exactly which MFCC + chroma front end it was trained on. Both back ends
+(``numpy`` for the device, ``librosa`` as the reference) read the same config.
+
+Presets (:func:`get_preset`):
+
+``paper``
+    The ResLSTM-SA paper's features: ``librosa.feature.mfcc(y, sr=48000, n_mfcc=34,
+    n_fft=4096, hop_length=2048)`` stacked over ``librosa.feature.chroma_stft(y, sr=48000,
+    n_chroma=12, n_fft=4096, hop_length=2048)``; 85 ms window, 43 ms hop, ~23.4 frames/s.
+    Everything else is librosa's default, including the per-clip tuning estimate and the
+    80 dB floor below the clip's loudest log-mel value.
+
+``edge16k``
+    The device front end: 16 kHz audio (what cheap MEMS microphones and the 16 kHz corpus
+    copy give), 64 ms window, 40 ms hop - 25 frames/s, so a RAVDESS clip is still ~100
+    frames long, as in the paper. Two librosa defaults are replaced because they need the
+    whole clip before the first frame can be emitted, which a streaming device cannot do:
+
+    - ``tuning=0.0`` instead of a per-clip estimate: librosa finds the tuning from a pitch
+      histogram of the whole clip; a fixed A440 reference needs no look-ahead, and no pitch
+      tracking on the device;
+    - ``top_db=None`` instead of 80: that floor is relative to the loudest frame of the
+      whole clip; the absolute floor ``amin`` (-100 dB) already bounds the log.
+
+    Both choices cost nothing in code size; their effect on accuracy is measured by training
+    on both presets, not assumed.
+"""
+
+import dataclasses
+
+from .._config import Config, check_choice, check_float, check_int
+from ..errors import ParameterError
+
+# Bump whenever the numbers either back end produces for a given config change (a bug fix,
+# a new librosa pin): it is part of every feature-cache key, so stale caches are not reused.
+FEATURE_CODE_VERSION = "1"
+
+_OWNER = "FeatureConfig"
+WINDOWS = ("hann", "hamming")
+# librosa pads head and tail separately; with "reflect"/"symmetric" a short tail is then
+# reflected more than once, unlike a whole-signal pad, so only the modes where both agree
+# exactly are offered.
+PAD_MODES = ("constant", "edge")
+MEL_NORMS = ("slaney", None)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeatureConfig(Config):
+    """MFCC + chroma front end, per frame ``[mfcc_0 .. mfcc_{n_mfcc-1}, chroma_0 .. chroma_{n_chroma-1}]``.
+
+    Apart from ``n_mfcc=34`` (the paper's), the defaults are librosa 0.11's own, so a config
+    built with only ``sample_rate``, ``n_fft`` and ``hop_length`` reproduces
+    ``np.concatenate([librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length),
+    librosa.feature.chroma_stft(y, sr, n_chroma, n_fft, hop_length)]).T``.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Rate (Hz) the audio must have when it reaches the front end; loaders resample to it.
+    n_fft : int
+        FFT size and analysis window length (samples). Even, so the centre padding is symmetric.
+    hop_length : int
+        Samples between successive frames. Frames per second = ``sample_rate / hop_length``.
+    window : {"hann", "hamming"}
+        Analysis window, periodic ("fftbins=True") as librosa builds it.
+    center : bool
+        Pad ``n_fft // 2`` samples on both sides so frame ``t`` is centred on sample
+        ``t * hop_length``; then a clip of ``n`` samples gives ``1 + n // hop_length`` frames.
+        If False, a clip gives ``1 + (n - n_fft) // hop_length`` frames and must hold at
+        least ``n_fft`` samples.
+    pad_mode : {"constant", "edge"}
+        How the centre padding is filled (zeros, or the first/last sample repeated).
+    n_mfcc : int
+        Number of cepstral coefficients kept (DCT-II, orthonormal, no liftering).
+    n_mels : int
+        Mel bands of the filterbank the MFCCs are taken from.
+    fmin : float
+        Lowest mel band edge (Hz).
+    fmax : float or None
+        Highest mel band edge (Hz); None means ``sample_rate / 2``.
+    htk : bool
+        HTK mel formula instead of Slaney's (linear below 1 kHz, log above).
+    mel_norm : {"slaney", None}
+        "slaney" scales each mel triangle to unit area (librosa's default); None leaves peaks at 1.
+    amin : float
+        Power floor before the log (``10 * log10(max(amin, power))``), in power units.
+    top_db : float or None
+        Clip log-mel values to ``max - top_db`` dB, the max taken over the WHOLE clip
+        (librosa's ``power_to_db``). None disables the clip.
+    n_chroma : int
+        Chroma bins per octave.
+    tuning : float or None
+        Tuning offset in fractions of a chroma bin (cents / 100 for 12 bins). None estimates
+        it per clip from the spectrogram exactly as ``librosa.feature.chroma_stft`` does
+        (pitch tracking + histogram at 0.01 bin resolution).
+    chroma_ctroct : float
+        Centre (octaves above A0 = 27.5 Hz) of the Gaussian octave weighting of the chroma filterbank.
+    chroma_octwidth : float or None
+        Width (octaves) of that weighting; None weights all octaves equally.
+    chroma_base_c : bool
+        Chroma bin 0 is C (True, librosa's default) or A (False).
+    """
+
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"
+    n_mfcc: int = 34
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    htk: bool = False
+    mel_norm: str | None = "slaney"
+    amin: float = 1e-10
+    top_db: float | None = 80.0
+    n_chroma: int = 12
+    tuning: float | None = None
+    chroma_ctroct: float = 5.0
+    chroma_octwidth: float | None = 2.0
+    chroma_base_c: bool = True
+
+    def __post_init__(self):
+        check_int(_OWNER, "sample_rate", self.sample_rate, min_value=1000)
+        check_int(_OWNER, "n_fft", self.n_fft, min_value=16)
+        if self.n_fft % 2:
+            raise ParameterError(
+                f"The 'n_fft' parameter of {_OWNER} must be an even int. Got {self.n_fft!r} instead."
+            )
+        check_int(_OWNER, "hop_length", self.hop_length, min_value=1)
+        check_choice(_OWNER, "window", self.window, WINDOWS)
+        _check_bool("center", self.center)
+        check_choice(_OWNER, "pad_mode", self.pad_mode, PAD_MODES)
+        check_int(_OWNER, "n_mels", self.n_mels, min_value=1)
+        check_int(_OWNER, "n_mfcc", self.n_mfcc, min_value=1, max_value=self.n_mels)
+        nyquist = self.sample_rate / 2
+        check_float(_OWNER, "fmin", self.fmin, min_value=0.0, max_value=nyquist)
+        if self.fmax is not None:
+            check_float(_OWNER, "fmax", self.fmax, min_value=self.fmin, max_value=nyquist, min_inclusive=False)
+        _check_bool("htk", self.htk)
+        if self.mel_norm not in MEL_NORMS:
+            raise ParameterError(
+                f"The 'mel_norm' parameter of {_OWNER} must be 'slaney' or None. Got {self.mel_norm!r} instead."
+            )
+        check_float(_OWNER, "amin", self.amin, min_value=0.0, min_inclusive=False)
+        if self.top_db is not None:
+            check_float(_OWNER, "top_db", self.top_db, min_value=0.0)
+        check_int(_OWNER, "n_chroma", self.n_chroma, min_value=1)
+        if self.tuning is not None:
+            check_float(_OWNER, "tuning", self.tuning, min_value=-0.5, max_value=0.5)
+        check_float(_OWNER, "chroma_ctroct", self.chroma_ctroct)
+        if self.chroma_octwidth is not None:
+            check_float(_OWNER, "chroma_octwidth", self.chroma_octwidth, min_value=0.0, min_inclusive=False)
+        _check_bool("chroma_base_c", self.chroma_base_c)
+
+    @property
+    def n_features(self):
+        """Values per frame: ``n_mfcc + n_chroma``."""
+        return self.n_mfcc + self.n_chroma
+
+    @property
+    def feature_names(self):
+        """Column names of a feature array: ``("mfcc_0", ..., "chroma_0", ...)``."""
+        return tuple(f"mfcc_{i}" for i in range(self.n_mfcc)) + tuple(f"chroma_{i}" for i in range(self.n_chroma))
+
+    @property
+    def frames_per_second(self):
+        """Frame rate (Hz): ``sample_rate / hop_length``."""
+        return self.sample_rate / self.hop_length
+
+    def n_frames(self, n_samples):
+        """Frames produced for a clip of ``n_samples`` samples (0 if it is too short)."""
+        if self.center:
+            return 1 + n_samples // self.hop_length
+        return max(0, 1 + (n_samples - self.n_fft) // self.hop_length)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ParameterError(f"The '{name}' parameter of {_OWNER} must be a bool. Got {value!r} instead.")
+
+
+PRESETS = {
+    # See the module docstring for why each preset is what it is.
+    "paper": FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048),
+    "edge16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None),
+}
+
+
+def list_presets():
+    """Names of the built-in front-end presets, sorted."""
+    return sorted(PRESETS)
+
+
+def get_preset(name):
+    """The :class:`FeatureConfig` registered under ``name`` (see :func:`list_presets`)."""
+    check_choice("get_preset", "name", name, PRESETS)
+    return PRESETS[name]
+
+
+def as_config(config):
+    """Accept a :class:`FeatureConfig` or a preset name; return the config."""
+    if isinstance(config, FeatureConfig):
+        return config
+    if isinstance(config, str):
+        return get_preset(config)
+    raise ParameterError(
+        f"The 'config' parameter must be a FeatureConfig or one of {list_presets()}. Got {config!r} instead."
+    )
+

@@ -1,0 +1,72 @@
+"""The reference front end: librosa's own ``feature.mfcc`` and ``feature.chroma_stft``.
+
+This is how the paper's features were made. It needs the ``train`` extra (librosa, and with
+it numba and scipy), which is imported on first use, not when this module is imported.
+The numpy back end (:mod:`sertiny.features.numpy_frontend`) is checked against it.
+"""
+
+import warnings
+
+import numpy as np
+
+from ..errors import require
+from .config import as_config
+from .numpy_frontend import check_signal
+
+# librosa warns on clips shorter than n_fft and on clips without a pitched peak; sertiny
+# documents both behaviours (zero-padded analysis, tuning 0.0), so the warnings are noise.
+_EXPECTED_WARNINGS = (r"n_fft=\d+ is too large", r"Trying to estimate tuning from empty frequency set")
+
+
+def extract(y, config):
+    """MFCC + chroma features of one clip, computed by librosa.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,), dtype=float32]
+        Mono audio at ``config.sample_rate`` (float64 is accepted and rounded to float32).
+    config : FeatureConfig or str
+        The front end, or a preset name.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(n_frames, config.n_features), dtype=float32]
+        ``np.concatenate([librosa.feature.mfcc(...), librosa.feature.chroma_stft(...)]).T``
+        with every argument taken from ``config``.
+    """
+    librosa = require("librosa", "train")
+    config = as_config(config)
+    y = check_signal(y, config)
+    stft_args = dict(
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        window=config.window,
+        center=config.center,
+        pad_mode=config.pad_mode,
+    )
+    with warnings.catch_warnings():
+        for message in _EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        mfcc = _mfcc(librosa, y, config, stft_args)
+        chroma = librosa.feature.chroma_stft(
+            y=y,
+            n_chroma=config.n_chroma,
+            tuning=config.tuning,
+            ctroct=config.chroma_ctroct,
+            octwidth=config.chroma_octwidth,
+            base_c=config.chroma_base_c,
+            **stft_args,
+        )
+    return np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32)
+
+
+def _mfcc(librosa, y, config, stft_args):
+    mel_args = dict(n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, htk=config.htk)
+    if config.amin == 1e-10 and config.top_db == 80.0:
+        # librosa.feature.mfcc's own log-mel: the paper's exact call.
+        return librosa.feature.mfcc(y=y, n_mfcc=config.n_mfcc, mel_norm=config.mel_norm, **mel_args, **stft_args)
+    # mfcc() cannot pass amin/top_db to its power_to_db, so build the log-mel here.
+    mel = librosa.feature.melspectrogram(y=y, norm=config.mel_norm, **mel_args, **stft_args)
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=config.amin, top_db=config.top_db)
+    return librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)

@@ -1,0 +1,449 @@
+"""Tests of sertiny.features: config, both back ends and their agreement, cache, tables, normalisation.
+
+The agreement tests run on a handful of real RAVDESS clips from the shared data folder (the
+full-corpus check is scripts/check_frontend_agreement.py) and skip if it is missing.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sertiny.errors import ArtifactError, AudioError, ParameterError
+from sertiny.features import (
+    FeatureConfig,
+    NormStats,
+    compute_features,
+    extract,
+    fit_norm_stats,
+    get_preset,
+    list_presets,
+    load_paper_features,
+)
+from sertiny.features import numpy_frontend as nf
+from sertiny.features.table import RAVDESS_EMOTIONS, FeatureTable
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+PAPER_NPZ = DATA / "ravdess48k_paper_features.npz"
+STEREO_ORIGINAL = "03-01-02-01-01-02-01"
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared RAVDESS data not found at {DATA}")
+needs_librosa = pytest.mark.skipif(importlib.util.find_spec("librosa") is None,
+                                   reason="librosa (the 'train' extra) is not installed")
+
+# numpy vs librosa: per coefficient, max |diff| <= 1e-3 x that coefficient's std (the
+# acceptance criterion of the front end, here over a small sample).
+AGREEMENT_TOLERANCE = 1e-3
+# librosa here vs the machine that made the paper's file: float32 rounding only.
+PAPER_FILE_TOLERANCE = 1e-4
+
+
+def tone(seconds=0.5, sample_rate=16_000, frequency=440.0, seed=0):
+    """A float32 test signal: a tone plus a little noise (so every band has energy)."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    noise = np.random.default_rng(seed).normal(scale=0.01, size=t.size)
+    return (0.5 * np.sin(2 * np.pi * frequency * t) + noise).astype(np.float32)
+
+
+def max_diff_over_std(ours, reference):
+    """Worst coefficient's max |ours - reference| in units of its std over ``reference``."""
+    ours, reference = np.concatenate(ours), np.concatenate(reference)
+    assert ours.shape == reference.shape
+    return (np.abs(ours.astype(np.float64) - reference).max(axis=0) / reference.std(axis=0)).max()
+
+
+def load(path, sample_rate):
+    from sertiny.data.audio import load_audio
+
+    return load_audio(path, sample_rate)
+
+
+@pytest.fixture(scope="module")
+def sample_clips():
+    """6 ravdess16k clips (different actors and emotions) and 2 originals (one stereo)."""
+    if not DATA.is_dir():
+        pytest.skip(f"shared RAVDESS data not found at {DATA}")
+    flacs = sorted((DATA / "ravdess16k").glob("Actor_*/*.flac"))[::241][:6]
+    wavs = [DATA / "ravdess48k_sample" / "Actor_01" / f"{stem}.wav"
+            for stem in ("03-01-05-02-01-01-01", STEREO_ORIGINAL)]
+    return flacs, wavs
+
+
+# ---------------------------------------------------------------------------------------
+# Config and presets
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("hop_length", 0, "The 'hop_length' parameter of FeatureConfig must be an int >= 1. Got 0 instead."),
+        ("n_fft", 1023, "The 'n_fft' parameter of FeatureConfig must be an even int. Got 1023 instead."),
+        ("n_fft", 512.0, "The 'n_fft' parameter of FeatureConfig must be an int >= 16. Got 512.0 instead."),
+        ("window", "hanning", "The 'window' parameter of FeatureConfig must be one of ['hamming', 'hann']. "
+                              "Got 'hanning' instead."),
+        ("pad_mode", "reflect", "The 'pad_mode' parameter of FeatureConfig must be one of ['constant', 'edge']. "
+                                "Got 'reflect' instead."),
+        ("n_mfcc", 200, "The 'n_mfcc' parameter of FeatureConfig must be an int in the range [1, 128]. "
+                        "Got 200 instead."),
+        ("top_db", -1.0, "The 'top_db' parameter of FeatureConfig must be a float >= 0.0. Got -1.0 instead."),
+        ("tuning", 0.7, "The 'tuning' parameter of FeatureConfig must be a float in the range [-0.5, 0.5]. "
+                        "Got 0.7 instead."),
+        ("fmax", 9000.0, "The 'fmax' parameter of FeatureConfig must be a float in the range (0.0, 8000.0]. "
+                         "Got 9000.0 instead."),
+        ("mel_norm", "l2", "The 'mel_norm' parameter of FeatureConfig must be 'slaney' or None. Got 'l2' instead."),
+        ("center", 1, "The 'center' parameter of FeatureConfig must be a bool. Got 1 instead."),
+    ],
+)
+def test_config_rejects_bad_values_with_sklearn_style_messages(field, value, message):
+    with pytest.raises(ParameterError) as excinfo:
+        FeatureConfig(**{"sample_rate": 16_000, "n_fft": 1024, "hop_length": 512, field: value})
+    assert str(excinfo.value) == message
+
+
+def test_config_is_keyword_only_frozen_and_round_trips(tmp_path):
+    with pytest.raises(TypeError):
+        FeatureConfig(16_000, 1024, 512)  # positional arguments are refused
+    config = get_preset("edge16k")
+    with pytest.raises(AttributeError):
+        config.n_mfcc = 20
+    path = tmp_path / "features.json"
+    config.save(path)
+    assert FeatureConfig.load(path) == config
+    assert FeatureConfig.from_dict(json.loads(config.to_json())).digest() == config.digest()
+    assert config.replace(n_mfcc=20).digest() != config.digest()
+    with pytest.raises(ParameterError, match="unknown field"):
+        FeatureConfig.from_dict({**config.to_dict(), "n_bark": 3})
+
+
+def test_presets():
+    assert list_presets() == ["edge16k", "paper"]
+    paper = get_preset("paper")
+    # The paper's librosa call: everything but rate, FFT size, hop and n_mfcc at defaults.
+    assert paper == FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048)
+    assert (paper.n_mfcc, paper.n_chroma, paper.n_features) == (34, 12, 46)
+    assert paper.tuning is None and paper.top_db == 80.0
+    edge = get_preset("edge16k")
+    assert (edge.sample_rate, edge.n_fft, edge.hop_length, edge.n_features) == (16_000, 1024, 640, 46)
+    assert edge.frames_per_second == 25.0
+    assert edge.tuning == 0.0 and edge.top_db is None  # streamable: no whole-clip statistics
+    assert edge.feature_names[0] == "mfcc_0" and edge.feature_names[-1] == "chroma_11"
+    with pytest.raises(ParameterError, match="'name' parameter of get_preset"):
+        get_preset("tiny")
+
+
+# ---------------------------------------------------------------------------------------
+# numpy building blocks against librosa's, piece by piece
+
+
+@needs_librosa
+def test_filterbanks_window_and_dct_are_librosas():
+    import librosa
+    import scipy.fft
+    import scipy.signal
+
+    for n_fft in (1024, 4096):
+        assert np.array_equal(nf.get_window("hann", n_fft), scipy.signal.get_window("hann", n_fft))
+        assert np.array_equal(nf.get_window("hamming", n_fft), scipy.signal.get_window("hamming", n_fft))
+    for sr, n_fft, kwargs in [(48_000, 4096, {}), (16_000, 1024, {}), (16_000, 512, {"htk": True, "fmin": 50.0,
+                                                                                     "fmax": 7000.0})]:
+        ours = nf.mel_filterbank(sample_rate=sr, n_fft=n_fft, n_mels=64, **kwargs)
+        np.testing.assert_array_equal(ours, librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=64, **kwargs))
+    for tuning in (0.0, -0.37, 0.21):
+        np.testing.assert_array_equal(nf.chroma_filterbank(sample_rate=48_000, n_fft=4096, tuning=tuning),
+                                      librosa.filters.chroma(sr=48_000, n_fft=4096, tuning=tuning))
+    identity = np.eye(128)
+    np.testing.assert_allclose(nf.dct_matrix(n_mfcc=34, n_mels=128),
+                               scipy.fft.dct(identity, type=2, norm="ortho", axis=0)[:34], atol=1e-12)
+
+
+def test_banded_mel_product_equals_the_dense_product():
+    S = np.random.default_rng(1).gamma(0.5, size=(513, 40)).astype(np.float32)
+    for kwargs in ({}, {"fmin": 300.0, "fmax": 5000.0}, {"htk": True, "n_mels": 40}):
+        dense = nf.mel_filterbank(sample_rate=16_000, n_fft=1024, **kwargs)
+        ours = nf.mel_spectrogram(S=S, sample_rate=16_000, **kwargs)
+        np.testing.assert_allclose(ours, dense.astype(np.float64) @ S, rtol=1e-6)
+    # A filterbank that is not banded takes the plain product.
+    weights = np.random.default_rng(2).random((8, 513)).astype(np.float32)
+    bands = nf._AdjacentBands(weights)
+    assert bands.dense is not None
+    np.testing.assert_allclose(bands.apply(S), weights @ S, rtol=1e-5)
+
+
+@needs_data
+@needs_librosa
+def test_spectrogram_and_tuning_estimate_are_librosas(sample_clips):
+    import librosa
+
+    flacs, wavs = sample_clips
+    for path, sr, n_fft, hop in [(flacs[0], 16_000, 1024, 640), (wavs[0], 48_000, 4096, 2048)]:
+        y = load(path, sr)
+        S = nf.power_spectrogram(y, n_fft=n_fft, hop_length=hop)
+        # Bit-identical: the tuning estimate is a histogram argmax that rounding could flip.
+        np.testing.assert_array_equal(S, np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)) ** 2)
+        assert nf.estimate_tuning(S=S, sample_rate=sr) == librosa.estimate_tuning(S=S, sr=sr)
+        # ... because the interpolated peaks are piptrack's, bit for bit.
+        pitches, magnitudes = nf._spectral_peaks(S, sr)
+        ref_pitches, ref_magnitudes = librosa.piptrack(S=S, sr=sr, n_fft=n_fft)
+        voiced = ref_pitches > 0
+        np.testing.assert_array_equal(np.sort(pitches), np.sort(ref_pitches[voiced]))
+        np.testing.assert_array_equal(np.sort(magnitudes), np.sort(ref_magnitudes[voiced]))
+
+
+# ---------------------------------------------------------------------------------------
+# Whole front end: numpy vs librosa, librosa vs the paper's file
+
+
+@needs_data
+@needs_librosa
+@pytest.mark.parametrize("preset", ["edge16k", "paper"])
+def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset):
+    config = get_preset(preset)
+    clips = [load(path, config.sample_rate) for path in sample_clips[0]]  # paper: resampled to 48 kHz
+    ours = [extract(y, config) for y in clips]
+    reference = [extract(y, config, backend="librosa") for y in clips]
+    assert all(x.dtype == np.float32 and x.shape[1] == 46 for x in ours)
+    assert max_diff_over_std(ours, reference) <= AGREEMENT_TOLERANCE
+
+
+@needs_data
+@needs_librosa
+def test_numpy_matches_librosa_on_48k_originals_including_stereo(sample_clips):
+    config = get_preset("paper")
+    clips = [load(path, 48_000) for path in sample_clips[1]]
+    ours = [extract(y, config) for y in clips]
+    reference = [extract(y, config, backend="librosa") for y in clips]
+    assert max_diff_over_std(ours, reference) <= AGREEMENT_TOLERANCE
+
+
+@needs_data
+@needs_librosa
+def test_librosa_backend_reproduces_the_paper_features(sample_clips):
+    table = load_paper_features(PAPER_NPZ)
+    std = np.concatenate(table.features).astype(np.float64).std(axis=0)
+    for path in sample_clips[1]:
+        reference = table.features[list(table.names).index(path.stem)]
+        ours = extract(load(path, 48_000), "paper", backend="librosa")
+        assert ours.shape == reference.shape, path.name
+        assert (np.abs(ours.astype(np.float64) - reference).max(axis=0) / std).max() <= PAPER_FILE_TOLERANCE
+
+
+# ---------------------------------------------------------------------------------------
+# Signals at the edges
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("librosa", marks=needs_librosa)])
+def test_clip_shorter_than_n_fft_gives_one_zero_padded_frame(backend):
+    config = get_preset("edge16k")
+    y = tone(seconds=0.01)  # 160 samples < n_fft = 1024
+    features = extract(y, config, backend=backend)
+    assert features.shape == (config.n_frames(y.size), 46) == (1, 46)
+    assert np.isfinite(features).all()
+
+
+@needs_librosa
+def test_short_and_silent_clips_agree_between_backends():
+    config = get_preset("paper")
+    for y in (tone(seconds=0.02, sample_rate=48_000), np.zeros(48_000, dtype=np.float32)):
+        np.testing.assert_allclose(extract(y, config), extract(y, config, backend="librosa"), atol=2e-3, rtol=1e-5)
+
+
+def test_uncentered_clip_shorter_than_n_fft_is_refused():
+    config = get_preset("edge16k").replace(center=False)
+    with pytest.raises(ParameterError, match="fewer than n_fft=1024"):
+        extract(tone(seconds=0.01), config)
+    assert extract(tone(seconds=0.1), config).shape == (config.n_frames(1600), 46) == (1, 46)
+
+
+@pytest.mark.parametrize(
+    ("signal", "message"),
+    [
+        (np.zeros(0, dtype=np.float32), "empty"),
+        (np.zeros((2, 1600), dtype=np.float32), "Downmix first"),
+        (np.zeros(1600, dtype=np.int16), "floating-point"),
+        (np.full(1600, np.nan, dtype=np.float32), "NaN or infinite"),
+    ],
+)
+def test_bad_signals_are_refused_before_any_work(signal, message):
+    with pytest.raises(ParameterError, match=message):
+        extract(signal, "edge16k")
+
+
+def test_float64_input_and_unknown_backend():
+    y = tone()
+    np.testing.assert_array_equal(extract(y.astype(np.float64), "edge16k"), extract(y, "edge16k"))
+    with pytest.raises(ParameterError, match="'backend' parameter"):
+        extract(y, "edge16k", backend="torch")
+
+
+def test_numpy_frontend_imports_neither_librosa_nor_scipy_nor_numba():
+    code = (
+        "import sys, numpy as np\n"
+        "import sertiny.features.numpy_frontend as nf\n"
+        "from sertiny.features import extract\n"
+        "extract(np.random.default_rng(0).normal(size=16000).astype(np.float32), 'paper')\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'librosa', 'scipy', 'numba'})\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == "", f"numpy front end imported {result.stdout.strip()}"
+
+
+# ---------------------------------------------------------------------------------------
+# Feature cache
+
+
+class CountingLoader:
+    """An injected loader that reads WAVs with soundfile and records every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, path, target_sr):
+        import soundfile as sf
+
+        self.calls.append(Path(path).name)
+        try:
+            y, sr = sf.read(str(path), dtype="float32")
+        except RuntimeError as exc:
+            raise AudioError(path, f"cannot be read as audio ({exc})") from None
+        assert sr == target_sr
+        return y
+
+
+def read_wav_16k(path, target_sr):
+    """A module-level (picklable) loader for the process-pool test."""
+    return CountingLoader()(path, target_sr)
+
+
+@pytest.fixture
+def wav_files(tmp_path):
+    import soundfile as sf
+
+    paths = []
+    for i, frequency in enumerate((220.0, 440.0, 880.0)):
+        path = tmp_path / "audio" / f"tone{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, tone(frequency=frequency, seed=i), 16_000)
+        paths.append(path)
+    return paths
+
+
+def test_cache_is_reused_and_invalidated(tmp_path, wav_files):
+    config = get_preset("edge16k")
+    cache_dir = tmp_path / "cache"
+    loader = CountingLoader()
+    first, problems = compute_features(wav_files, config, cache_dir=cache_dir, n_jobs=1, progress=False,
+                                       load_audio=loader)
+    assert problems == [] and len(loader.calls) == 3
+    assert len(list((cache_dir / config.digest()).glob("*.npy"))) == 3
+    assert FeatureConfig.load(cache_dir / config.digest() / "config.json") == config
+    second, _ = compute_features(wav_files, config, cache_dir=cache_dir, n_jobs=1, progress=False,
+                                 load_audio=loader)
+    assert len(loader.calls) == 3  # every clip came from the cache
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A new config, or a touched file, is recomputed.
+    other = config.replace(n_mfcc=20)
+    third, _ = compute_features(wav_files, other, cache_dir=cache_dir, n_jobs=1, progress=False, load_audio=loader)
+    assert len(loader.calls) == 6 and third[0].shape[1] == 32
+    stat = wav_files[0].stat()
+    os.utime(wav_files[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    compute_features(wav_files, config, cache_dir=cache_dir, n_jobs=1, progress=False, load_audio=loader)
+    assert loader.calls[6:] == ["tone0.wav"]
+
+
+def test_bad_files_are_reported_not_fatal(tmp_path, wav_files):
+    garbage = tmp_path / "audio" / "garbage.wav"
+    garbage.write_bytes(b"not audio at all")
+    items = [wav_files[0], garbage, tmp_path / "missing.wav"]
+    features, problems = compute_features(items, "edge16k", cache_dir=tmp_path / "cache", n_jobs=1,
+                                          progress=False, load_audio=CountingLoader())
+    assert features[0] is not None and features[1] is None and features[2] is None
+    assert [Path(p).name for p, _ in problems] == ["garbage.wav", "missing.wav"]
+    assert "cannot be read as audio" in problems[0][1]
+
+
+def test_parallel_workers_match_serial(wav_files):
+    serial, _ = compute_features(wav_files, "edge16k", n_jobs=1, progress=False, load_audio=read_wav_16k)
+    parallel, problems = compute_features(wav_files, "edge16k", n_jobs=2, progress=False, load_audio=read_wav_16k)
+    assert problems == []
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compute_features_checks_its_arguments(wav_files):
+    with pytest.raises(ParameterError, match="'n_jobs' parameter"):
+        compute_features(wav_files, "edge16k", n_jobs=0, load_audio=read_wav_16k)
+    with pytest.raises(ParameterError, match="'backend' parameter"):
+        compute_features(wav_files, "edge16k", backend="torch", load_audio=read_wav_16k)
+
+
+# ---------------------------------------------------------------------------------------
+# Normalisation and feature tables
+
+
+def test_norm_stats_fit_apply_and_json_round_trip():
+    rng = np.random.default_rng(3)
+    clips = [rng.normal(loc=[-300.0, 5.0, 0.5], scale=[80.0, 3.0, 0.0], size=(n, 3)).astype(np.float32)
+             for n in (50, 80, 120)]
+    stats = fit_norm_stats(clips)
+    z = stats.apply(np.concatenate(clips))
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(z[:, :2].std(axis=0), 1.0, atol=1e-4)
+    assert np.isfinite(z).all() and stats.std[2] > 0  # a constant feature does not divide by zero
+    restored = NormStats.from_dict(json.loads(json.dumps(stats.to_dict())))
+    np.testing.assert_array_equal(restored.mean, stats.mean)
+    np.testing.assert_array_equal(restored.std, stats.std)
+    with pytest.raises(ParameterError, match="last dimension 3"):
+        stats.apply(np.zeros((4, 46)))
+    with pytest.raises(ArtifactError):
+        NormStats.from_dict({"mean": [0.0]})
+
+
+@needs_data
+def test_load_paper_features():
+    table = load_paper_features(PAPER_NPZ)
+    assert len(table) == 1440 and table.label_names == RAVDESS_EMOTIONS
+    assert table.feature_config == get_preset("paper")
+    assert table.lengths.min() >= 69 and table.lengths.max() <= 124
+    assert np.bincount(table.labels).tolist() == [96] + [192] * 7
+    assert sorted(set(table.speakers)) == [f"{a:02d}" for a in range(1, 25)]
+    first = table.names[0]  # "03-01-01-..." : emotion code 01 -> neutral, actor 01
+    assert table.label_names[table.labels[0]] == "neutral" and table.speakers[0] == first[-2:]
+    held_out = table.subset(table.speakers == "01")
+    assert len(held_out) == 60 and set(held_out.speakers) == {"01"}
+    assert table.subset([5, 2]).names.tolist() == [table.names[5], table.names[2]]
+
+
+def test_load_paper_features_refuses_incomplete_files(tmp_path):
+    path = tmp_path / "broken.npz"
+    np.savez(path, features=np.zeros((3, 46), np.float32), names=np.array(["a"]))
+    with pytest.raises(ArtifactError, match=r"missing array\(s\) \['offsets', 'emotion', 'actor'\]"):
+        load_paper_features(path)
+    with pytest.raises(ArtifactError, match="file not found"):
+        load_paper_features(tmp_path / "absent.npz")
+
+
+def test_feature_table_validates_alignment():
+    config = get_preset("edge16k")
+    with pytest.raises(ParameterError, match="2 feature arrays but 1 labels"):
+        FeatureTable(features=[np.zeros((3, 46))] * 2, labels=[0], speakers=["01", "02"], names=["a", "b"],
+                     label_names=RAVDESS_EMOTIONS, feature_config=config)
+    with pytest.raises(ParameterError, match=r"must be \(frames, 46\)"):
+        FeatureTable(features=[np.zeros((3, 40))], labels=[0], speakers=["01"], names=["a"],
+                     label_names=RAVDESS_EMOTIONS, feature_config=config)
+
+
+def test_no_warnings_from_numpy_backend_on_short_or_silent_clips():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extract(np.zeros(100, dtype=np.float32), "paper")
+        extract(tone(seconds=0.01), "edge16k")
