@@ -1,0 +1,133 @@
+"""Reproduce the paper's Table I: six models, the paper protocol, N seeds, two front ends.
+
+    python scripts/table1.py run    [--models ...] [--inputs paper,edge16k] [--seeds 0,1,2] [--jobs 2]
+    python scripts/table1.py report [--out results/table1.md]
+
+``run`` trains every (input, model) into ``runs/table1/<input>/<model>`` with the recipe in
+``scripts/table1_recipe.json`` (resumable: rerun the same command after an interruption).
+``report`` reads whatever runs have finished and writes the table with the paper's figures
+beside ours, the recipe, the commands, date and machine. Unfinished rows are listed as such.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RUNS = ROOT / "runs" / "table1"
+RECIPE = Path(__file__).with_name("table1_recipe.json")
+MODELS = ["lstm_sa_h32", "lstm_sa_h64", "lstm_sa_h128", "res_lstm_sa_h32", "res_lstm_sa_h64", "res_lstm_sa_h128"]
+INPUTS = {
+    "paper": "the paper's own features (librosa, original 48 kHz audio)",
+    "edge16k": "sertiny's NumPy front end, edge16k preset, on the 16 kHz FLAC copy",
+}
+# Table I of the paper (and PAPER_FACTS.md): mean, std, max UAR over 10 seeds; parameters.
+PAPER = {
+    "lstm_sa_h32": (0.5352, 0.0123, 0.5547, "10.6 k"),
+    "lstm_sa_h64": (0.5751, 0.0108, 0.5996, "28.3 k"),
+    "lstm_sa_h128": (0.5895, 0.0076, 0.6022, "91.6 k"),
+    "res_lstm_sa_h32": (0.6130, 0.0111, 0.6315, "28.0 k"),
+    "res_lstm_sa_h64": (0.6232, 0.0119, 0.6517, "46.8 k"),
+    "res_lstm_sa_h128": (0.6107, 0.0134, 0.6348, "108.9 k"),
+}
+
+
+def recipe_for(model):
+    recipe = json.loads(RECIPE.read_text())
+    params = dict(recipe["default"])
+    params.update(recipe.get("per_model", {}).get(model, {}))
+    return params
+
+
+def load_input(name):
+    from sertiny.features import get_preset
+    from sertiny.training.data import DataSpec, load_table
+
+    if name == "paper":
+        spec = DataSpec(kind="paper_npz", path=str(DATA / "ravdess48k_paper_features.npz"))
+        return spec, load_table(spec)
+    spec = DataSpec(kind="audio", path=str(DATA / "ravdess16k"), dataset="ravdess")
+    return spec, load_table(spec, get_preset(name))
+
+
+def run(args):
+    from sertiny.training import TrainConfig, train
+
+    for input_name in args.inputs:
+        spec, table = load_input(input_name)
+        for model in args.models:
+            config = TrainConfig(model=model, seeds=tuple(args.seeds), **recipe_for(model))
+            out = RUNS / input_name / model
+            print(f"== {input_name} / {model} -> {out}", flush=True)
+            metrics = train(table, config, out, data_spec=spec, jobs=args.jobs, progress=not args.quiet)
+            print(f"   UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f} (max {metrics['uar_max']:.4f})", flush=True)
+
+
+def _machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}"
+
+
+def _row(input_name, model):
+    path = RUNS / input_name / model / "metrics.json"
+    paper_mean, paper_std, paper_max, paper_params = PAPER[model]
+    if not path.exists():
+        return f"| {model} | not run yet | | | {paper_mean:.4f} ± {paper_std:.4f} | {paper_max:.4f} | {paper_params} |"
+    m = json.loads(path.read_text())
+    delta = 100 * (m["uar_mean"] - paper_mean)
+    return (f"| {model} | {m['uar_mean']:.4f} ± {m['uar_std']:.4f} ({m['n_seeds']} seeds) | {m['uar_max']:.4f} | "
+            f"{delta:+.1f} pp | {paper_mean:.4f} ± {paper_std:.4f} | {paper_max:.4f} | "
+            f"{m['trainable_params']:,} Keras ({paper_params} paper) |")
+
+
+def report(args):
+    lines = [
+        "# Table I reproduced",
+        "",
+        f"Written by `python scripts/table1.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"machine: {_machine()}. Runs made with `python scripts/table1.py run` (see the per-run `train_config.json` "
+        "under `runs/table1/`).",
+        "",
+        "Recipe (a documented fixed choice, not yet tuned per model; `scripts/table1_recipe.json`):",
+        "",
+        "```json",
+        RECIPE.read_text().strip(),
+        "```",
+        "",
+    ]
+    for input_name, description in INPUTS.items():
+        lines += [f"## Input: {input_name} — {description}", "",
+                  "| model | UAR mean ± std (ours) | UAR max | vs paper mean | paper mean ± std | paper max | params |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [_row(input_name, m) for m in MODELS]
+        lines.append("")
+    text = "\n".join(lines) + "\n" + (args.notes.read_text() if args.notes and args.notes.exists() else "")
+    from sertiny._io import atomic_write_text
+
+    atomic_write_text(args.out, text)
+    print(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run")
+    p_run.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p_run.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS))
+    p_run.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    p_run.add_argument("--jobs", type=int, default=1)
+    p_run.add_argument("--quiet", action="store_true")
+    p_rep = sub.add_parser("report")
+    p_rep.add_argument("--out", type=Path, default=ROOT / "results" / "table1.md")
+    p_rep.add_argument("--notes", type=Path, default=ROOT / "results" / "table1_notes.md",
+                       help="hand-written findings appended below the table")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()
