@@ -38,7 +38,7 @@ PAPER = {
 
 def recipe_for(model):
     recipe = json.loads(RECIPE.read_text())
-    params = dict(recipe["default"])
+    params = dict(recipe["default"])  # "why" documents the choice; not a TrainConfig field
     params.update(recipe.get("per_model", {}).get(model, {}))
     return params
 

@@ -130,3 +130,12 @@ def test_killed_run_resumes_without_redoing_finished_folds(paper_npz, tmp_path):
         assert path.stat().st_mtime_ns == stamp, f"{path} was retrained"
     assert not list(out.rglob("*.tmp*")), "a temporary file was left behind"
     assert json.loads((out / "metrics.json").read_text())["n_seeds"] == 1
+
+
+def test_adding_seeds_to_a_run_keeps_the_seeds_already_trained(small_table, tmp_path):
+    recipe = dict(TINY, epochs=1, n_folds=2)
+    train(small_table, TrainConfig(**recipe, seeds=(0,)), tmp_path / "run", progress=False)
+    stamp = (tmp_path / "run/seed_0/fold_1/weights.npz").stat().st_mtime_ns
+    metrics = train(small_table, TrainConfig(**recipe, seeds=(0, 1)), tmp_path / "run", progress=False)
+    assert (tmp_path / "run/seed_0/fold_1/weights.npz").stat().st_mtime_ns == stamp
+    assert sorted(metrics["uar_per_seed"]) == ["0", "1"]

@@ -106,12 +106,17 @@ def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
     existing = out_dir / "train_config.json"
     if existing.exists() and not overwrite:
         old = read_json(existing)
-        if old != config.to_dict() or read_json(out_dir / "feature_config.json") != feature_config.to_dict():
+        if _without_seeds(old) != _without_seeds(config.to_dict()) or read_json(
+            out_dir / "feature_config.json"
+        ) != feature_config.to_dict():
             raise ArtifactError(
                 f"{out_dir} holds a run with a different training or feature config. "
                 "Use another --out, or --overwrite to start again there."
             )
-        return  # same config: resume
+        # Same recipe: resume. Seeds are independent repetitions, so a run may grow
+        # from --seeds 0 to --seeds 0,1,2 and keep what the first seed already did.
+        atomic_write_json(existing, config.to_dict())
+        return
     if overwrite and out_dir.exists():
         import shutil
 
@@ -120,6 +125,10 @@ def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
     atomic_write_json(out_dir / "feature_config.json", feature_config.to_dict())
     atomic_write_json(out_dir / "run.json", run_info)
     atomic_write_json(out_dir / "train_config.json", config.to_dict())  # last: marks a valid run
+
+
+def _without_seeds(config_dict):
+    return {k: v for k, v in config_dict.items() if k != "seeds"}
 
 
 def fold_dir(out_dir, seed, fold):

@@ -1,0 +1,33 @@
+"""``sertiny quickstart``: the whole pipeline with small defaults."""
+
+import click
+
+
+@click.command("quickstart")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", default="quickstart", show_default=True, type=click.Path(file_okay=False),
+              help="Where the run, bundle, benchmark and report go.")
+@click.option("--model", default="res_lstm_sa_h64", show_default=True, help="Model to train.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1), help="Epochs per fold (the paper uses 100).")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel.")
+@click.option("--dataset", default="auto", show_default=True,
+              type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]), help="Corpus layout of DATA_DIR.")
+@click.option("--preset", default="edge16k", show_default=True, help="Front-end preset.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def quickstart_command(data_dir, out_dir, model, epochs, jobs, dataset, preset, quiet):
+    """Data summary -> train -> export int8 (full + streaming) -> bench -> infer, in minutes.
+
+    DATA_DIR is a corpus: RAVDESS (16 kHz copy or the original 48 kHz WAVs, Actor_NN/),
+    EMO-DB (wav/), one folder per label, or a CSV manifest path,label,speaker.
+
+    \b
+    Example:
+      sertiny quickstart ../shared/data/ravdess16k --out quickstart
+    """
+    from ..quickstart import QuickstartConfig, quickstart
+
+    config = QuickstartConfig(model=model, epochs=epochs, jobs=jobs, dataset=dataset, preset=preset)
+    quickstart(data_dir, out_dir, config, progress=not quiet)
+
+
+COMMANDS = [quickstart_command]
