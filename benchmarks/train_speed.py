@@ -13,7 +13,6 @@ The PyTorch side needs torch (``pip install torch==2.13.0``); it is skipped if a
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,62 +58,19 @@ def time_sertiny(train, y_train, val, y_val, epochs, batch_size=32):
 
 
 def time_torch(train, y_train, val, y_val, epochs, batch_size=32):
-    """A PyTorch loop written the way the paper's reference code trains (packed sequences)."""
+    """The reference-style PyTorch loop (benchmarks/torch_reference.py), same clips and batch."""
     import torch
-    from torch import nn
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-    torch.manual_seed(0)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from torch_reference import ReferenceTrainer
 
-    class ResLSTMSA(nn.Module):
-        def __init__(self, n_in=46, hidden=64, n_classes=8, dropout=0.3):
-            super().__init__()
-            self.lstm1 = nn.LSTM(n_in, n_in, batch_first=True)
-            self.lstm2 = nn.LSTM(n_in, hidden, batch_first=True)
-            self.u = nn.Parameter(nn.init.xavier_normal_(torch.empty(hidden, 1)))
-            self.bn_in, self.bn_out = nn.BatchNorm1d(n_in), nn.BatchNorm1d(hidden)
-            self.drop, self.fc = nn.Dropout(dropout), nn.Linear(hidden, n_classes)
-
-        def _run(self, lstm, x, lengths):
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            out, _ = lstm(packed)
-            return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
-
-        def forward(self, x, lengths):
-            r = self._run(self.lstm1, x, lengths) + x
-            r = self.bn_in(r.transpose(1, 2)).transpose(1, 2)
-            h = self._run(self.lstm2, r, lengths)
-            alpha = torch.softmax((h @ self.u).squeeze(-1), dim=1)
-            context = self.bn_out((h * alpha.unsqueeze(-1)).sum(1))
-            return self.fc(self.drop(context))
-
-    model = ResLSTMSA()
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=10, eta_min=2e-6)
-    loss_fn = nn.CrossEntropyLoss()
-    to_t = lambda clips: [torch.from_numpy(np.ascontiguousarray(c)) for c in clips]  # noqa: E731
-    train_t, val_t = to_t(train), to_t(val)
-    y_train_t, y_val_t = torch.from_numpy(y_train), torch.from_numpy(y_val)
-
-    def batches(seqs, labels, shuffle):
-        order = torch.randperm(len(seqs)) if shuffle else torch.arange(len(seqs))
-        for i in range(0, len(seqs), batch_size):
-            idx = order[i : i + batch_size]
-            group = [seqs[j] for j in idx]
-            yield pad_sequence(group, batch_first=True), labels[idx], torch.tensor([len(g) for g in group])
-
+    trainer = ReferenceTrainer(lr=2e-4, weight_decay=1e-4, batch_size=batch_size)
+    as_t = lambda clips: [torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)) for c in clips]  # noqa: E731
+    train_t, val_t, y_train_t = as_t(train), as_t(val), torch.from_numpy(np.asarray(y_train))
     stamps = [time.perf_counter()]
     for _ in range(epochs + 1):
-        model.train()
-        for x, y, lengths in batches(train_t, y_train_t, True):
-            optimizer.zero_grad()
-            loss_fn(model(x, lengths), y).backward()
-            optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            for x, y, lengths in batches(val_t, y_val_t, False):
-                model(x, lengths)
-        scheduler.step()
+        trainer.epoch(train_t, y_train_t)
+        trainer.predict(val_t)  # the protocol validates every epoch
         stamps.append(time.perf_counter())
     per_epoch = np.diff(stamps)
     return {"first_epoch_s": float(per_epoch[0]), "epoch_s": float(np.median(per_epoch[1:])),

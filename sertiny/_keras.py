@@ -16,6 +16,9 @@ from .errors import MissingDependencyError, SertinyError
 def import_keras(backend="jax"):
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", backend)
+        # Keras imports TensorFlow (for tf.data) even on JAX; keep its C++ start-up chatter
+        # (oneDNN notices, absl warnings) off the user's terminal.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import keras
     except ImportError as exc:

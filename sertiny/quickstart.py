@@ -126,13 +126,10 @@ def _report(out_dir, metrics, manifest, bench, predictions, timings):
 
 
 def _latencies(bench):
+    """Invoke latency percentiles (ms, one thread) per variant from a run_bench result."""
     if not isinstance(bench, dict):
         return {}
-    out = {}
-    for name, v in bench.get("variants", {}).items():
-        lat = v.get("latency_ms") or v.get("invoke_ms") or {}
-        out[name] = lat
-    return out
+    return {v["name"]: v.get("latency", {}).get("1") for v in bench.get("variants", [])}
 
 
 def _markdown(report):

@@ -43,6 +43,7 @@ class ModelConfig(Config):
 
     def __post_init__(self):
         owner = "ModelConfig"
+        _ensure_builtin_families()
         check_choice(owner, "family", self.family, set(_FAMILIES))
         check_int(owner, "hidden", self.hidden, min_value=1)
         check_int(owner, "n_features", self.n_features, min_value=1)

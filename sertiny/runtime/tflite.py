@@ -33,13 +33,28 @@ def interpreter_class(prefer=None):
     )
 
 
-def load_interpreter(model, *, num_threads=None, prefer=None, source=None):
+KERNELS = ("optimized", "reference")
+
+
+def load_interpreter(model, *, num_threads=None, prefer=None, source=None, kernels="optimized"):
     """An allocated interpreter for a .tflite path or model bytes; clear error if truncated.
 
     ``source`` names the file in error messages when ``model`` is bytes read from it.
+    ``kernels="reference"`` selects TFLite's portable reference kernels (no XNNPACK, no
+    SIMD paths): slower, but for a given runtime version they compute the same bits on every
+    CPU, which cross-device checks need. The optimized kernels of different builds round
+    int8 requantisation differently in the last bit, and an int8 LSTM carries such a bit
+    through every step.
     """
+    from .._config import check_choice
+
+    check_choice("load_interpreter", "kernels", kernels, KERNELS)
     cls, _ = interpreter_class(prefer)
     kwargs = {"num_threads": num_threads} if num_threads else {}
+    if kernels == "reference":
+        import sys
+
+        kwargs["experimental_op_resolver_type"] = sys.modules[cls.__module__].OpResolverType.BUILTIN_REF
     is_bytes = isinstance(model, (bytes, bytearray))
     try:
         if is_bytes:

@@ -5,6 +5,15 @@
 """
 
 from .config import TrainConfig
-from .run import train
 
 __all__ = ["TrainConfig", "train"]
+
+
+def __getattr__(name):
+    # Lazy: the device path imports sertiny.training.inputs (padding/cropping shared with
+    # training) and must not pay for the protocol and report modules.
+    if name == "train":
+        from .run import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

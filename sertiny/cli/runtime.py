@@ -1,0 +1,123 @@
+"""``sertiny infer`` and ``sertiny listen``: the device commands (numpy + a TFLite runtime)."""
+
+import click
+
+# Copies of sertiny.runtime defaults: this module may import only click at load time.
+_DEFAULT_SILENCE_DB = -55.0
+_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+_RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+def _variant_option(f):
+    return click.option("--variant", default=None, metavar="NAME",
+                        help="Bundle variant to run, e.g. f32 or int8 [default: int8 if present].")(f)
+
+
+def _silence_option(f):
+    return click.option("--silence-db", type=float, default=_DEFAULT_SILENCE_DB, show_default=True,
+                        help="Windows whose loudest block is below this level (dBFS) are reported as silence.")(f)
+
+
+@click.command("infer")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("audio", nargs=-1, required=True, type=click.Path())
+@_variant_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file (JSON Lines).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="TFLite interpreter threads.")
+@_silence_option
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Classes shown per file in the text output.")
+@click.option("--runtime", type=click.Choice(_RUNTIMES), default=None,
+              help="TFLite runtime to use [default: the lightest installed].")
+@click.option("--kernels", type=click.Choice(("optimized", "reference")), default="optimized", show_default=True,
+              help="reference: TFLite's portable kernels, slower but bit-identical across CPUs (cross-device checks).")
+def infer(bundle, audio, variant, as_json, threads, silence_db, top, runtime, kernels):
+    """Classify audio files with a bundle (the Raspberry Pi path).
+
+    AUDIO may be files or folders (searched for .wav/.flac/.ogg). Clips longer than the
+    model's T frames are scored in half-overlapping windows whose probabilities are
+    averaged; silent windows are skipped, and an all-silent clip is reported as silence.
+    A file that cannot be read is reported and the others still run (exit status 1).
+    """
+    import json
+    import sys
+
+    from ..errors import AudioError
+    from ..runtime.classifier import Classifier
+
+    clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db, runtime=runtime,
+                               kernels=kernels)
+    failed = 0
+    for path in _expand_audio(audio):
+        try:
+            prediction = clf.classify_file(path)
+        except AudioError as exc:
+            failed += 1
+            if as_json:
+                click.echo(json.dumps({"file": str(path), "error": exc.reason}))
+            click.secho(f"Error: {exc}", err=True, fg="red")
+            continue
+        if as_json:
+            click.echo(json.dumps({**prediction.to_dict(), "variant": clf.variant.name}))
+        else:
+            click.echo(_format_prediction(prediction, top, silence_db))
+    if failed:
+        sys.exit(1)
+
+
+def _expand_audio(paths):
+    """Files as given; folders expanded to their audio files, sorted."""
+    from pathlib import Path
+
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from sorted(f for f in p.rglob("*") if f.suffix.lower() in _AUDIO_EXTENSIONS)
+        else:
+            yield p
+
+
+def _format_prediction(p, top, silence_db):
+    if p.silent:
+        return f"{p.source}  (silence: loudest block {p.level_db:.1f} dBFS < {silence_db:g} dBFS)"
+    order = sorted(range(len(p.labels)), key=lambda i: -p.probabilities[i])[:top]
+    others = ", ".join(f"{p.labels[i]} {p.probabilities[i]:.2f}" for i in order[1:])
+    windows = f"  [{p.windows} windows]" if p.windows > 1 else ""
+    return f"{p.source}  {p.label} {p.confidence:.2f}" + (f"  ({others})" if others else "") + windows
+
+
+@click.command("listen")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False), required=False)
+@_variant_option
+@click.option("--device", default=None, help="Input device index or name substring (see --list-devices).")
+@click.option("--list-devices", is_flag=True, help="List audio devices and exit.")
+@click.option("--samplerate", type=click.IntRange(min=8000), default=None,
+              help="Open the device at this rate and resample [default: the front end's rate].")
+@click.option("--hop", "hop_seconds", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
+              help="Seconds between classifications.")
+@click.option("--smoothing", type=click.FloatRange(0.0, 0.99), default=0.6, show_default=True,
+              help="Weight of the previous average in the moving average of probabilities.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="TFLite interpreter threads.")
+@_silence_option
+def listen(bundle, variant, device, list_devices, samplerate, hop_seconds, smoothing, threads, silence_db):
+    """Classify the live microphone on one updating line (Ctrl-C stops).
+
+    The last T frames of audio are classified every --hop seconds, exactly as 'infer'
+    classifies a clip; the label shown is the argmax of a moving average of the windows'
+    probabilities. Needs sounddevice and PortAudio (sudo apt-get install libportaudio2).
+    """
+    from ..runtime.classifier import Classifier
+    from ..runtime.stream import import_sounddevice, listen as run_listen
+
+    if list_devices:
+        devices = import_sounddevice().query_devices()
+        click.echo(str(devices) if len(devices) else "No audio devices found (PortAudio sees none).")
+        return
+    if bundle is None:
+        raise click.UsageError("Missing argument 'BUNDLE'.")
+    import_sounddevice()  # fail before loading the model if PortAudio is missing
+    clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db)
+    device = int(device) if device is not None and device.isdigit() else device
+    run_listen(clf, device=device, input_rate=samplerate, hop_seconds=hop_seconds, smoothing=smoothing)
+
+
+COMMANDS = [infer, listen]

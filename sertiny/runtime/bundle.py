@@ -1,0 +1,239 @@
+"""Read and check a device bundle (``sertiny.json`` plus its ``.tflite`` files).
+
+A bundle is everything a device needs to turn audio into a label: the front-end config,
+the normalisation statistics, the label names, the sequence length T and one or more
+TFLite variants. Every inconsistency a device could otherwise only discover as a wrong
+answer (a front end this version cannot compute, statistics of another width, a label
+list that does not match the model's output, a file cut short in a copy) is turned here
+into an :class:`~sertiny.errors.ArtifactError` that names the offending file.
+
+numpy only: this module is on the device path.
+"""
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+from .._io import read_json
+from ..errors import ArtifactError, ParameterError
+from ..features.config import FeatureConfig
+from ..features.normalize import NormStats
+
+MANIFEST_NAME = "sertiny.json"
+BUNDLE_FORMAT = "sertiny-bundle"
+SUPPORTED_FORMAT_VERSIONS = (1,)
+PROFILES = ("full", "chunked")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One TFLite model of a bundle.
+
+    Attributes:
+        name: key in the manifest (``"f32"``, ``"int8"``, ``"int8_chunk1"``, ...).
+        path: the ``.tflite`` file.
+        profile: ``"full"`` (input ``(1, T, F)``, output ``(1, C)``) or ``"chunked"``
+            (run by :class:`sertiny.runtime.chunked.ChunkedRunner`).
+        meta: the variant's manifest entry, as written by the exporter.
+    """
+
+    name: str
+    path: Path
+    profile: str
+    meta: dict
+
+    @property
+    def quantized(self):
+        """True for integer models: by the exporter's ``quantization``/``dtype`` if recorded,
+        else by an input scale or an ``int`` name."""
+        kind = self.meta.get("quantization") or self.meta.get("dtype")
+        if isinstance(kind, str):
+            return kind.startswith("int")
+        return "scale" in (self.meta.get("input") or {}) or self.name.startswith("int")
+
+    @property
+    def size_bytes(self):
+        return self.path.stat().st_size
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """A checked bundle. Build it with :meth:`Bundle.load`.
+
+    Attributes:
+        path: the bundle directory.
+        labels: class names, in the order of the model's output.
+        feature_config: the front end the model was trained on.
+        norm: per-feature statistics applied before the model.
+        seq_len: frames per model input (T).
+        variants: name -> :class:`Variant`, in manifest order.
+        metrics: the exporter's accuracy figures (``float_uar``, ``int8_uar``, ...).
+        manifest: the raw ``sertiny.json`` dict, for anything else a caller needs.
+    """
+
+    path: Path
+    labels: tuple
+    feature_config: FeatureConfig
+    norm: NormStats
+    seq_len: int
+    variants: dict
+    metrics: dict
+    manifest: dict
+
+    @classmethod
+    def load(cls, path):
+        """Read ``path/sertiny.json`` and check it against the files beside it.
+
+        Raises:
+            ArtifactError: naming the manifest or .tflite file at fault and what to do.
+        """
+        path = Path(path)
+        manifest_path = path / MANIFEST_NAME if path.is_dir() else path
+        if not manifest_path.is_file():
+            raise ArtifactError(
+                f"{path}: not a sertiny bundle (no {MANIFEST_NAME}). Make one with "
+                "'sertiny export RUN --int8 --out DIR' and pass that DIR."
+            )
+        manifest = read_json(manifest_path)
+        return _parse_manifest(manifest_path, manifest)
+
+    @property
+    def n_features(self):
+        return self.feature_config.n_features
+
+    @property
+    def default_variant(self):
+        """``int8`` when the bundle has it (the deployed model), else the first variant."""
+        return "int8" if "int8" in self.variants else next(iter(self.variants))
+
+    def variant(self, name=None):
+        """The :class:`Variant` called ``name`` (default: :attr:`default_variant`)."""
+        name = name or self.default_variant
+        if name not in self.variants:
+            raise ArtifactError(
+                f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
+                f"{', '.join(self.variants)}."
+            )
+        return self.variants[name]
+
+    def uar(self, variant_name):
+        """The exporter's UAR for a variant (its own ``uar`` if recorded), or None."""
+        meta = self.variant(variant_name).meta
+        if isinstance(meta.get("uar"), (int, float)):
+            return float(meta["uar"])
+        key = "int8_uar" if self.variant(variant_name).quantized else "float_uar"
+        value = self.metrics.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+def _parse_manifest(manifest_path, manifest):
+    """Validate every field the device path relies on; return a :class:`Bundle`."""
+
+    def fail(reason):
+        raise ArtifactError(f"{manifest_path}: {reason}")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        fail(f"not a sertiny bundle manifest (expected \"format\": \"{BUNDLE_FORMAT}\").")
+    version = manifest.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        fail(
+            f"bundle format_version {version!r} is not supported by this sertiny (reads "
+            f"{list(SUPPORTED_FORMAT_VERSIONS)}). Upgrade sertiny on this device or re-export the bundle with it."
+        )
+    for key in ("labels", "feature_config", "norm", "seq_len", "variants"):
+        if key not in manifest:
+            fail(f"missing the '{key}' field; the bundle is incomplete. Re-export it.")
+
+    try:
+        feature_config = FeatureConfig.from_dict(manifest["feature_config"])
+    except (ParameterError, TypeError) as exc:
+        fail(
+            f"its front-end config cannot be computed by this sertiny ({exc}). Install the sertiny "
+            "version that exported the bundle (see 'sertiny_version' in the file) or re-export it."
+        )
+    try:
+        norm = NormStats.from_dict(manifest["norm"])
+    except (ParameterError, ArtifactError) as exc:
+        fail(f"bad normalisation statistics ({exc}). Re-export the bundle.")
+    if norm.n_features != feature_config.n_features:
+        fail(
+            f"the normalisation statistics have {norm.n_features} features but the front end "
+            f"makes {feature_config.n_features}; they come from different runs. Re-export the bundle."
+        )
+
+    labels = _check_labels(manifest["labels"], fail)
+    seq_len = manifest["seq_len"]
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        fail(f"'seq_len' must be a positive int; got {seq_len!r}.")
+    _check_model_section(manifest.get("model") or {}, len(labels), feature_config.n_features, seq_len, fail)
+    variants = _parse_variants(manifest_path, manifest["variants"], fail)
+    metrics = manifest.get("metrics") or {}
+    return Bundle(
+        path=manifest_path.parent,
+        labels=labels,
+        feature_config=feature_config,
+        norm=norm,
+        seq_len=seq_len,
+        variants=variants,
+        metrics=metrics if isinstance(metrics, dict) else {},
+        manifest=manifest,
+    )
+
+
+def _check_labels(labels, fail):
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+        fail(f"'labels' must be a list of at least two non-empty names; got {labels!r:.120}.")
+    if len(set(labels)) != len(labels):
+        fail(f"'labels' has duplicates: {labels}.")
+    return tuple(labels)
+
+
+def _check_model_section(model, n_labels, n_features, seq_len, fail):
+    """The model config, when present, must agree with labels, front end and T."""
+    expected = {"n_classes": n_labels, "n_features": n_features, "seq_len": seq_len}
+    for key, value in expected.items():
+        if key in model and model[key] != value:
+            fail(
+                f"the model was built for {key}={model[key]!r} but the bundle gives {value!r} "
+                f"({'labels' if key == 'n_classes' else 'feature_config' if key == 'n_features' else 'seq_len'}). "
+                "The label set or front end does not belong to this model; re-export the bundle."
+            )
+
+
+def _parse_variants(manifest_path, entries, fail):
+    if not isinstance(entries, dict) or not entries:
+        fail("'variants' must name at least one .tflite model.")
+    variants = {}
+    for name, meta in entries.items():
+        if not isinstance(meta, dict) or not isinstance(meta.get("file"), str):
+            fail(f"variant {name!r} has no 'file'.")
+        profile = meta.get("profile", "full")
+        if profile not in PROFILES:
+            fail(f"variant {name!r} has profile {profile!r}; this sertiny runs {list(PROFILES)}. Upgrade sertiny.")
+        variants[name] = Variant(name=name, path=manifest_path.parent / meta["file"], profile=profile, meta=meta)
+    return variants
+
+
+def check_variant_file(variant):
+    """Check that a variant's file exists and is the one the manifest describes.
+
+    Size and SHA-256 (when recorded) catch a copy cut short or a file swapped between
+    bundles, with a message naming the file, before the TFLite runtime sees it.
+    """
+    path = variant.path
+    if not path.is_file():
+        raise ArtifactError(f"{path}: model file missing from the bundle; copy the whole bundle directory.")
+    data = path.read_bytes()
+    expected = variant.meta.get("bytes")
+    if isinstance(expected, int) and len(data) != expected:
+        raise ArtifactError(
+            f"{path}: {len(data)} bytes but the bundle expects {expected}; the file is truncated "
+            "or was replaced. Copy the bundle again."
+        )
+    digest = variant.meta.get("sha256")
+    if isinstance(digest, str) and hashlib.sha256(data).hexdigest() != digest:
+        raise ArtifactError(
+            f"{path}: SHA-256 does not match the bundle's manifest; the file is corrupt or comes "
+            "from another export. Copy the bundle again."
+        )
+    return data
