@@ -131,6 +131,8 @@ def main():
     parser.add_argument("--t0", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--normalization", choices=["train", "global"], default="train",
+                        help="z-score stats from the fold's training speakers or from all clips (the reference)")
     args = parser.parse_args()
     import torch
 
@@ -138,7 +140,7 @@ def main():
     table = load_paper_features(NPZ)
     fold = ravdess_paper_folds()[args.fold - 1]
     tr, va, te = fold_indices(table.speakers, fold)
-    norm = fit_norm_stats([table.features[i] for i in tr])
+    norm = fit_norm_stats(table.features if args.normalization == "global" else [table.features[i] for i in tr])
     clips = lambda idx: [norm.apply(table.features[i]) for i in idx]  # noqa: E731
     start = time.time()
     pred, val_uar, best_epoch = train_fold(
