@@ -45,6 +45,9 @@ def _seed_list(ctx, param, value):
 @click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]")
 @click.option("--folds", type=click.Choice(["auto", "paper", "kfold", "loso"]),
               help="Speaker-independent split. [default: auto = paper folds on full RAVDESS, else kfold]")
+@click.option("--n-folds", type=click.IntRange(min=2), help="Folds for --folds kfold. [default: 5]")
+@click.option("--val-speakers", "n_val_speakers", type=click.IntRange(min=1),
+              help="Validation speakers per fold for kfold / loso. [default: 2]")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel processes.")
 @click.option("--deploy/--no-deploy", default=False, show_default=True,
               help="Also train the model to ship, on all speakers (for 'sertiny export').")

@@ -1,0 +1,39 @@
+"""`sertiny quickstart` end to end on four real RAVDESS actors with a tiny epoch budget."""
+
+import json
+
+import pytest
+
+pytest.importorskip("jax", reason="quickstart trains: needs the [train] extra")
+pytest.importorskip("tensorflow", reason="quickstart exports: needs the [train] extra")
+
+ACTORS = ("Actor_01", "Actor_02", "Actor_03", "Actor_04")
+
+
+@pytest.mark.slow
+def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
+    from click.testing import CliRunner
+
+    from sertiny.cli import main
+    from sertiny.runtime.bundle import Bundle
+    from sertiny.runtime.classifier import Classifier
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for actor in ACTORS:
+        (corpus / actor).symlink_to(shared_data / "ravdess16k" / actor, target_is_directory=True)
+    out = tmp_path / "qs"
+    result = CliRunner().invoke(main, ["quickstart", str(corpus), "--out", str(out), "--epochs", "1",
+                                       "--jobs", "1", "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for name in ("quickstart_config.json", "quickstart_report.json", "REPORT.md", "run/metrics.json",
+                 "run/confusion.png", "run/deploy/weights.npz", "bundle/sertiny.json", "bundle/model_int8.tflite",
+                 "bundle/model_f32.tflite", "bundle/model_int8.h", "bundle/model_int8.cc", "bundle/MODEL_CARD.md"):
+        assert (out / name).exists(), name
+    bundle = Bundle.load(out / "bundle")
+    assert any(v.get("profile") == "chunked" for v in json.loads((out / "bundle/sertiny.json").read_text())["variants"].values())
+    assert len(bundle.labels) == 8
+    report = json.loads((out / "quickstart_report.json").read_text())
+    assert len(report["predictions"]) == 3
+    clip = next((shared_data / "ravdess16k" / "Actor_01").glob("*.flac"))
+    assert Classifier.from_path(out / "bundle").classify_file(clip).label in bundle.labels
