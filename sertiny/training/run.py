@@ -53,10 +53,17 @@ def _run_serial(ctx, pending, progress):
             fold_bar.update(1)
 
 
+# One XLA thread per worker process: two single-threaded folds beat one fold on two
+# threads for these small recurrent matmuls. Set before JAX is imported in that process.
+SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def pin_single_thread():
+    os.environ["XLA_FLAGS"] = SINGLE_THREAD_XLA_FLAGS
+
+
 def _worker_init():
-    # One XLA thread per worker: two single-threaded folds beat one fold on two threads
-    # for these small recurrent matmuls.
-    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    pin_single_thread()
 
 
 def _worker(ctx, seed, fold):
