@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
 
 RAVDESS_SPEAKERS = {f"{i:02d}" for i in range(1, 25)}
+RUN_FORMAT_VERSION = 1  # bump when the run directory layout changes; export checks it
 
 
 def resolve_folds(table, config):
@@ -87,6 +88,8 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
     )
     folds = resolve_folds(table, config)
     run_info = {
+        "format": "sertiny-run",
+        "format_version": RUN_FORMAT_VERSION,
         "sertiny_version": __version__,
         "label_names": list(table.label_names),
         "seq_len": seq_len,

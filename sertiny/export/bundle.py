@@ -1,0 +1,273 @@
+"""``export_run``: a training run -> a device bundle (see the ``sertiny.json`` format below).
+
+Steps, each checked before the next: read and check the run (configs, weights, norm,
+features); measure parity on every fold's held-out speakers; build the shipped model's
+variants; measure the TFLite Micro arena and check every op against LiteRT; write the
+bundle into a temporary directory that is renamed into place only when complete.
+
+``sertiny.json`` (format_version 1)::
+
+    {"format": "sertiny-bundle", "format_version": 1,
+     "model": <ModelConfig>, "labels": [...], "feature_config": <FeatureConfig>,
+     "norm": {"mean": [...], "std": [...]}, "seq_len": T,
+     "variants": {"f32":  {"file": "model_f32.tflite", "profile": "full", "bytes", "sha256", "ops", ...},
+                  "int8": {..., "input": {"scale", "zero_point"}, "output": {...}, "arena_bytes"},
+                  "int8_chunk1": {"profile": "chunked", "chunk": 1, "inputs": [...], "outputs": [...],
+                                  "head": {...}, ...}},
+     "metrics": {"float_uar", "int8_uar", "int8_agreement", "variants": {...}, "per_fold": [...]},
+     "weights": "deploy" | "seed0_fold3", "source_run", "created", "sertiny_version"}
+"""
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .._io import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
+from ..errors import ArtifactError, ParameterError
+from . import tflm
+from .carray import write_c_array
+from .config import ExportConfig
+from .convert import sha256
+from .graph import fold_weights
+from .parity import measure
+from .run import (
+    DEPLOY,
+    choose_weights,
+    fold_data,
+    load_run,
+    load_table,
+    load_weight_set,
+    parse_weights_name,
+)
+from .variants import build_variants, predict
+
+BUNDLE_FORMAT = "sertiny-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MICRO_CHECK_CLIPS = 8  # clips run end to end under TFLite Micro and LiteRT
+
+
+def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None):
+    """Export a training run to a bundle directory; returns the manifest dict.
+
+    Raises :class:`~sertiny.errors.SertinyError` subclasses for every bad input (missing
+    or inconsistent run files, weights of another model, features of another front end,
+    an empty representative set); nothing is written then.
+    """
+    config = config or ExportConfig()
+    say = progress or (lambda message: None)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ArtifactError(f"{out_dir} already exists; choose another --out or pass --overwrite.")
+    run = load_run(run_dir)
+    if run.model_config.padding != "zeros":
+        raise ParameterError(
+            f"{run.path}: the model was trained with padding={run.model_config.padding!r}; this exporter "
+            "builds zero-padding models only (train with --padding zeros, the default)."
+        )
+    name, reason = choose_weights(run, config.weights)
+    weight_set = load_weight_set(run, name)
+    say(f"loading the run's features ({run.info.get('source', '?')})")
+    table = load_table(run)
+    fold = None if name == DEPLOY else run.fold(parse_weights_name(name)[1])
+    data = fold_data(run, table, weight_set, fold)
+    fw = fold_weights(weight_set.weights, run.model_config)
+
+    parity = None
+    if config.parity and run.folds:
+        parity = measure(run, table, config, progress=say)
+    say(f"converting the shipped model ({name})")
+    variants = build_variants(fw, run.model_config, config, data.train_clips, data.train_labels)
+    shipped = {k: v for k, v in variants.items() if _ships(k, config)}
+    if config.tflm:
+        for variant in shipped.values():
+            if variant.quantized:
+                say(f"TFLite Micro: arena and op check for {variant.name}")
+                variant.meta["tflm"] = micro_report(variant, data.train_clips[:MICRO_CHECK_CLIPS], run.seq_len)
+                variant.meta["arena_bytes"] = variant.meta["tflm"]["arena_bytes"]
+    manifest = _manifest(run, weight_set, name, reason, shipped, parity, config)
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        for variant in shipped.values():
+            _write_variant(tmp, variant, manifest["variants"][variant.name])
+        atomic_write_json(tmp / "sertiny.json", manifest)
+        atomic_write_text(tmp / "MODEL_CARD.md", model_card(manifest))
+        _shareable(tmp)
+    say(f"wrote {out_dir}")
+    return manifest
+
+
+def _shareable(directory):
+    """Give the bundle the usual umask permissions: the atomic writers' temporary files are
+    private (0600, directory 0700), but a bundle is copied to devices and other users."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+    for path in directory.iterdir():
+        os.chmod(path, 0o666 & ~umask)
+
+
+def _ships(name, config):
+    """Float chunked models are calibration/parity tools, shipped only without an integer mode."""
+    return not (name.startswith("f32_chunk") and (config.int8 or config.int16x8))
+
+
+def file_stem(name):
+    """Variant name -> file stem: ``int8`` -> ``model_int8``, ``int8_chunk1`` -> ``model_int8_chunk1``."""
+    return f"model_{name}"
+
+
+def _write_variant(directory, variant, entry):
+    stem = file_stem(variant.name)
+    atomic_write_bytes(directory / f"{stem}.tflite", variant.model)
+    if variant.quantized:
+        entry["c_source"] = write_c_array(directory, stem, variant.model, entry)
+
+
+def micro_report(variant, clips, seq_len):
+    """TFLite Micro figures for an int8 variant: arena (bisection), per-op LSB difference
+    to LiteRT, and end-to-end agreement with LiteRT on a few clips."""
+    from .variants import chunked_runner
+
+    io = {"inputs": variant.meta["inputs"] if variant.profile == "chunked" else [variant.meta["input"]]}
+    arena = tflm.arena_size(variant.model, io)
+    if variant.profile == "chunked":
+        trace = []
+        chunked_runner(variant).predict(clips[0], trace=trace)
+        op_inputs = trace[len(trace) // 2][0]  # mid-clip: states well away from zero
+    else:
+        from ..runtime.chunked import fit_frames
+        from ..runtime.tflite import load_interpreter, quantize
+
+        detail = load_interpreter(variant.model).get_input_details()[0]
+        op_inputs = [quantize(fit_frames(clips[0], seq_len, "zeros")[None], detail)]
+    op_lsb, worst_op = tflm.op_conformance(variant.model, op_inputs)
+    lite = predict(variant, clips, seq_len)
+    micro = predict(variant, clips, seq_len, interpreter=tflm.MicroAsLite(variant.model, arena))
+    report = {
+        "arena_bytes": int(arena),
+        "max_op_lsb_vs_litert": int(op_lsb),
+        "worst_op": worst_op,
+        "clips_compared": len(clips),
+        "end_to_end_max_abs_prob_diff": float(np.abs(lite - micro).max()),
+        "end_to_end_top1_agreement": float((lite.argmax(1) == micro.argmax(1)).mean()),
+    }
+    if variant.profile == "full":
+        report["end_to_end_max_lsb"] = round(report["end_to_end_max_abs_prob_diff"] / variant.meta["output"]["scale"])
+    return report
+
+
+def _manifest(run, weight_set, name, reason, variants, parity, config):
+    entries = {}
+    for vname, variant in variants.items():
+        entry = {"file": f"{file_stem(vname)}.tflite", **variant.meta, "sha256": sha256(variant.model)}
+        if parity and vname in parity["pooled"]:
+            pooled = parity["pooled"][vname]
+            entry.update({k: pooled[k] for k in ("uar", "agreement", "uar_drop_pp") if k in pooled})
+        entries[vname] = entry
+    return {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "model": run.model_config.to_dict(),
+        "labels": run.labels,
+        "feature_config": run.feature_config,
+        "norm": weight_set.norm.to_dict(),
+        "seq_len": run.seq_len,
+        "variants": entries,
+        "metrics": _metrics(parity),
+        "weights": name,
+        "weights_reason": reason,
+        "source_run": str(run.path.resolve()),
+        "source_data": run.info.get("source", "unknown"),
+        "train_config": run.train_config,
+        "export_config": config.to_dict(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sertiny_version": __version__,
+    }
+
+
+def _metrics(parity):
+    if parity is None:
+        return {}
+    pooled = parity["pooled"]
+    metrics = {
+        "evaluated_on": (f"held-out speakers of seed {parity['seed']}'s folds {parity['folds']} "
+                         f"(of {parity['n_folds']}; {parity['n_clips']} clips), each fold model exported "
+                         "with the same settings"),
+        "float_uar": pooled["f32"]["uar"],
+    }
+    if "int8" in pooled:
+        metrics.update(int8_uar=pooled["int8"]["uar"], int8_agreement=pooled["int8"]["agreement"],
+                       int8_uar_drop_pp=pooled["int8"]["uar_drop_pp"])
+    metrics["variants"] = {k: v for k, v in pooled.items() if k != "n"}
+    metrics["per_fold"] = parity["per_fold"]
+    return metrics
+
+
+def model_card(manifest):
+    """A short MODEL_CARD.md: what the bundle holds, how good it is, where it came from."""
+    m = manifest["model"]
+    metrics = manifest["metrics"]
+    lines = [
+        f"# {m['family']}_h{m['hidden']} speech emotion recognition ({len(manifest['labels'])} classes)",
+        "",
+        f"- **Weights shipped:** `{manifest['weights']}`: {manifest['weights_reason']}.",
+        f"- **Labels:** {', '.join(manifest['labels'])}.",
+        (f"- **Input:** T = {manifest['seq_len']} frames of {m['n_features']} features "
+        f"(MFCC + chroma, front end in `sertiny.json`), z-normalised with the statistics in "
+        "`sertiny.json`; shorter clips are zero-padded after normalisation, longer ones centre-cropped."),
+        (f"- **Source run:** `{manifest['source_run']}`; exported {manifest['created']} with sertiny "
+        f"{manifest['sertiny_version']}."),
+        "",
+        "## Variants",
+        "",
+        "| variant | profile | file | bytes | ops | TFLM arena (bytes) | UAR | agreement with float |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in manifest["variants"].items():
+        profile = v["profile"] + (f" (K = {v['chunk']})" if v.get("chunk") else "")
+        lines.append(
+            f"| {name} | {profile} | `{v['file']}` | {v['bytes']:,} | {v['ops']:,} | "
+            f"{_fmt(v.get('arena_bytes'), '{:,}')} | {_fmt(v.get('uar'), '{:.4f}')} | "
+            f"{_fmt(v.get('agreement'), '{:.2%}')} |"
+        )
+    lines += ["", "## Accuracy", ""]
+    if metrics:
+        lines += [
+            (f"Measured on {metrics['evaluated_on']}. The shipped model itself has no held-out speakers "
+            "when it is the deployment model (it trained on all of them); the fold figures estimate what "
+            "quantisation costs it."),
+            "",
+            f"- float32 UAR {metrics['float_uar']:.4f}",
+        ]
+        if "int8_uar" in metrics:
+            drop = metrics["int8_uar_drop_pp"]
+            change = f"{abs(drop):.2f} pp {'below' if drop > 0 else 'above'} float"
+            lines.append(f"- int8 UAR {metrics['int8_uar']:.4f} ({change}), "
+                         f"top-1 agreement with float {metrics['int8_agreement']:.2%}")
+    else:
+        lines.append("Not measured (exported with parity off).")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` (full profile, one invoke per clip).",
+        ("- Microcontrollers: the chunked variants (`model_int8_chunk<K>.h/.cc`), run K frames per invoke; "
+        "the firmware keeps the LSTM states and pools attention between invokes as "
+        "`firmware_bench/c_reference` shows."),
+        (f"- Trained on `{manifest['source_data']}`. A model trained on acted speech (such as RAVDESS) "
+        "will do worse on spontaneous speech, other languages and noisy rooms; not for decisions about people."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value, pattern):
+    return "n/a" if value is None else pattern.format(value)

@@ -1,0 +1,79 @@
+"""The export stage's config: which variants to build, how to calibrate, what to measure."""
+
+import dataclasses
+
+from .._config import Config, check_choice, check_float, check_int
+from .calibration import STRATEGIES
+from .graph import SCHEDULES
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportConfig(Config):
+    """How ``sertiny export`` turns a run into a bundle.
+
+    int8: build the full-integer model (int8 weights, activations, input and output).
+    int16x8: also build integer models with int16 activations and int8 weights
+        (``int16x8``, ``int16x8_chunk<K>``): the LSTM cell state keeps 256x finer steps,
+        for when int8 activations lose too much accuracy (measured in results/export.md).
+    float16, dynamic: also build float16-weight and dynamic-range (int8 weights, float
+        activations) full-unroll variants.
+    chunks: chunk sizes K of the chunked/streaming profile, e.g. ``(1,)``; shipped as
+        integer models (``int8_chunk<K>``, ``int16x8_chunk<K>``), or float
+        (``f32_chunk<K>``) when no integer mode is on.
+    schedule: full-unroll recurrence, ``wavefront`` (LSTM1 step t fused with LSTM2 step
+        t-1: half the ops) or ``sequential`` (layer after layer).
+    per_channel: int8 weights with per-output-channel scales (default per-tensor: TFLite
+        Micro then needs far less arena; see results/export.md for both).
+    calib_clips: training clips the int8 ranges are calibrated on (None = all).
+    calib_strategy: ``stratified`` (classes in turn) or ``random``.
+    calib_seed: which clips are drawn.
+    range_percentile: int8 activation ranges. 100 is the converter's own choice, the
+        min/max over all calibration samples; below 100, that percentile of the clips'
+        own extremes, so a few unusual clips do not coarsen the int8 step for all. The
+        default 90 was chosen on the measurements in results/export.md (agreement with
+        float up 3-4 points over min/max). int16x8 models always use min/max.
+    chunk_calib_samples: cap on (chunk, state) samples for a chunked model's calibration;
+        they come from running the float chunked model over the calibration clips.
+    weights: ``auto`` (the deploy model if the run has one, else the best fold model),
+        ``deploy`` or ``seed<S>_fold<K>``.
+    parity: measure float and int8 UAR and agreement on every fold's held-out speakers
+        (each fold's model exported with these same settings).
+    parity_seed: the run seed whose folds are measured (None = the first).
+    tflm: measure the TFLite Micro arena and check every op against LiteRT.
+    """
+
+    int8: bool = True
+    int16x8: bool = False
+    float16: bool = False
+    dynamic: bool = False
+    chunks: tuple = ()
+    schedule: str = "wavefront"
+    per_channel: bool = False
+    calib_clips: int | None = 200
+    calib_strategy: str = "stratified"
+    calib_seed: int = 0
+    range_percentile: float = 90.0
+    chunk_calib_samples: int | None = 4000
+    weights: str = "auto"
+    parity: bool = True
+    parity_seed: int | None = None
+    tflm: bool = True
+
+    def __post_init__(self):
+        owner = "ExportConfig"
+        object.__setattr__(self, "chunks", tuple(sorted({int(k) for k in self.chunks})))
+        for k in self.chunks:
+            check_int(owner, "chunks", k, min_value=1)
+        check_choice(owner, "schedule", self.schedule, set(SCHEDULES))
+        check_choice(owner, "calib_strategy", self.calib_strategy, set(STRATEGIES))
+        if self.calib_clips is not None:
+            check_int(owner, "calib_clips", self.calib_clips, min_value=1)
+        if self.chunk_calib_samples is not None:
+            check_int(owner, "chunk_calib_samples", self.chunk_calib_samples, min_value=1)
+        check_int(owner, "calib_seed", self.calib_seed, min_value=0)
+        check_float(owner, "range_percentile", self.range_percentile, min_value=50.0, max_value=100.0)
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["chunks"] = list(self.chunks)
+        return d

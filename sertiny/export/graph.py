@@ -1,0 +1,367 @@
+"""TensorFlow graphs of LSTM-SA / ResLSTM-SA built from the backend-free NumPy weights.
+
+Training runs Keras on JAX, and Keras fixes its backend per process, so export never goes
+through Keras: it folds the canonical weight dict (:mod:`sertiny.models.weights`) into a
+few constant matrices and writes the recurrence out step by step with raw TensorFlow ops.
+That also decides what the TFLite flatbuffer contains, which is what a microcontroller pays
+for (every op and every tensor costs flash and arena):
+
+* Gate columns are reordered from Keras' (i, f, c, o) to (i, f, o, g), so one LOGISTIC
+  covers the three sigmoid gates and one TANH the candidate: 11 ops per LSTM step.
+* BatchNorm is folded into the next affine op: ``bn_in`` into LSTM2's input kernel,
+  ``bn_out`` into the classifier. Inference-mode BatchNorm is affine, so this is exact.
+* The input projections of all steps are one matmul (a single FULLY_CONNECTED over
+  (steps, F)) instead of one per step.
+* ``schedule="wavefront"`` (ResLSTM only) runs LSTM1 at step t together with LSTM2 at step
+  t-1 as ONE cell over the concatenated state [h1, h2]: LSTM2's input at t-1 depends only on
+  h1 at t-1, so both fit one block matmul. That halves the ops of the unrolled graph at
+  the price of a zero block in the recurrent matrix (more weight bytes).
+
+Two graph families are built:
+
+* full unroll: (1, T, F) normalised features -> (1, C) probabilities, one invoke per clip.
+* chunked: K frames plus the LSTM states in, the next states and LSTM2's K outputs out.
+  Attention pooling, BatchNorm and the classifier run on the host between invokes (see
+  :mod:`sertiny.runtime.chunked`), where an online softmax accumulates them exactly.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import ArtifactError, ParameterError
+from ..models.weights import BN_EPSILON
+
+SCHEDULES = ("sequential", "wavefront")
+
+# Keras gate order (i, f, c, o) -> export order (i, f, o, c): the sigmoid gates first.
+_GATE_ORDER = (0, 1, 3, 2)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Lstm:
+    """One LSTM layer, gates in export order (i, f, o, g); ``kernel`` may have BN folded in."""
+
+    kernel: np.ndarray  # (F_in, 4U)
+    recurrent: np.ndarray  # (U, 4U)
+    bias: np.ndarray  # (4U,)
+
+    @property
+    def units(self):
+        return self.recurrent.shape[0]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FoldedWeights:
+    """The model as export consumes it: gates reordered, BatchNorms folded, float32.
+
+    ``lstm1`` is None for LSTM-SA. For ResLSTM-SA, ``lstm2.kernel``/``bias`` already include
+    ``bn_in``, so LSTM2's input projection is ``(h1 + x) @ kernel + bias``.
+    ``bn_scale``/``bn_shift`` is ``bn_out`` as one affine map and ``head_kernel``/``head_bias``
+    the classifier with it folded in (``context @ head_kernel + head_bias`` = logits).
+    """
+
+    lstm1: Lstm | None
+    lstm2: Lstm
+    attention: np.ndarray  # (H,)
+    bn_scale: np.ndarray  # (H,)
+    bn_shift: np.ndarray  # (H,)
+    dense_kernel: np.ndarray  # (H, C)
+    dense_bias: np.ndarray  # (C,)
+
+    @property
+    def residual(self):
+        return self.lstm1 is not None
+
+    @property
+    def n_features(self):
+        return self.lstm2.kernel.shape[0]
+
+    @property
+    def hidden(self):
+        return self.lstm2.units
+
+    @property
+    def n_classes(self):
+        return self.dense_bias.shape[0]
+
+    @property
+    def head_kernel(self):
+        return (self.bn_scale[:, None] * self.dense_kernel).astype(np.float32)
+
+    @property
+    def head_bias(self):
+        return (self.bn_shift @ self.dense_kernel + self.dense_bias).astype(np.float32)
+
+    def head_dict(self):
+        """The host-side head (attention vector, BatchNorm as scale/shift, classifier), JSON-able."""
+        return {
+            "attention_u": self.attention.tolist(),
+            "bn_scale": self.bn_scale.tolist(),
+            "bn_shift": self.bn_shift.tolist(),
+            "dense_kernel": self.dense_kernel.tolist(),
+            "dense_bias": self.dense_bias.tolist(),
+        }
+
+
+def _reorder_gates(a):
+    """Permute the last axis of a Keras gate-stacked array from (i, f, c, o) to (i, f, o, c)."""
+    blocks = np.split(np.asarray(a, dtype=np.float64), 4, axis=-1)
+    return np.concatenate([blocks[k] for k in _GATE_ORDER], axis=-1)
+
+
+def _bn_affine(w, prefix):
+    scale = w[f"{prefix}/gamma"] / np.sqrt(w[f"{prefix}/moving_variance"] + BN_EPSILON)
+    return scale, w[f"{prefix}/beta"] - w[f"{prefix}/moving_mean"] * scale
+
+
+def fold_weights(weights, model_config=None):
+    """Canonical weight dict -> :class:`FoldedWeights` (folding in float64, stored float32).
+
+    Checks the shapes against each other and, if given, against ``model_config``, so a
+    weights file from another architecture or feature set fails here with a clear message.
+    """
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    _check_shapes(w, model_config)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    lstm1 = None
+    kernel2, bias2 = _reorder_gates(w["lstm2/kernel"]), _reorder_gates(w["lstm2/bias"])
+    if "lstm1/kernel" in w:
+        lstm1 = Lstm(*(f32(_reorder_gates(w[f"lstm1/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
+        scale, shift = _bn_affine(w, "bn_in")
+        # BN(r + x) @ K + b = (r + x) @ (diag(scale) K) + (shift @ K + b)
+        kernel2, bias2 = scale[:, None] * kernel2, shift @ kernel2 + bias2
+    lstm2 = Lstm(f32(kernel2), f32(_reorder_gates(w["lstm2/recurrent_kernel"])), f32(bias2))
+    bn_scale, bn_shift = _bn_affine(w, "bn_out")
+    return FoldedWeights(
+        lstm1=lstm1,
+        lstm2=lstm2,
+        attention=f32(w["attention/u"].reshape(-1)),
+        bn_scale=f32(bn_scale),
+        bn_shift=f32(bn_shift),
+        dense_kernel=f32(w["dense/kernel"]),
+        dense_bias=f32(w["dense/bias"]),
+    )
+
+
+_REQUIRED = ("lstm2/kernel", "lstm2/recurrent_kernel", "lstm2/bias", "attention/u",
+             "bn_out/gamma", "bn_out/beta", "bn_out/moving_mean", "bn_out/moving_variance",
+             "dense/kernel", "dense/bias")
+_RESIDUAL = ("lstm1/kernel", "lstm1/recurrent_kernel", "lstm1/bias",
+             "bn_in/gamma", "bn_in/beta", "bn_in/moving_mean", "bn_in/moving_variance")
+
+
+def _check_shapes(w, config):
+    residual = "lstm1/kernel" in w
+    missing = [k for k in _REQUIRED + (_RESIDUAL if residual else ()) if k not in w]
+    if missing:
+        raise ArtifactError(f"The model weights lack {missing}; they do not come from an LSTM-SA/ResLSTM-SA run.")
+    n_features, four_h = w["lstm2/kernel"].shape
+    hidden = four_h // 4
+    expected = {
+        "lstm2/recurrent_kernel": (hidden, 4 * hidden),
+        "lstm2/bias": (4 * hidden,),
+        "attention/u": (hidden,),
+        "dense/kernel": (hidden, w["dense/bias"].shape[0]),
+    }
+    if residual:
+        expected.update({"lstm1/kernel": (n_features, 4 * n_features),
+                         "lstm1/recurrent_kernel": (n_features, 4 * n_features),
+                         "lstm1/bias": (4 * n_features,), "bn_in/gamma": (n_features,)})
+    for key, shape in expected.items():
+        if tuple(w[key].reshape(-1).shape if key == "attention/u" else w[key].shape) != shape:
+            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
+    if config is not None:
+        got = ("res_lstm_sa" if residual else "lstm_sa", hidden, n_features, w["dense/bias"].shape[0])
+        want = (config.family, config.hidden, config.n_features, config.n_classes)
+        if got != want:
+            raise ArtifactError(
+                f"The weights are a (family, hidden, n_features, n_classes) = {got} model but the run "
+                f"says {want}: the weights were trained on a different model or feature set."
+            )
+
+
+# --------------------------------------------------------------------------- TF graph pieces
+
+
+def _tf():
+    from ..errors import require
+
+    return require("tensorflow", "train")
+
+
+def _cell(tf, z_in, recurrent, h, c):
+    """One LSTM step on gate pre-activations ``z_in`` (input projection + bias).
+
+    ``h``/``c`` None means a zero state (the first step of a clip): the recurrent matmul
+    and the forget product are then skipped rather than computed on zeros.
+    """
+    z = z_in if h is None else z_in + tf.matmul(h, recurrent)
+    units = z.shape[-1] // 4
+    sigm, g = tf.split(z, [3 * units, units], axis=-1)
+    i, f, o = tf.split(tf.sigmoid(sigm), 3, axis=-1)
+    c_new = i * tf.tanh(g) if c is None else f * c + i * tf.tanh(g)
+    return o * tf.tanh(c_new), c_new
+
+
+def _project(tf, x, lstm):
+    """All steps' input projections in one FULLY_CONNECTED: (steps, F_in) -> (steps, 4U)."""
+    return tf.matmul(x, tf.constant(lstm.kernel)) + tf.constant(lstm.bias)
+
+
+def _rows(tf, a):
+    """Split (steps, n) into ``steps`` tensors of shape (1, n) with one op (UNPACK)."""
+    if a.shape[0] == 1:
+        return [a]
+    return [tf.expand_dims(r, 0) for r in tf.unstack(a, axis=0)]
+
+
+def _stack(tf, rows):
+    """(1, n) rows -> (steps, n). PACK, not CONCATENATION: TFLite Micro's concatenation
+    takes at most 10 inputs, its pack any number."""
+    if len(rows) == 1:
+        return rows[0]
+    return tf.reshape(tf.stack(rows, axis=0), (len(rows), rows[0].shape[-1]))
+
+
+def _run_lstm(tf, x, lstm, h=None, c=None):
+    """Run ``lstm`` over (steps, F_in); returns the (steps, U) outputs and the final (h, c)."""
+    recurrent = tf.constant(lstm.recurrent)
+    outputs = []
+    for z in _rows(tf, _project(tf, x, lstm)):
+        h, c = _cell(tf, z, recurrent, h, c)
+        outputs.append(h)
+    return _stack(tf, outputs), h, c
+
+
+def sequential_recurrence(tf, fw, x):
+    """(T, F) -> LSTM2 outputs (T, H): LSTM1 over all steps, then LSTM2 over all steps."""
+    if fw.residual:
+        h1, _, _ = _run_lstm(tf, x, fw.lstm1)
+        x = h1 + x
+    h2, _, _ = _run_lstm(tf, x, fw.lstm2)
+    return h2
+
+
+def wavefront_matrices(fw):
+    """Input and recurrent matrices of the fused (LSTM1 step t, LSTM2 step t-1) cell.
+
+    The fused cell's gate vector is laid out [i1 i2 | f1 f2 | o1 o2 | g1 g2] so that its
+    state is simply [h1, h2] and [c1, c2]. Returns ``(kernel (F, 4(F+H)), bias, recurrent
+    (F+H, 4(F+H)), layer2_columns (bool mask))``: ``x @ kernel + bias`` holds LSTM1's input
+    projection of a frame in the layer-1 columns and the frame's share of LSTM2's input
+    projection (the residual's ``x``, through folded BN) in the layer-2 columns.
+    """
+    l1, l2 = fw.lstm1, fw.lstm2
+    f, h = l1.units, l2.units
+
+    def interleave(a1, a2):
+        g1, g2 = np.split(a1, 4, axis=-1), np.split(a2, 4, axis=-1)
+        return np.concatenate([b for pair in zip(g1, g2) for b in pair], axis=-1)
+
+    kernel = interleave(l1.kernel, l2.kernel)
+    bias = interleave(l1.bias, l2.bias)
+    top = interleave(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
+    bottom = interleave(np.zeros((h, 4 * f), np.float32), l2.recurrent)
+    recurrent = np.concatenate([top, bottom], axis=0)
+    layer2 = np.tile(np.r_[np.zeros(f, bool), np.ones(h, bool)], 4)
+    return kernel.astype(np.float32), bias.astype(np.float32), recurrent.astype(np.float32), layer2
+
+
+def wavefront_recurrence(tf, fw, x):
+    """(T, F) -> LSTM2 outputs (T, H) with the fused two-layer cell, T + 1 ticks.
+
+    Tick k runs LSTM1 step k and LSTM2 step k-1. Its input pre-activations take the layer-1
+    columns of frame k's projection and the layer-2 columns of frame k-1's, a one-row shift
+    done once for all ticks (two PADs, two masking MULs, one ADD). The padding rows are zeros,
+    bias included, so at tick 0 LSTM2's candidate is tanh(0) = 0 and its state stays zero,
+    and the unused LSTM1 half of the last tick sees zeros.
+    """
+    if not fw.residual:
+        raise ParameterError("The wavefront schedule fuses two LSTM layers; LSTM-SA has one. Use 'sequential'.")
+    kernel, bias, recurrent, layer2 = wavefront_matrices(fw)
+    f = fw.lstm1.units
+    proj = tf.matmul(x, tf.constant(kernel)) + tf.constant(bias)  # (T, 4n)
+    current = tf.pad(proj, [[0, 1], [0, 0]])  # row k = frame k (zeros at k = T)
+    previous = tf.pad(proj, [[1, 0], [0, 0]])  # row k = frame k-1 (zeros at k = 0)
+    # Column select as two 0/1 masks rather than SELECT_V2, which the 16x8 quantiser lacks.
+    layer2 = layer2[None, :].astype(np.float32)
+    z_all = current * tf.constant(1.0 - layer2) + previous * tf.constant(layer2)
+    recurrent = tf.constant(recurrent)
+    h = c = None
+    outputs = []
+    for z in _rows(tf, z_all):
+        h, c = _cell(tf, z, recurrent, h, c)
+        outputs.append(h)
+    # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
+    states = _stack(tf, outputs[1:])  # (T, F + H)
+    return states[:, f:]
+
+
+def attention_head(tf, fw, h2):
+    """(T, H) LSTM2 outputs -> (1, C) probabilities: soft attention, folded BN + dense, softmax."""
+    scores = tf.reshape(tf.matmul(h2, tf.constant(fw.attention[:, None])), (1, -1))  # (1, T)
+    alpha = tf.nn.softmax(scores, axis=-1)
+    context = tf.matmul(alpha, h2)  # (1, H)
+    logits = tf.matmul(context, tf.constant(fw.head_kernel)) + tf.constant(fw.head_bias)
+    return tf.nn.softmax(logits, axis=-1)
+
+
+# --------------------------------------------------------------------------- public builders
+
+
+def full_unroll_function(fw, seq_len, *, schedule="wavefront"):
+    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, the recurrence unrolled."""
+    tf = _tf()
+    if schedule not in SCHEDULES:
+        raise ParameterError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
+    if schedule == "wavefront" and not fw.residual:
+        schedule = "sequential"  # one layer: nothing to fuse
+    recurrence = wavefront_recurrence if schedule == "wavefront" else sequential_recurrence
+    spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def model(features):
+        x = tf.reshape(features, (seq_len, fw.n_features))
+        return {"probabilities": attention_head(tf, fw, recurrence(tf, fw, x))}
+
+    return model
+
+
+def chunk_io(fw, chunk):
+    """Names and shapes of the chunked graph's inputs and outputs, in the model's order.
+
+    Inputs: ``frames`` (K, F) normalised features, then the state of each LSTM entering the
+    chunk. Outputs: ``h2_seq`` (K, H) LSTM2's output at every frame of the chunk (its last
+    row is the h2 state to feed back), then the other states leaving the chunk.
+    """
+    h, f = fw.hidden, fw.n_features
+    states = ([("h1", (1, f)), ("c1", (1, f))] if fw.residual else []) + [("h2", (1, h)), ("c2", (1, h))]
+    inputs = [("frames", (chunk, f))] + states
+    outputs = [("h2_seq", (chunk, h))] + [s for s in states if s[0] != "h2"]
+    return inputs, outputs
+
+
+def chunk_function(fw, chunk):
+    """A ``tf.function`` for the chunked profile (see :func:`chunk_io` for its signature).
+
+    The recurrence is unrolled over K frames with states in and out; it is always the
+    sequential schedule (the wavefront's one-frame lag would have to be carried across
+    invokes too, and at small K the fused cell's zero block costs more flash than it saves).
+    """
+    tf = _tf()
+    inputs, _ = chunk_io(fw, chunk)
+    specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def model(frames, *states):
+        state = dict(zip([n for n, _ in inputs[1:]], states))
+        x = frames
+        out = {}
+        if fw.residual:
+            h1, out["h1"], out["c1"] = _run_lstm(tf, x, fw.lstm1, state["h1"], state["c1"])
+            x = h1 + x
+        out["h2_seq"], _, out["c2"] = _run_lstm(tf, x, fw.lstm2, state["h2"], state["c2"])
+        return out
+
+    return model

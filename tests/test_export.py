@@ -1,0 +1,366 @@
+"""Tests for sertiny.export: graphs vs the NumPy reference, chunked = full, int8 under LiteRT
+and TFLite Micro, the firmware C reference, bad inputs, and the bundle round trip.
+
+Models are tiny (hidden 8, T = 13) with random weights, so the whole file runs in about a
+minute; the real ResLSTM-SA-h64 figures come from scripts/export_report.py.
+"""
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tflite_micro")
+
+from sertiny.errors import ArtifactError, ParameterError, SertinyError
+from sertiny.export import ExportConfig
+from sertiny.export.convert import compact, convert, describe, io_details
+from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
+from sertiny.models.weights import forward
+from sertiny.runtime.chunked import ChunkedRunner, OnlineAttention
+from sertiny.runtime.tflite import load_interpreter
+
+F, H, C, T = 46, 8, 8, 13  # T = 13: not a multiple of the chunk sizes 3 and 5
+C_REFERENCE = Path(__file__).resolve().parents[1] / "firmware_bench" / "c_reference"
+
+
+def random_weights(family="res_lstm_sa", hidden=H, seed=0):
+    """Canonical weights with the training initialisation's shapes and rough scales."""
+    rng = np.random.default_rng(seed)
+    w = {}
+
+    def lstm(name, n_in, units):
+        w[f"{name}/kernel"] = rng.normal(0, np.sqrt(2 / (n_in + 4 * units)), (n_in, 4 * units))
+        w[f"{name}/recurrent_kernel"] = np.linalg.qr(rng.normal(size=(4 * units, units)))[0].T
+        w[f"{name}/bias"] = np.r_[np.zeros(units), np.full(units, 2.0), np.zeros(2 * units)] + rng.normal(0, 0.1, 4 * units)
+
+    def bn(name, n):
+        w[f"{name}/gamma"], w[f"{name}/beta"] = rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n)
+        w[f"{name}/moving_mean"], w[f"{name}/moving_variance"] = rng.normal(0, 0.2, n), rng.uniform(0.2, 1.0, n)
+
+    if family == "res_lstm_sa":
+        lstm("lstm1", F, F)
+        bn("bn_in", F)
+    lstm("lstm2", F, hidden)
+    w["attention/u"] = rng.normal(0, 1.0, hidden)
+    bn("bn_out", hidden)
+    w["dense/kernel"], w["dense/bias"] = rng.uniform(-1, 1, (hidden, C)), rng.normal(0, 0.1, C)
+    return {k: np.asarray(v, np.float32) for k, v in w.items()}
+
+
+def clips(n, seed=1, lengths=(7, 13, 20)):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(lengths[i % len(lengths)], F)).astype(np.float32) for i in range(n)]
+
+
+def padded(clip):
+    from sertiny.runtime.chunked import fit_frames
+
+    return fit_frames(clip, T, "zeros")
+
+
+def chunk_meta(fw, k, io):
+    return {"profile": "chunked", "chunk": k, "seq_len": T, "padding": "zeros", "head": fw.head_dict(), **io}
+
+
+def chunk_runner(fw, k, mode="f32", representative=None):
+    function = chunk_function(fw, k)
+    raw = convert(function, mode, representative=representative)
+    io = io_details(raw, function)
+    return ChunkedRunner(load_interpreter(compact(raw)), chunk_meta(fw, k, io)), compact(raw), io
+
+
+# ---------------------------------------------------------------------------- float graphs
+
+
+@pytest.mark.parametrize(("family", "schedule"), [("res_lstm_sa", "wavefront"), ("res_lstm_sa", "sequential"),
+                                                  ("lstm_sa", "sequential")])
+def test_unrolled_float_graph_matches_numpy_reference(family, schedule):
+    weights = random_weights(family)
+    fw = fold_weights(weights)
+    x = np.stack([padded(c) for c in clips(3)])
+    reference = forward(weights, x)
+    function = full_unroll_function(fw, T, schedule=schedule)
+    got_tf = np.concatenate([function(tf.constant(xi[None]))["probabilities"].numpy() for xi in x])
+    interpreter = load_interpreter(compact(convert(function)))
+    got_lite = []
+    for xi in x:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], xi[None])
+        interpreter.invoke()
+        got_lite.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
+    assert np.abs(got_tf - reference).max() <= 1e-5
+    assert np.abs(np.stack(got_lite) - reference).max() <= 1e-5
+
+
+def test_wavefront_halves_the_ops():
+    fw = fold_weights(random_weights())
+    ops = {s: describe(convert(full_unroll_function(fw, T, schedule=s)))["ops"] for s in ("wavefront", "sequential")}
+    assert ops["wavefront"] < 0.6 * ops["sequential"]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_chunked_float_equals_full_unroll(k):
+    weights = random_weights()
+    runner, _, _ = chunk_runner(fold_weights(weights), k)
+    for clip in clips(3):  # shorter than, equal to and longer than T
+        expected = forward(weights, padded(clip)[None])[0]
+        assert np.abs(runner.predict(clip) - expected).max() <= 1e-5
+
+
+def test_online_attention_is_exact_for_any_split():
+    rng = np.random.default_rng(0)
+    u, h = rng.normal(size=4), rng.normal(size=(11, 4)) * 5
+    scores = h @ u
+    alpha = np.exp(scores - scores.max())
+    expected = (alpha / alpha.sum()) @ h
+    for sizes in ([11], [1] * 11, [3, 3, 3, 2], [5, 6]):
+        pool = OnlineAttention(u)
+        for part in np.split(h, np.cumsum(sizes)[:-1]):
+            pool.add(part)
+        np.testing.assert_allclose(pool.context(), expected, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- integer models
+
+
+@pytest.fixture(scope="module")
+def int8_models():
+    """Full and K = 3 chunked int8 models of one random ResLSTM, calibrated on 16 clips."""
+    weights = random_weights()
+    fw = fold_weights(weights)
+    calib = clips(16, seed=2)
+    full = full_unroll_function(fw, T)
+    raw = convert(full, "int8", representative=[[padded(c)[None]] for c in calib])
+    float_runner, _, _ = chunk_runner(fw, 3)
+    trace = []
+    for c in calib:
+        float_runner.predict(c, trace=trace)
+    chunked, chunk_bytes, chunk_io = chunk_runner(fw, 3, "int8", [inputs for inputs, _ in trace])
+    return {"weights": weights, "full": compact(raw), "full_io": io_details(raw, full),
+            "chunked": chunked, "chunk_bytes": chunk_bytes, "chunk_io": chunk_io}
+
+
+def test_int8_models_are_full_integer_and_close_to_float(int8_models):
+    from sertiny.export.variants import predict_full
+
+    interpreter = load_interpreter(int8_models["full"])
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert all(e["dtype"] == "int8" for e in int8_models["chunk_io"]["inputs"])
+    test = clips(6, seed=3)
+    expected = np.stack([forward(int8_models["weights"], padded(c)[None])[0] for c in test])
+    full = predict_full(interpreter, test, T)
+    chunked = np.stack([int8_models["chunked"].predict(c) for c in test])
+    assert np.abs(full - expected).max() < 0.15
+    assert np.abs(chunked - expected).max() < 0.15
+
+
+def test_tflm_runs_int8_models_within_one_lsb_of_litert(int8_models):
+    from sertiny.export import tflm
+
+    arena = tflm.arena_size(int8_models["full"], int8_models["full_io"])
+    assert 0 < arena < 1 << 20
+    assert not tflm._fits(int8_models["full"], arena - 1, tflm.zero_inputs(int8_models["full_io"]))
+    x = load_interpreter(int8_models["full"]).get_input_details()[0]
+    from sertiny.runtime.tflite import quantize
+
+    worst, _ = tflm.op_conformance(int8_models["full"], [quantize(padded(clips(1)[0])[None], x)])
+    assert worst <= 1
+    trace = []
+    int8_models["chunked"].predict(clips(1, seed=4)[0], trace=trace)
+    worst, _ = tflm.op_conformance(int8_models["chunk_bytes"], trace[1][0])
+    assert worst <= 1
+    chunk_arena = tflm.arena_size(int8_models["chunk_bytes"], int8_models["chunk_io"])
+    micro = ChunkedRunner(tflm.MicroAsLite(int8_models["chunk_bytes"], chunk_arena), int8_models["chunked"].meta)
+    clip = clips(1, seed=5)[0]
+    assert np.abs(micro.predict(clip) - int8_models["chunked"].predict(clip)).max() < 0.05
+
+
+def test_percentile_ranges_tighten_int8_steps():
+    from sertiny.export.variants import predict_full
+
+    weights = random_weights()
+    function = full_unroll_function(fold_weights(weights), T)
+    samples = [[padded(c)[None]] for c in clips(12, seed=9)]
+    samples[0][0][0, :3] *= 6  # one unusual clip widens every min/max range it touches
+    scales = {}
+    for percentile in (100, 75):
+        model = convert(function, "int8", representative=samples, clip_groups=[[s] for s in samples],
+                        range_percentile=percentile)
+        interpreter = load_interpreter(model)
+        scales[percentile] = interpreter.get_input_details()[0]["quantization"][0]
+        test = clips(4, seed=10)
+        expected = np.stack([forward(weights, padded(c)[None])[0] for c in test])
+        assert np.abs(predict_full(interpreter, test, T) - expected).max() < 0.2
+    assert scales[75] < scales[100]
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed; the C reference cannot be built")
+def test_c_reference_matches_python_host_loop(int8_models, tmp_path):
+    from sertiny.export.creference import write_host_trace
+
+    binary = tmp_path / "replay_trace"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(binary),
+                    str(C_REFERENCE / "replay_trace.c"), str(C_REFERENCE / "sertiny_host.c"), "-lm"], check=True)
+    for i, clip in enumerate(clips(2, seed=6, lengths=(8, 17))):  # padded tail chunk; cropped clip
+        trace = tmp_path / f"clip{i}.trace"
+        write_host_trace(trace, int8_models["chunked"], clip)
+        result = subprocess.run([str(binary), str(trace)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "mismatches 0" in result.stdout
+
+
+# ---------------------------------------------------------------------------- run -> bundle
+
+
+def write_run(root, *, format_version=None, weights_family="res_lstm_sa", norm_width=F, empty_train_fold=False):
+    """A tiny run directory in the layout of sertiny.training.protocol, with random weights
+    and paper-format features of 3 actors x 8 emotions x 2 clips."""
+    from sertiny.features.config import get_preset
+    from sertiny.models.weights import save_weights
+
+    rng = np.random.default_rng(7)
+    actors = np.repeat([1, 2, 3], 16)
+    emotion = np.tile(np.repeat(np.arange(1, 9), 2), 3)
+    lengths = rng.integers(8, 18, size=actors.size)
+    data = root / "features.npz"
+    np.savez(data, features=rng.normal(size=(lengths.sum(), F)).astype(np.float32),
+             offsets=np.r_[0, np.cumsum(lengths)], names=np.array([f"clip{i}" for i in range(actors.size)]),
+             emotion=emotion, actor=actors)
+    run = root / "run"
+    # Two of the three speaker folds: enough to pool parity over folds, and quicker.
+    folds = [{"index": i + 1, "train_speakers": [s for s in ("01", "02", "03") if s not in (t, v)],
+              "val_speakers": [v], "test_speakers": [t]} for i, (t, v) in enumerate([("01", "02"), ("02", "03")])]
+    if empty_train_fold:
+        folds[0] = {"index": 1, "train_speakers": [], "val_speakers": ["02"], "test_speakers": ["01", "03"]}
+    model = {"family": "res_lstm_sa", "hidden": H, "n_features": F, "n_classes": C, "seq_len": T, "dropout": 0.3,
+             "forget_bias": 2.0, "padding": "zeros", "seed": 0}
+    info = {"sertiny_version": "0.1.0", "label_names": ["neutral", "calm", "happy", "sad", "angry", "fearful",
+                                                        "disgust", "surprised"],
+            "seq_len": T, "model_config": model, "source": str(data), "folds": folds,
+            "data": {"kind": "paper_npz", "path": str(data), "dataset": "auto", "backend": "numpy",
+                     "cache_dir": None, "strict": False}}
+    if format_version is not None:
+        info["format_version"] = format_version
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "feature_config.json").write_text(json.dumps(get_preset("paper").to_dict()))
+    (run / "train_config.json").write_text(json.dumps({"model": "res_lstm_sa_h8", "seeds": [0]}))
+    norm = {"mean": [0.0] * norm_width, "std": [1.0] * norm_width}
+    for i, directory in enumerate([run / "deploy"] + [run / "seed_0" / f"fold_{f['index']}" for f in folds]):
+        directory.mkdir(parents=True)
+        save_weights(directory / "weights.npz", random_weights(weights_family, seed=i))
+        (directory / "norm.json").write_text(json.dumps(norm))
+        (directory / "fold.json").write_text(json.dumps({"val_uar": 0.1 * i}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from sertiny.export import export_run
+
+    root = tmp_path_factory.mktemp("export")
+    out = root / "bundle"
+    manifest = export_run(write_run(root), out, ExportConfig(chunks=(1,), calib_clips=8))
+    return out, manifest
+
+
+def test_bundle_round_trips(bundle):
+    out, _ = bundle
+    on_disk = json.loads((out / "sertiny.json").read_text())
+    assert on_disk["format"] == "sertiny-bundle" and on_disk["format_version"] == 1
+    assert on_disk["weights"] == "deploy" and on_disk["seq_len"] == T
+    assert set(on_disk["variants"]) == {"f32", "int8", "int8_chunk1"}
+    for entry in on_disk["variants"].values():
+        data = (out / entry["file"]).read_bytes()
+        assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
+    int8 = on_disk["variants"]["int8"]
+    assert int8["arena_bytes"] > 0 and int8["tflm"]["max_op_lsb_vs_litert"] <= 1
+    assert {"scale", "zero_point"} <= set(int8["input"])
+    header = (out / "model_int8_chunk1.h").read_text()
+    assert f"ARENA_BYTES {on_disk['variants']['int8_chunk1']['arena_bytes']}" in header
+    assert "alignas(16)" in (out / "model_int8.cc").read_text()
+    metrics = on_disk["metrics"]
+    assert {"float_uar", "int8_uar", "int8_agreement"} <= set(metrics) and len(metrics["per_fold"]) == 2
+    assert (out / "MODEL_CARD.md").read_text().count("deploy") >= 1
+
+
+def test_bundle_loads_in_the_device_runtime(bundle):
+    from sertiny.runtime.bundle import Bundle
+    from sertiny.runtime.runner import load_runner
+
+    out, _ = bundle
+    loaded = Bundle.load(out)
+    clip = clips(1, seed=8)[0]
+    full = load_runner(loaded, "int8").predict(padded(clip))
+    chunked = load_runner(loaded, "int8_chunk1").predict(padded(clip))
+    assert full.shape == chunked.shape == (C,)
+    assert abs(full.sum() - 1) < 0.05 and abs(chunked.sum() - 1) < 1e-5
+
+
+def test_c_array_compiles(bundle, tmp_path):
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ is not installed")
+    out, _ = bundle
+    subprocess.run([gxx, "-std=c++11", "-c", str(out / "model_int8_chunk1.cc"), "-I", str(out),
+                    "-o", str(tmp_path / "m.o")], check=True)
+
+
+@pytest.mark.parametrize(("case", "error", "match"), [
+    ("missing_weights", ArtifactError, "weights.npz: missing"),
+    ("other_format", ArtifactError, "format_version 99"),
+    ("other_features", ArtifactError, "trained on other features"),
+    ("other_model", ArtifactError, "different model or feature set"),
+    ("empty_representative", ArtifactError, "representative set is empty"),
+])
+def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, case, error, match):
+    from sertiny.export import export_run
+
+    kwargs = {"other_format": {"format_version": 99}, "other_features": {"norm_width": 40},
+              "other_model": {"weights_family": "lstm_sa"}, "empty_representative": {"empty_train_fold": True}}
+    run = write_run(tmp_path, **kwargs.get(case, {}))
+    if case == "missing_weights":
+        (run / "deploy" / "weights.npz").unlink()
+    weights = "seed0_fold1" if case == "empty_representative" else "deploy"
+    out = tmp_path / "bundle"
+    with pytest.raises(error, match=match):
+        export_run(run, out, ExportConfig(weights=weights, parity=False, tflm=False))
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
+
+
+def test_existing_bundle_is_kept_without_overwrite(tmp_path):
+    from sertiny.export import export_run
+
+    out = tmp_path / "bundle"
+    out.mkdir()
+    with pytest.raises(SertinyError, match="already exists"):
+        export_run(write_run(tmp_path), out, ExportConfig(parity=False, tflm=False))
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ParameterError):
+        ExportConfig(chunks=(0,))
+    with pytest.raises(ParameterError):
+        ExportConfig(calib_clips=0)
+
+
+def test_cli_exports_and_reports_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from sertiny.cli import main
+
+    run = write_run(tmp_path)
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--chunk", "2", "--no-parity",
+                                       "--no-tflm", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "int8_chunk2" in result.output and (out / "model_int8_chunk2.tflite").is_file()
+    again = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--quiet"])
+    assert again.exit_code == 2 and "already exists" in again.output
