@@ -183,7 +183,12 @@ def _run(job, todo, n_jobs):
             for task in todo:
                 yield job(*task)
         return
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)),
+    # forkserver, not fork: callers (training, quickstart, tests) may already run JAX or
+    # TensorFlow threads, and forking a multithreaded process can deadlock the child.
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), mp_context=context,
                                                 initializer=limit_blas_threads) as pool:
         futures = [pool.submit(job, *task) for task in todo]
         try:
