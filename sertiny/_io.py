@@ -105,3 +105,20 @@ def atomic_directory(path, overwrite=False):
         _fsync_dir(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def silenced_stderr_fd():
+    """Send file descriptor 2 to /dev/null for the block.
+
+    For C++ libraries (the TFLite converter, TFLite Micro) that log straight to fd 2, where
+    ``contextlib.redirect_stderr`` cannot reach; Python exceptions still propagate.
+    """
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

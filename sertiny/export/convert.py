@@ -8,12 +8,11 @@ output order is unchanged, so callers record each tensor's role *before* compact
 """
 
 import collections
-import contextlib
-import os
 import warnings
 
 import numpy as np
 
+from .._io import silenced_stderr_fd
 from ..errors import ArtifactError, ParameterError, require
 
 QUANT_MODES = ("f32", "int8", "int16x8", "float16", "dynamic")
@@ -23,17 +22,6 @@ def _tf():
     return require("tensorflow", "train")
 
 
-@contextlib.contextmanager
-def _quiet_converter():
-    """Silence the converter's C++ chatter on stderr (fd 2), keeping Python errors intact."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def convert(function, mode="f32", *, representative=None, per_channel=False, clip_groups=None, range_percentile=100.0):
@@ -79,7 +67,7 @@ def convert(function, mode="f32", *, representative=None, per_channel=False, cli
         converter.inference_input_type = converter.inference_output_type = tf.int16 if wide else tf.int8
         converter._experimental_disable_per_channel = not per_channel
         converter._experimental_calibrate_only = robust
-    with _quiet_converter(), warnings.catch_warnings():
+    with silenced_stderr_fd(), warnings.catch_warnings():
         # Integer inputs need no input statistics here: they come from calibration.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         model = bytes(converter.convert())

@@ -5,11 +5,11 @@ the same C++ interpreter, kernels and memory planner a firmware links, so what f
 arena here fits on a device (plus the firmware's own stack and globals).
 """
 
-import contextlib
 import os
 
 import numpy as np
 
+from .._io import silenced_stderr_fd
 from ..errors import require
 
 ARENA_SEARCH_LIMIT = 64 << 20  # a model needing more than 64 MB is not a microcontroller model
@@ -19,17 +19,6 @@ def _runtime():
     return require("tflite_micro.python.tflite_micro.runtime", "train")
 
 
-@contextlib.contextmanager
-def _quiet():
-    """TFLite Micro logs every failed allocation to fd 2; bisection provokes dozens of them."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def micro_interpreter(model_bytes, arena_size):
@@ -59,7 +48,7 @@ def _fits(model_bytes, arena_size, inputs):
 
 def _probe(model_bytes, arena_size, inputs):
     try:
-        with _quiet():
+        with silenced_stderr_fd():
             interpreter = micro_interpreter(model_bytes, arena_size)
             for position, value in enumerate(inputs):
                 interpreter.set_input(value, position)
@@ -112,7 +101,7 @@ def _failure(model_bytes, inputs):
 
 def run_micro(model_bytes, inputs, arena, n_outputs):
     """Invoke once under TFLite Micro; returns the ``n_outputs`` outputs in model order."""
-    with _quiet():
+    with silenced_stderr_fd():
         interpreter = micro_interpreter(model_bytes, arena)
         for position, value in enumerate(inputs):
             interpreter.set_input(np.ascontiguousarray(value), position)
@@ -266,7 +255,7 @@ class MicroAsLite:
         lite = load_interpreter(model_bytes)  # tensor shapes and quantisation, by position
         self._inputs = [dict(d, index=("in", i)) for i, d in enumerate(lite.get_input_details())]
         self._outputs = [dict(d, index=("out", i)) for i, d in enumerate(lite.get_output_details())]
-        with _quiet():
+        with silenced_stderr_fd():
             self._micro = micro_interpreter(model_bytes, arena)
 
     def get_input_details(self):

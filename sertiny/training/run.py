@@ -88,8 +88,6 @@ def _run_parallel(ctx, pending, jobs, progress):
 
 def summarize_run(ctx):
     """Metrics and plots from the fold directories on disk (also used after a resume)."""
-    from ..models import create_model
-
     labels = list(ctx.table.label_names)
     per_seed = [seed_metrics(ctx.out_dir, s, ctx.folds, labels) for s in ctx.config.seeds]
     n_params = _count_params(ctx.model_config)
