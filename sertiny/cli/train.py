@@ -2,6 +2,8 @@
 
 import click
 
+from ._options import data_source_options, protocol_options
+
 _MODELS_HELP = "lstm_sa_h32/h64/h128, res_lstm_sa_h32/h64/h128 (any _hN works)"
 
 
@@ -23,11 +25,6 @@ def _seed_list(ctx, param, value):
               help="Train on precomputed features instead of audio (the paper's ravdess48k_paper_features.npz).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (resumed if it exists).")
 @click.option("--model", default=None, help=f"Model name: {_MODELS_HELP}. [default: res_lstm_sa_h64]")
-@click.option("--dataset", default="auto", type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]),
-              show_default=True, help="Corpus layout of DATA_DIR.")
-@click.option("--preset", default="edge16k", show_default=True, help="Front-end preset for audio input (paper, edge16k).")
-@click.option("--backend", default="numpy", type=click.Choice(["numpy", "librosa"]), show_default=True,
-              help="Front-end implementation for audio input.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="TrainConfig JSON (e.g. another run's train_config.json).")
 @click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
@@ -37,17 +34,9 @@ def _seed_list(ctx, param, value):
 @click.option("--dropout", type=click.FloatRange(0, 0.95), help="Dropout before the classifier.")
 @click.option("--t0", type=click.IntRange(min=1), help="Cosine warm-restart period in epochs.")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Batch size.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. [default: 100]")
 @click.option("--seeds", callback=_seed_list, help="Comma-separated seeds, one cross-validation each. [default: 0]")
-@click.option("--normalization", type=click.Choice(["train", "global"]),
-              help="z-score stats from each fold's training speakers (default) or from all clips (reference code).")
-@click.option("--seq-len", type=click.IntRange(min=1), help="Fixed frames T. [default: 99th percentile of clip lengths]")
-@click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]")
-@click.option("--folds", type=click.Choice(["auto", "paper", "kfold", "loso"]),
-              help="Speaker-independent split. [default: auto = paper folds on full RAVDESS, else kfold]")
-@click.option("--n-folds", type=click.IntRange(min=2), help="Folds for --folds kfold. [default: 5]")
-@click.option("--val-speakers", "n_val_speakers", type=click.IntRange(min=1),
-              help="Validation speakers per fold for kfold / loso. [default: 2]")
+@protocol_options
+@data_source_options
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel processes.")
 @click.option("--deploy/--no-deploy", default=False, show_default=True,
               help="Also train the model to ship, on all speakers (for 'sertiny export').")

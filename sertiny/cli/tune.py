@@ -4,6 +4,8 @@ import re
 
 import click
 
+from ._options import PROTOCOL_FIELDS, data_source_options, protocol_options
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -67,19 +69,8 @@ def _fixed_params(ctx, param, values):
               help="Training seed of every trial.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="TrainConfig JSON for the protocol (its five tuned fields are ignored).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. [default: 100]")
-@click.option("--normalization", type=click.Choice(["train", "global"]),
-              help="z-score stats from each fold's training speakers (default) or from all clips (reference code).")
-@click.option("--seq-len", type=click.IntRange(min=1), help="Fixed frames T. [default: 99th percentile of clip lengths]")
-@click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]")
-@click.option("--folds", type=click.Choice(["auto", "paper", "kfold", "loso"]),
-              help="Speaker-independent split. [default: auto = paper folds on full RAVDESS, else kfold]")
-@click.option("--n-folds", type=click.IntRange(min=2), help="Folds for --folds kfold. [default: 5]")
-@click.option("--dataset", default="auto", type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]),
-              show_default=True, help="Corpus layout of DATA_DIR.")
-@click.option("--preset", default="edge16k", show_default=True, help="Front-end preset for audio input (paper, edge16k).")
-@click.option("--backend", default="numpy", type=click.Choice(["numpy", "librosa"]), show_default=True,
-              help="Front-end implementation for audio input.")
+@protocol_options
+@data_source_options
 @click.option("--keep-trial-runs", is_flag=True, help="Keep every trial's run directory under OUT/trials/.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1), help="Rows of top_trials.md.")
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
@@ -111,7 +102,7 @@ def tune_command(data_dir, features_npz, out_dir, config_file, dataset, preset, 
 
     if bool(data_dir) == bool(features_npz):
         raise click.UsageError("Give either DATA_DIR (audio) or --features NPZ, not both or neither.")
-    protocol = {k: options.pop(k) for k in ("model", "epochs", "normalization", "seq_len", "padding", "folds", "n_folds")}
+    protocol = {k: options.pop(k) for k in ("model", *PROTOCOL_FIELDS)}
     train_config = build_train_config(config_file, None, protocol)
     config = TuneConfig(train=train_config, **options)
     spec, table = data_spec_and_table(data_dir, features_npz, dataset, preset, backend, progress=not quiet)

@@ -1,0 +1,40 @@
+"""Options shared by commands that run the training protocol (train, tune)."""
+
+import click
+
+# TrainConfig fields set by protocol_options (None = the config's default).
+PROTOCOL_FIELDS = ("epochs", "normalization", "seq_len", "padding", "folds", "n_folds", "n_val_speakers")
+
+
+def _apply(options, f):
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def protocol_options(f):
+    """--epochs, --normalization, --seq-len, --padding, --folds, --n-folds, --val-speakers."""
+    return _apply([
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. [default: 100]"),
+        click.option("--normalization", type=click.Choice(["train", "global"]),
+                     help="z-score stats from each fold's training speakers (default) or from all clips (reference code)."),
+        click.option("--seq-len", type=click.IntRange(min=1),
+                     help="Fixed frames T. [default: 99th percentile of clip lengths]"),
+        click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]"),
+        click.option("--folds", type=click.Choice(["auto", "paper", "kfold", "loso"]),
+                     help="Speaker-independent split. [default: auto = paper folds on full RAVDESS, else kfold]"),
+        click.option("--n-folds", type=click.IntRange(min=2), help="Folds for --folds kfold. [default: 5]"),
+        click.option("--val-speakers", "n_val_speakers", type=click.IntRange(min=1),
+                     help="Validation speakers per fold for kfold / loso. [default: 2]"),
+    ], f)
+
+
+def data_source_options(f):
+    """--dataset, --preset, --backend: how a corpus folder becomes features."""
+    return _apply([
+        click.option("--dataset", default="auto", type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]),
+                     show_default=True, help="Corpus layout of DATA_DIR."),
+        click.option("--preset", default="edge16k", show_default=True, help="Front-end preset for audio input (paper, edge16k)."),
+        click.option("--backend", default="numpy", type=click.Choice(["numpy", "librosa"]), show_default=True,
+                     help="Front-end implementation for audio input."),
+    ], f)
