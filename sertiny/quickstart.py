@@ -141,10 +141,13 @@ def _markdown(report):
         f"- held-out float vs int8 UAR: {m.get('float_uar', float('nan')):.4f} vs {m.get('int8_uar', float('nan')):.4f}"
         f" (top-1 agreement {m.get('int8_agreement', float('nan')):.3f})",
         "",
-        "| variant | file | bytes | TFLM arena | ops |",
-        "|---|---|---|---|---|",
+        "| variant | file | bytes | TFLM arena | ops | invoke p50 ms (1 thread, per window) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, v in report["variants"].items():
-        lines.append(f"| {name} | {v['file']} | {v['bytes']} | {v['arena_bytes']} | {v['ops']} |")
+        p50 = (report["latency"].get(name) or {}).get("p50")
+        latency = f"{p50:.3f}" if p50 is not None else "n/a"
+        arena = v["arena_bytes"] if v["arena_bytes"] is not None else "n/a"  # float models: no TFLM
+        lines.append(f"| {name} | {v['file']} | {v['bytes']} | {arena} | {v['ops']} | {latency} |")
     lines += ["", f"Run: `{report['run_dir']}`; bundle: `{report['bundle_dir']}`; timings (s): {report['timings_s']}"]
     return "\n".join(lines) + "\n"
