@@ -13,13 +13,11 @@ import sys
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 optuna = pytest.importorskip("optuna", reason="tuning needs the [train] extra (optuna)")
 
 ROOT = Path(__file__).resolve().parents[1]
-ACTORS = (1, 2, 3, 4, 5, 6)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -31,10 +29,12 @@ def _unavailable(reason):
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg2 is not installed (pip install psycopg2-binary)")
+    import importlib.util
+
+    # Either driver works (sertiny.tuning.storage picks the installed one); the train extra
+    # installs psycopg 3.
+    if not any(importlib.util.find_spec(name) for name in ("psycopg", "psycopg2")):
+        _unavailable('no PostgreSQL driver is installed (pip install "psycopg[binary]")')
     url = os.environ.get("SERTINY_TEST_POSTGRES_URL")
     if url:
         yield url
@@ -52,23 +52,6 @@ def postgres_url():
         yield values["SERTINY_TEST_POSTGRES_URL"]
     finally:
         subprocess.run(["bash", str(script), "stop", values["SERTINY_PG_DIR"]], check=False, capture_output=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def small_npz(shared_data, tmp_path_factory):
-    """The paper's feature file cut to six actors."""
-    path = shared_data / "ravdess48k_paper_features.npz"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    with np.load(path) as npz:
-        data = {key: npz[key] for key in npz.files}
-    keep = np.flatnonzero(np.isin(data["actor"], ACTORS))
-    offsets = data["offsets"]
-    clips = [data["features"][offsets[i]:offsets[i + 1]] for i in keep]
-    out = tmp_path_factory.mktemp("npz") / "six_actors.npz"
-    np.savez(out, features=np.concatenate(clips), offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]),
-             names=data["names"][keep], emotion=data["emotion"][keep], actor=data["actor"][keep])
-    return out
 
 
 def _tune(npz, out, url, study, workers, n_trials):
