@@ -27,7 +27,6 @@ from sertiny.tuning.space import SPACES, suggest  # noqa: E402
 from sertiny.tuning.storage import redact_url, resolve_storage  # noqa: E402
 from sertiny.tuning.study import budget, open_study  # noqa: E402
 
-ACTORS = (1, 2, 3, 4, 5, 6)
 TINY_TRAIN = dict(model="lstm_sa_h8", epochs=1, folds="kfold", n_folds=3, n_val_speakers=1, seq_len=40)
 QUIET = dict(log=lambda message: None)
 
@@ -216,36 +215,7 @@ def test_workers_in_two_processes_share_a_journal_budget(tmp_path):
 
 
 # ---------------------------------------------------------------- real training
-
-
-@pytest.fixture(scope="module")
-def paper_npz(shared_data):
-    path = shared_data / "ravdess48k_paper_features.npz"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_table(paper_npz):
-    from sertiny.features.table import load_paper_features
-
-    table = load_paper_features(paper_npz)
-    return table.subset(np.isin(table.speakers, [f"{a:02d}" for a in ACTORS]))
-
-
-@pytest.fixture(scope="module")
-def small_npz(paper_npz, tmp_path_factory):
-    """The paper's feature file cut to six actors, for the CLI."""
-    with np.load(paper_npz) as npz:
-        data = {key: npz[key] for key in npz.files}  # read each member once
-    keep = np.flatnonzero(np.isin(data["actor"], ACTORS))
-    offsets = data["offsets"]
-    clips = [data["features"][offsets[i]:offsets[i + 1]] for i in keep]
-    path = tmp_path_factory.mktemp("npz") / "six_actors.npz"
-    np.savez(path, features=np.concatenate(clips), offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]),
-             names=data["names"][keep], emotion=data["emotion"][keep], actor=data["actor"][keep])
-    return path
+# (small_table and small_npz: six actors of the paper features, from conftest.py)
 
 
 def test_tune_end_to_end_scores_trials_with_the_training_protocol(small_table, tmp_path):
