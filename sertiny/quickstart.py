@@ -84,11 +84,12 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     timings["export_s"] = time.time() - t
 
     t = _stage("4/5 bench")
-    from .bench import BenchConfig, run_bench
+    from .bench import BenchConfig, run_bench, save_results
 
     clips = [c.path for c in dataset.clips[:: max(1, len(dataset.clips) // 20)]]
     bench = run_bench(bundle_dir, clips, BenchConfig(runs=config.bench_runs, warmup=5, max_clips=10,
                                                      cold_start=False), progress=progress)
+    save_results(bench, out_dir / "bench")
     timings["bench_s"] = time.time() - t
 
     t = _stage("5/5 infer")
@@ -115,7 +116,7 @@ def _report(out_dir, metrics, manifest, bench, predictions, timings):
         "out_dir": str(out_dir),
         "run_dir": str(out_dir / "run"),
         "bundle_dir": str(out_dir / "bundle"),
-        "bench_dir": str(out_dir / "bundle" / "bench") if bench is None else bench.get("out_dir", ""),
+        "bench_dir": str(out_dir / "bench"),
         "cv_uar_float": metrics["uar_mean"],
         "bundle_metrics": manifest.get("metrics", {}),
         "variants": {n: {k: v.get(k) for k in ("file", "bytes", "arena_bytes", "ops")} for n, v in variants.items()},
@@ -127,8 +128,6 @@ def _report(out_dir, metrics, manifest, bench, predictions, timings):
 
 def _latencies(bench):
     """Invoke latency percentiles (ms, one thread) per variant from a run_bench result."""
-    if not isinstance(bench, dict):
-        return {}
     return {v["name"]: v.get("latency", {}).get("1") for v in bench.get("variants", [])}
 
 
@@ -149,5 +148,6 @@ def _markdown(report):
         latency = f"{p50:.3f}" if p50 is not None else "n/a"
         arena = v["arena_bytes"] if v["arena_bytes"] is not None else "n/a"  # float models: no TFLM
         lines.append(f"| {name} | {v['file']} | {v['bytes']} | {arena} | {v['ops']} | {latency} |")
-    lines += ["", f"Run: `{report['run_dir']}`; bundle: `{report['bundle_dir']}`; timings (s): {report['timings_s']}"]
+    lines += ["", f"Run: `{report['run_dir']}`; bundle: `{report['bundle_dir']}`; benchmark: `{report['bench_dir']}`; "
+              f"timings (s): {report['timings_s']}"]
     return "\n".join(lines) + "\n"

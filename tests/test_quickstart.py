@@ -28,7 +28,8 @@ def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     for name in ("quickstart_config.json", "quickstart_report.json", "REPORT.md", "run/metrics.json",
                  "run/confusion.png", "run/deploy/weights.npz", "bundle/sertiny.json", "bundle/model_int8.tflite",
-                 "bundle/model_f32.tflite", "bundle/model_int8.h", "bundle/model_int8.cc", "bundle/MODEL_CARD.md"):
+                 "bundle/model_f32.tflite", "bundle/model_int8.h", "bundle/model_int8.cc", "bundle/MODEL_CARD.md",
+                 "bench/bench.json", "bench/bench.md"):
         assert (out / name).exists(), name
     bundle = Bundle.load(out / "bundle")
     assert any(v.get("profile") == "chunked" for v in json.loads((out / "bundle/sertiny.json").read_text())["variants"].values())

@@ -3,6 +3,7 @@
 import dataclasses
 
 from .._config import Config, check_choice, check_float, check_int
+from ..errors import ParameterError
 from ..models.registry import PADDING_MODES, parse_model_name
 
 NORMALIZATIONS = ("train", "global")
@@ -61,8 +62,7 @@ class TrainConfig(Config):
         check_float(owner, "lr_floor", self.lr_floor, min_value=0.0, max_value=1.0)
         object.__setattr__(self, "seeds", tuple(self.seeds))
         if not self.seeds:
-            raise_empty = "a non-empty list of ints"
-            check_choice(owner, "seeds", raise_empty, ())
+            raise ParameterError(f"The 'seeds' parameter of {owner} must be a non-empty list of ints. Got () instead.")
         for seed in self.seeds:
             check_int(owner, "seeds", seed, min_value=0)
         check_choice(owner, "normalization", self.normalization, set(NORMALIZATIONS))
