@@ -60,11 +60,16 @@ def run(args):
     for input_name in args.inputs:
         spec, table = load_input(input_name)
         for model in args.models:
-            config = TrainConfig(model=model, seeds=tuple(args.seeds), **recipe_for(model))
-            out = RUNS / input_name / model
+            config = TrainConfig(model=model, seeds=tuple(args.seeds), padding=args.padding, **recipe_for(model))
+            out = run_dir(input_name, model, args.padding)
             print(f"== {input_name} / {model} -> {out}", flush=True)
             metrics = train(table, config, out, data_spec=spec, jobs=args.jobs, progress=not args.quiet)
             print(f"   UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f} (max {metrics['uar_max']:.4f})", flush=True)
+
+
+def run_dir(input_name, model, padding="zeros"):
+    # Zero padding is the paper's and the default; other paddings are side experiments kept apart.
+    return RUNS / (input_name if padding == "zeros" else f"{input_name}_{padding}") / model
 
 
 def _machine():
@@ -120,6 +125,8 @@ def main():
     p_run.add_argument("--inputs", nargs="+", default=list(INPUTS), choices=list(INPUTS))
     p_run.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p_run.add_argument("--jobs", type=int, default=1)
+    p_run.add_argument("--padding", choices=["zeros", "masked"], default="zeros",
+                       help="masked runs go to runs/table1/<input>_masked/ for the padding comparison")
     p_run.add_argument("--quiet", action="store_true")
     p_rep = sub.add_parser("report")
     p_rep.add_argument("--out", type=Path, default=ROOT / "results" / "table1.md")

@@ -38,7 +38,7 @@ def run_bench(bundle_path, clips=(), config=None, *, progress=True, command=None
     """Benchmark ``bundle_path`` on this machine; returns the result dict.
 
     Args:
-        bundle_path: a bundle directory.
+        bundle_path: a bundle directory (None: the bundle shipped inside the package).
         clips: audio files or folders for the end-to-end timing (default: one synthetic clip).
         config: a :class:`~sertiny.bench.config.BenchConfig` (default settings if None).
         progress: show a progress bar.
@@ -253,9 +253,13 @@ def _bench_peer(ctx, name, model, weights, source, reference):
 
 
 def _reference_variant(variants):
-    """The variant peers are compared with: int8 if measured (at 1 thread), else the first."""
+    """The variant peers are compared with: the bundle's int8 model if measured (at 1 thread),
+    else the first."""
+    from ..runtime.bundle import primary_int8
+
     by_name = {v["name"]: v for v in variants if "1" in v["latency"]}
-    return by_name.get("int8") or next(iter(by_name.values()), None)
+    int8 = primary_int8(by_name)
+    return by_name[int8] if int8 else next(iter(by_name.values()), None)
 
 
 def check_targets(result):

@@ -11,8 +11,9 @@ class _BenchGroup(click.Group):
     """``sertiny bench BUNDLE`` runs a benchmark; ``sertiny bench compare ...`` merges runs."""
 
     def parse_args(self, ctx, args):
-        # A first argument that is not a subcommand is a bundle: route it to "run".
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        # A first argument that is not a subcommand is a bundle or an option of "run";
+        # no argument at all benchmarks the bundle shipped with sertiny.
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -30,7 +31,7 @@ def bench_group():
 
 
 @bench_group.command("run")
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False), required=False)
 @click.option("--clips", multiple=True, type=click.Path(exists=True),
               help="Audio files or folders timed end to end (repeatable) [default: one synthetic clip].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -50,7 +51,10 @@ def bench_group():
 @click.option("--runtime", type=click.Choice(_RUNTIMES), default=None, help="Force a TFLite runtime.")
 def bench_run(bundle, clips, out_dir, runs, warmup, max_clips, variants, threads, peers, no_peers, no_cold_start,
               no_tflm, runtime):
-    """Measure every variant of BUNDLE on this machine and print the Markdown table."""
+    """Measure every variant of BUNDLE on this machine and print the Markdown table.
+
+    BUNDLE defaults to the bundle shipped with sertiny.
+    """
     import shlex
     import sys
 

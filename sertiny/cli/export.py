@@ -38,6 +38,11 @@ def _clips(ctx, param, value):
 @click.option("--chunk", "chunks", multiple=True, callback=_chunk_list, metavar="K",
               help="Also the chunked/streaming profile with K frames per invoke (repeat or comma-separate; "
                    "K=1 is per-frame streaming for microcontrollers).")
+@click.option("--full/--no-full", default=True, show_default=True,
+              help="Ship the full-unroll profile (one invoke per clip). --no-full with --chunk K ships only the "
+                   "chunked models, float and int8: the smallest bundle.")
+@click.option("--c-arrays/--no-c-arrays", default=True, show_default=True,
+              help="Write .h/.cc C arrays of the integer models for firmware.")
 @click.option("--weights", default="auto", show_default=True,
               help="Model to ship: auto (deploy if the run has it, else the best fold), deploy, or seed<S>_fold<K>.")
 @click.option("--schedule", type=click.Choice(["wavefront", "sequential"]), default="wavefront", show_default=True,
@@ -68,6 +73,7 @@ def export_command(run_dir, out_dir, chunks, calib_clips, no_parity, no_tflm, ov
     Examples:
       sertiny export runs/h64 --out bundles/h64                 Pi: full unroll, f32 + int8
       sertiny export runs/h64 --out bundles/h64 --chunk 1       + per-frame streaming model (MCU)
+      sertiny export runs/h64 --out bundles/tiny --chunk 1 --no-full --no-c-arrays   smallest bundle
     """
     from ..export import ExportConfig, export_run
 

@@ -18,9 +18,16 @@ def _silence_option(f):
                         help="Windows whose loudest block is below this level (dBFS) are reported as silence.")(f)
 
 
+def _is_bundle(path):
+    from pathlib import Path
+
+    return (Path(path) / "sertiny.json").is_file()
+
+
 @click.command("infer")
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.argument("audio", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="[BUNDLE] AUDIO...")
+@click.option("--bundle", "bundle_option", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Bundle directory (or give it as the first argument) [default: the bundle shipped with sertiny].")
 @_variant_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file (JSON Lines).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="TFLite interpreter threads.")
@@ -31,8 +38,13 @@ def _silence_option(f):
               help="TFLite runtime to use [default: the lightest installed].")
 @click.option("--kernels", type=click.Choice(("optimized", "reference")), default="optimized", show_default=True,
               help="reference: TFLite's portable kernels, slower but bit-identical across CPUs (cross-device checks).")
-def infer(bundle, audio, variant, as_json, threads, silence_db, top, runtime, kernels):
+def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runtime, kernels):
     """Classify audio files with a bundle (the Raspberry Pi path).
+
+    \b
+    Examples:
+      sertiny infer clip.wav                       the bundle shipped with sertiny
+      sertiny infer bundles/h64 clips/ --json      your own bundle, a folder of clips
 
     AUDIO may be files or folders (searched for .wav/.flac/.ogg). Clips longer than the
     model's T frames are scored in half-overlapping windows whose probabilities are
@@ -45,6 +57,11 @@ def infer(bundle, audio, variant, as_json, threads, silence_db, top, runtime, ke
     from ..errors import AudioError
     from ..runtime.classifier import Classifier
 
+    bundle, audio = bundle_option, list(paths)
+    if bundle is None and _is_bundle(audio[0]):
+        bundle, audio = audio[0], audio[1:]
+    if not audio:
+        raise click.UsageError(f"{bundle} is a bundle; also give the audio files or folders to classify.")
     clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db, runtime=runtime,
                                kernels=kernels)
     failed = 0
@@ -101,6 +118,8 @@ def _format_prediction(p, top, silence_db):
 def listen(bundle, variant, device, list_devices, samplerate, hop_seconds, smoothing, threads, silence_db):
     """Classify the live microphone on one updating line (Ctrl-C stops).
 
+    BUNDLE defaults to the bundle shipped with sertiny.
+
     The last T frames of audio are classified every --hop seconds, exactly as 'infer'
     classifies a clip; the label shown is the argmax of a moving average of the windows'
     probabilities. Needs sounddevice and PortAudio (sudo apt-get install libportaudio2).
@@ -112,8 +131,6 @@ def listen(bundle, variant, device, list_devices, samplerate, hop_seconds, smoot
         devices = import_sounddevice().query_devices()
         click.echo(str(devices) if len(devices) else "No audio devices found (PortAudio sees none).")
         return
-    if bundle is None:
-        raise click.UsageError("Missing argument 'BUNDLE'.")
     import_sounddevice()  # fail before loading the model if PortAudio is missing
     clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db)
     device = int(device) if device is not None and device.isdigit() else device

@@ -27,6 +27,16 @@ from .audio import AUDIO_EXTENSIONS
 
 DATASET_KINDS = ("auto", "ravdess", "emodb", "folder", "csv")
 
+# What a model trained on a public corpus inherits from the corpus's terms; model cards
+# repeat it. A user's own folder or CSV has whatever terms its owner set.
+CORPUS_TERMS = {
+    "ravdess": ("RAVDESS (Livingstone & Russo, PLoS ONE 13(5): e0196391, 2018), licensed CC BY-NC-SA 4.0: "
+                "attribution, non-commercial use only, derivatives shared alike. A model trained on it "
+                "inherits those terms."),
+    "emodb": ("EMO-DB (Burkhardt et al., Interspeech 2005), distributed by its authors for research; check "
+              "their terms before any other use."),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Clip:

@@ -46,6 +46,7 @@ from .run import (
     load_weight_set,
     parse_weights_name,
 )
+from ..runtime.bundle import primary_int8
 from .variants import build_variants, predict
 
 BUNDLE_FORMAT = "sertiny-bundle"
@@ -94,7 +95,7 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
     manifest = _manifest(run, weight_set, name, reason, shipped, parity, config)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for variant in shipped.values():
-            _write_variant(tmp, variant, manifest["variants"][variant.name])
+            _write_variant(tmp, variant, manifest["variants"][variant.name], config.c_arrays)
         atomic_write_json(tmp / "sertiny.json", manifest)
         atomic_write_text(tmp / "MODEL_CARD.md", model_card(manifest))
         _shareable(tmp)
@@ -115,8 +116,12 @@ def _shareable(directory):
 
 
 def _ships(name, config):
-    """Float chunked models are calibration/parity tools, shipped only without an integer mode."""
-    return not (name.startswith("f32_chunk") and (config.int8 or config.int16x8))
+    """Full-profile models ship unless ``full`` is off. Float chunked models are calibration
+    and parity tools, shipped only as the float model of a chunked-only bundle or without
+    an integer mode."""
+    if "_chunk" not in name:
+        return config.full
+    return not name.startswith("f32_chunk") or not config.full or not (config.int8 or config.int16x8)
 
 
 def file_stem(name):
@@ -124,10 +129,10 @@ def file_stem(name):
     return f"model_{name}"
 
 
-def _write_variant(directory, variant, entry):
+def _write_variant(directory, variant, entry, c_arrays=True):
     stem = file_stem(variant.name)
     atomic_write_bytes(directory / f"{stem}.tflite", variant.model)
-    if variant.quantized:
+    if variant.quantized and c_arrays:
         entry["c_source"] = write_c_array(directory, stem, variant.model, entry)
 
 
@@ -186,11 +191,30 @@ def _manifest(run, weight_set, name, reason, variants, parity, config):
         "weights_reason": reason,
         "source_run": str(run.path.resolve()),
         "source_data": run.info.get("source", "unknown"),
+        "data_terms": data_terms(run.info),
         "train_config": run.train_config,
         "export_config": config.to_dict(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sertiny_version": __version__,
     }
+
+
+def data_terms(info):
+    """The training corpus's licence terms for the model card, or a reminder to check them."""
+    from ..data.datasets import CORPUS_TERMS
+
+    data = info.get("data") or {}
+    corpus = data.get("dataset")
+    if corpus in (None, "auto") and data.get("kind") == "paper_npz":
+        corpus = "ravdess"  # the paper's feature file is computed from RAVDESS
+    elif corpus in (None, "auto") and data.get("path"):
+        from ..data.datasets import detect_kind
+
+        try:
+            corpus = detect_kind(Path(data["path"]))
+        except Exception:  # noqa: BLE001 - the corpus may be gone; the card then says "check"
+            corpus = None
+    return CORPUS_TERMS.get(corpus, "The training data's own licence applies; check it before sharing the model.")
 
 
 def _metrics(parity):
@@ -203,9 +227,10 @@ def _metrics(parity):
                          "with the same settings"),
         "float_uar": pooled["f32"]["uar"],
     }
-    if "int8" in pooled:
-        metrics.update(int8_uar=pooled["int8"]["uar"], int8_agreement=pooled["int8"]["agreement"],
-                       int8_uar_drop_pp=pooled["int8"]["uar_drop_pp"])
+    int8 = primary_int8(pooled)
+    if int8:
+        metrics.update(int8_variant=int8, int8_uar=pooled[int8]["uar"], int8_agreement=pooled[int8]["agreement"],
+                       int8_uar_drop_pp=pooled[int8]["uar_drop_pp"])
     metrics["variants"] = {k: v for k, v in pooled.items() if k != "n"}
     metrics["per_fold"] = parity["per_fold"]
     return metrics
@@ -250,7 +275,7 @@ def model_card(manifest):
         if "int8_uar" in metrics:
             drop = metrics["int8_uar_drop_pp"]
             change = f"{abs(drop):.2f} pp {'below' if drop > 0 else 'above'} float"
-            lines.append(f"- int8 UAR {metrics['int8_uar']:.4f} ({change}), "
+            lines.append(f"- int8 UAR {metrics['int8_uar']:.4f} ({metrics.get('int8_variant', 'int8')}; {change}), "
                          f"top-1 agreement with float {metrics['int8_agreement']:.2%}")
     else:
         lines.append("Not measured (exported with parity off).")
@@ -262,6 +287,7 @@ def model_card(manifest):
         ("- Microcontrollers: the chunked variants (`model_int8_chunk<K>.h/.cc`), run K frames per invoke; "
         "the firmware keeps the LSTM states and pools attention between invokes as "
         "`firmware_bench/c_reference` shows."),
+        f"- **Data terms:** {manifest.get('data_terms') or 'not recorded'}",
         (f"- Trained on `{manifest['source_data']}`. A model trained on acted speech (such as RAVDESS) "
         "will do worse on spontaneous speech, other languages and noisy rooms; not for decisions about people."),
         "",

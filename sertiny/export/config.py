@@ -3,6 +3,7 @@
 import dataclasses
 
 from .._config import Config, check_choice, check_float, check_int
+from ..errors import ParameterError
 from .calibration import STRATEGIES
 from .graph import SCHEDULES
 
@@ -18,8 +19,13 @@ class ExportConfig(Config):
     float16, dynamic: also build float16-weight and dynamic-range (int8 weights, float
         activations) full-unroll variants.
     chunks: chunk sizes K of the chunked/streaming profile, e.g. ``(1,)``; shipped as
-        integer models (``int8_chunk<K>``, ``int16x8_chunk<K>``), or float
-        (``f32_chunk<K>``) when no integer mode is on.
+        integer models (``int8_chunk<K>``, ``int16x8_chunk<K>``), and as float
+        (``f32_chunk<K>``) when no integer mode is on or ``full`` is off.
+    full: ship the full-unroll profile (``f32``, ``int8``, ...: one invoke per clip, for
+        the Pi). False ships only the chunked profile, float and integer: a bundle a
+        fifth the size, which is how sertiny's built-in default bundle is made. The
+        full float model is still built, as the reference parity is measured against.
+    c_arrays: write ``.h``/``.cc`` C arrays beside every integer model (for firmware).
     schedule: full-unroll recurrence, ``wavefront`` (LSTM1 step t fused with LSTM2 step
         t-1: half the ops) or ``sequential`` (layer after layer).
     per_channel: int8 weights with per-output-channel scales (default per-tensor: TFLite
@@ -47,6 +53,8 @@ class ExportConfig(Config):
     float16: bool = False
     dynamic: bool = False
     chunks: tuple = ()
+    full: bool = True
+    c_arrays: bool = True
     schedule: str = "wavefront"
     per_channel: bool = False
     calib_clips: int | None = 200
@@ -64,6 +72,11 @@ class ExportConfig(Config):
         object.__setattr__(self, "chunks", tuple(sorted({int(k) for k in self.chunks})))
         for k in self.chunks:
             check_int(owner, "chunks", k, min_value=1)
+        if not self.full and not self.chunks:
+            raise ParameterError(
+                "ExportConfig: full=False leaves nothing to ship; also pass chunks (e.g. chunks=(1,), "
+                "--chunk 1 on the command line)."
+            )
         check_choice(owner, "schedule", self.schedule, set(SCHEDULES))
         check_choice(owner, "calib_strategy", self.calib_strategy, set(STRATEGIES))
         if self.calib_clips is not None:

@@ -69,15 +69,16 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
 
     integer_modes = [m for m in INTEGER_MODES if getattr(config, m)]
     full_meta = {"profile": "full"}
-    add("f32", full, "f32", full_meta)
-    if integer_modes:
-        samples = calibration.full_samples(calib_clips, seq_len)
-        for mode in integer_modes:
-            add(mode, full, mode, full_meta, samples, [[s] for s in samples])
-    if config.float16:
-        add("float16", full, "float16", full_meta)
-    if config.dynamic:
-        add("dynamic", full, "dynamic", full_meta)
+    add("f32", full, "f32", full_meta)  # always: parity measures every variant against it
+    if config.full:
+        if integer_modes:
+            samples = calibration.full_samples(calib_clips, seq_len)
+            for mode in integer_modes:
+                add(mode, full, mode, full_meta, samples, [[s] for s in samples])
+        if config.float16:
+            add("float16", full, "float16", full_meta)
+        if config.dynamic:
+            add("dynamic", full, "dynamic", full_meta)
     for k in config.chunks:
         chunk_meta = {"profile": "chunked", "chunk": k, "seq_len": seq_len, "padding": model_config.padding,
                       "head": fw.head_dict()}

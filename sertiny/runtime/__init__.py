@@ -6,11 +6,12 @@ a training machine). Never TensorFlow, Keras, JAX or librosa when a light runtim
 
     from sertiny.runtime import Classifier
     clf = Classifier.from_path("bundles/x")            # int8 variant by default
+    clf = Classifier.from_path(None)                   # the bundle shipped in the package
     print(clf.classify_file("clip.wav").label)
 """
 
-from .bundle import Bundle, Variant
+from .bundle import Bundle, Variant, default_bundle_path
 from .classifier import DEFAULT_SILENCE_DB, Classifier, Prediction, window_starts
 from .runner import load_runner
 
-__all__ = ["Bundle", "Classifier", "DEFAULT_SILENCE_DB", "Prediction", "Variant", "load_runner", "window_starts"]
+__all__ = ["Bundle", "default_bundle_path", "Classifier", "DEFAULT_SILENCE_DB", "Prediction", "Variant", "load_runner", "window_starts"]

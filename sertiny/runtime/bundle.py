@@ -20,6 +20,9 @@ from ..features.config import FeatureConfig
 from ..features.normalize import NormStats
 
 MANIFEST_NAME = "sertiny.json"
+# Shipped inside the package so that 'sertiny infer clip.wav' works with no training;
+# rebuilt by scripts/build_default_bundle.py.
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_bundle"
 BUNDLE_FORMAT = "sertiny-bundle"
 SUPPORTED_FORMAT_VERSIONS = (1,)
 PROFILES = ("full", "chunked")
@@ -82,12 +85,13 @@ class Bundle:
 
     @classmethod
     def load(cls, path):
-        """Read ``path/sertiny.json`` and check it against the files beside it.
+        """Read ``path/sertiny.json`` and check it against the files beside it
+        (``path=None``: the bundle shipped inside the package).
 
         Raises:
             ArtifactError: naming the manifest or .tflite file at fault and what to do.
         """
-        path = Path(path)
+        path = default_bundle_path() if path is None else Path(path)
         manifest_path = path / MANIFEST_NAME if path.is_dir() else path
         if not manifest_path.is_file():
             raise ArtifactError(
@@ -103,8 +107,9 @@ class Bundle:
 
     @property
     def default_variant(self):
-        """``int8`` when the bundle has it (the deployed model), else the first variant."""
-        return "int8" if "int8" in self.variants else next(iter(self.variants))
+        """The int8 model when the bundle has one (``int8``, else the smallest-K ``int8_chunk<K>``),
+        else the first variant."""
+        return primary_int8(self.variants) or next(iter(self.variants))
 
     def variant(self, name=None):
         """The :class:`Variant` called ``name`` (default: :attr:`default_variant`)."""
@@ -124,6 +129,26 @@ class Bundle:
         key = "int8_uar" if self.variant(variant_name).quantized else "float_uar"
         value = self.metrics.get(key)
         return float(value) if isinstance(value, (int, float)) else None
+
+
+def primary_int8(names):
+    """The int8 model a bundle's headline figures describe: the full-unroll ``int8``, else the
+    chunked int8 model with the smallest K (a chunked-only bundle), else None."""
+    if "int8" in names:
+        return "int8"
+    chunked = [n for n in names if n.startswith("int8_chunk")]
+    return min(chunked, key=lambda n: int(n[len("int8_chunk"):])) if chunked else None
+
+
+def default_bundle_path():
+    """The bundle shipped inside the package (ResLSTM-SA-h64 on RAVDESS; see its MODEL_CARD.md)."""
+    if not (DEFAULT_BUNDLE / MANIFEST_NAME).is_file():
+        raise ArtifactError(
+            f"{DEFAULT_BUNDLE}: this sertiny install has no built-in bundle (a source checkout "
+            "without it, or a trimmed package). Pass a bundle directory, or build it with "
+            "'python scripts/build_default_bundle.py'."
+        )
+    return DEFAULT_BUNDLE
 
 
 def _parse_manifest(manifest_path, manifest):

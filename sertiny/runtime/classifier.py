@@ -107,7 +107,8 @@ class Classifier:
 
     @classmethod
     def from_path(cls, path, variant=None, **kwargs):
-        """Load the bundle at ``path`` and build a classifier for ``variant``."""
+        """Load the bundle at ``path`` (None: the one shipped in the package) and build a
+        classifier for ``variant``."""
         return cls(Bundle.load(path), variant, **kwargs)
 
     @property

@@ -1,0 +1,71 @@
+"""Build the bundle shipped inside the package: sertiny/assets/default_bundle/.
+
+    python scripts/build_default_bundle.py [--run DIR] [--jobs 2]
+
+ResLSTM-SA-h64 on the edge16k front end (any audio, any sample rate), trained on all 24
+RAVDESS speakers with the Table I recipe (scripts/table1_recipe.json) for the median best
+epoch of its cross-validation folds. The cross-validation (seed 0, the paper's five folds)
+is the same run as Table I's edge16k row, resumed if it is already there, and gives the
+card's held-out UAR. Exported as the chunked profile only (K = 1: int8 and float32), with no
+C arrays, so the wheel carries about a hundred KB rather than the full-unroll models' MB.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import table1  # noqa: E402  (the recipe and the data loading Table I uses)
+
+ROOT = table1.ROOT
+TARGET = ROOT / "sertiny" / "assets" / "default_bundle"
+MODEL = "res_lstm_sa_h64"
+PRESET = "edge16k"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=table1.run_dir(PRESET, MODEL),
+                        help="training run (cross-validation + deploy model); resumed if present")
+    parser.add_argument("--out", type=Path, default=TARGET)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+
+    from sertiny.export import ExportConfig, export_run
+    from sertiny.training import TrainConfig, train
+
+    spec, table = table1.load_input(PRESET)
+    config = TrainConfig(model=MODEL, seeds=(0,), **table1.recipe_for(MODEL))
+    metrics = train(table, config, args.run, data_spec=spec, jobs=args.jobs, deploy=True)
+    print(f"cross-validated UAR (seed 0): {metrics['uar_mean']:.4f}; deploy model: {metrics['deploy']['epochs']} epochs")
+
+    export = ExportConfig(full=False, chunks=(1,), c_arrays=False, weights="deploy", parity_seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        manifest = export_run(args.run, bundle, export, progress=print)
+        _portable(bundle)
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        shutil.copytree(bundle, args.out)
+    sizes = {p.name: p.stat().st_size for p in sorted(args.out.iterdir())}
+    print(f"wrote {args.out}: {sizes} ({sum(sizes.values()):,} bytes)")
+    print(f"held-out float UAR {manifest['metrics']['float_uar']:.4f}, int8 {manifest['metrics']['int8_uar']:.4f}")
+
+
+def _portable(bundle):
+    """The manifest records absolute paths of this machine; in a package they would only
+    mislead, so keep their last parts (corpus and run names)."""
+    from sertiny._io import atomic_write_json, atomic_write_text, read_json
+    from sertiny.export.bundle import model_card
+
+    manifest = read_json(bundle / "sertiny.json")
+    for key in ("source_run", "source_data"):
+        manifest[key] = "/".join(Path(manifest[key]).parts[-3:])
+    atomic_write_json(bundle / "sertiny.json", manifest)
+    atomic_write_text(bundle / "MODEL_CARD.md", model_card(manifest))
+
+
+if __name__ == "__main__":
+    main()
