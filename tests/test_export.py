@@ -364,3 +364,36 @@ def test_cli_exports_and_reports_errors(tmp_path):
     assert "int8_chunk2" in result.output and (out / "model_int8_chunk2.tflite").is_file()
     again = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--quiet"])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_chunked_only_bundle_ships_float_and_int8_chunks_without_c_arrays(tmp_path):
+    from sertiny.export import export_run
+    from sertiny.runtime.bundle import Bundle
+    from sertiny.runtime.runner import load_runner
+
+    out = tmp_path / "bundle"
+    manifest = export_run(write_run(tmp_path), out, ExportConfig(chunks=(1,), full=False, c_arrays=False,
+                                                                 calib_clips=8, tflm=False))
+    assert set(manifest["variants"]) == {"f32_chunk1", "int8_chunk1"}
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "model_f32_chunk1.tflite",
+                                                     "model_int8_chunk1.tflite", "sertiny.json"]
+    metrics = manifest["metrics"]
+    assert metrics["int8_variant"] == "int8_chunk1" and 0 <= metrics["int8_agreement"] <= 1
+    assert "CC BY-NC-SA" in manifest["data_terms"]  # the paper's feature format is RAVDESS's
+    loaded = Bundle.load(out)
+    assert loaded.default_variant == "int8_chunk1"
+    clip = padded(clips(1, seed=8)[0])
+    f32, int8 = (load_runner(loaded, name).predict(clip) for name in ("f32_chunk1", "int8_chunk1"))
+    assert abs(f32.sum() - 1) < 1e-5 and np.abs(f32 - int8).max() < 0.25
+
+
+def test_chunked_only_needs_chunks():
+    with pytest.raises(ParameterError, match="chunks"):
+        ExportConfig(full=False)
+
+
+def test_model_card_states_ravdess_terms():
+    from sertiny.export.bundle import data_terms
+
+    assert "CC BY-NC-SA 4.0" in data_terms({"data": {"kind": "audio", "dataset": "ravdess"}})
+    assert "check" in data_terms({"data": {"kind": "audio", "dataset": "folder"}})

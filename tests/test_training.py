@@ -52,6 +52,10 @@ def test_training_reduces_loss_and_writes_every_artifact(small_table, tmp_path):
     # Pooled out-of-fold predictions cover every clip exactly once.
     oof = (out / "seed_0/oof_predictions.csv").read_text().splitlines()[1:]
     assert sorted(line.split(",")[0] for line in oof) == sorted(small_table.names)
+    # Rerunning the finished run retrains nothing, the deployment model included.
+    stamp = (out / "deploy/weights.npz").stat().st_mtime_ns
+    again = train(small_table, TrainConfig(**TINY, lr=3e-3), out, deploy=True, progress=False)
+    assert again["deploy"] == metrics["deploy"] and (out / "deploy/weights.npz").stat().st_mtime_ns == stamp
 
 
 def test_no_speaker_is_in_two_roles_and_tests_only_its_test_speakers(small_table, tmp_path):

@@ -250,6 +250,7 @@ def model_card(manifest):
         "`sertiny.json`; shorter clips are zero-padded after normalisation, longer ones centre-cropped."),
         (f"- **Source run:** `{manifest['source_run']}`; exported {manifest['created']} with sertiny "
         f"{manifest['sertiny_version']}."),
+        f"- **Training recipe:** {_recipe(manifest.get('train_config') or {})}.",
         "",
         "## Variants",
         "",
@@ -283,7 +284,9 @@ def model_card(manifest):
         "",
         "## Use",
         "",
-        "- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` (full profile, one invoke per clip).",
+        ("- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` "
+         + ("(full profile, one invoke per clip)." if any(v["profile"] == "full" for v in manifest["variants"].values())
+            else "(chunked profile: the host runs the invokes per clip, pools attention and classifies).")),
         ("- Microcontrollers: the chunked variants (`model_int8_chunk<K>.h/.cc`), run K frames per invoke; "
         "the firmware keeps the LSTM states and pools attention between invokes as "
         "`firmware_bench/c_reference` shows."),
@@ -293,6 +296,12 @@ def model_card(manifest):
         "",
     ]
     return "\n".join(lines)
+
+
+def _recipe(train_config):
+    keys = ("lr", "weight_decay", "dropout", "t0", "batch_size", "epochs", "normalization", "seeds")
+    parts = [f"{k} {train_config[k]}" for k in keys if k in train_config]
+    return ", ".join(parts) + " per cross-validation fold (`train_config` in `sertiny.json`)" if parts else "not recorded"
 
 
 def _fmt(value, pattern):

@@ -163,16 +163,18 @@ def choose_weights(run, requested="auto"):
 
     Returns ``(name, reason)``; the reason goes into the model card.
     """
+    deploy_reason = "trained on all speakers with the run's hyperparameters (the deployment model)"
+    if requested == DEPLOY:
+        return DEPLOY, deploy_reason
     if requested != "auto":
-        if requested != DEPLOY:
-            seed, index = parse_weights_name(requested)
-            if seed not in run.seeds or index not in {f.index for f in run.folds}:
-                raise ParameterError(f"--weights {requested}: the run has seeds {run.seeds} and folds "
-                                     f"{[f.index for f in run.folds]}.")
-        return requested, "chosen with --weights"
+        seed, index = parse_weights_name(requested)
+        if seed not in run.seeds or index not in {f.index for f in run.folds}:
+            raise ParameterError(f"--weights {requested}: the run has seeds {run.seeds} and folds "
+                                 f"{[f.index for f in run.folds]}.")
+        return requested, "chosen with --weights; it never saw its fold's test speakers"
     available = run.available_weights()
     if DEPLOY in available:
-        return DEPLOY, "trained on all speakers with the run's hyperparameters (the deployment model)"
+        return DEPLOY, deploy_reason
     if not available:
         raise ArtifactError(f"{run.path}: no trained weights found (no deploy/ and no finished fold).")
     best = max(available, key=lambda n: _val_uar(run, n))

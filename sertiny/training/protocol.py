@@ -230,6 +230,11 @@ def train_deploy(ctx, *, progress=True):
     y = ctx.table.labels.astype(np.int32)
     seed_value = fold_seed(ctx.config.seeds[0], 0)
     mcfg = ctx.model_config.replace(seed=seed_value)
+    done = ctx.out_dir / "deploy" / "deploy.json"
+    if done.is_file():  # a rerun of a finished run: the same config trains the same model again
+        previous = json.loads(done.read_text())
+        if previous.get("epochs") == epochs and previous.get("model_config") == mcfg.to_dict():
+            return previous
     cfg = dataclasses.replace(ctx.config, epochs=epochs)
     result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value)
     info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),

@@ -1,0 +1,78 @@
+"""The bundle shipped inside the package: present, small, honest, and used when no bundle is given."""
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sertiny.runtime.bundle import DEFAULT_BUNDLE, Bundle, default_bundle_path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Hundreds of KB, not MB, in the wheel: the chunked int8 (52 KB) and float32 (186 KB) models and the manifest.
+MAX_BUNDLE_BYTES = 320_000
+
+
+def test_default_bundle_loads_and_is_small():
+    bundle = Bundle.load(None)
+    assert bundle.path == default_bundle_path() == DEFAULT_BUNDLE
+    assert set(bundle.variants) == {"f32_chunk1", "int8_chunk1"} and bundle.default_variant == "int8_chunk1"
+    from sertiny.features import get_preset
+
+    assert bundle.feature_config == get_preset("edge16k") and bundle.manifest["weights"] == "deploy"
+    assert sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) < MAX_BUNDLE_BYTES
+    assert not [p for p in DEFAULT_BUNDLE.iterdir() if p.suffix in (".cc", ".h", ".npz")]
+    # No path of the machine that built it.
+    assert not any(str(v).startswith("/") for v in (bundle.manifest["source_run"], bundle.manifest["source_data"]))
+
+
+def test_model_card_states_data_licence_and_cross_validated_uar():
+    card = (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text()
+    manifest = json.loads((DEFAULT_BUNDLE / "sertiny.json").read_text())
+    assert "CC BY-NC-SA 4.0" in card and "non-commercial" in card
+    assert manifest["metrics"]["per_fold"] and len(manifest["metrics"]["per_fold"]) == 5
+    assert f"float32 UAR {manifest['metrics']['float_uar']:.4f}" in card
+    assert f"int8 UAR {manifest['metrics']['int8_uar']:.4f}" in card
+
+
+def test_infer_and_bench_need_no_bundle_argument(shared_data, tmp_path):
+    from sertiny.cli import main
+
+    clips = sorted((shared_data / "ravdess16k" / "Actor_01").glob("*.flac"))[:2]
+    result = CliRunner().invoke(main, ["infer", *map(str, clips), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["variant"] for r in rows] == ["int8_chunk1"] * 2 and all(r["label"] for r in rows)
+    bench = CliRunner().invoke(main, ["bench", "--runs", "3", "--warmup", "1", "--threads", "1", "--no-peers",
+                                      "--no-cold-start", "--no-tflm", "--out", str(tmp_path / "b")])
+    assert bench.exit_code == 0, bench.output
+    assert "int8_chunk1" in bench.output and (tmp_path / "b" / "bench.json").is_file()
+
+
+def test_infer_with_only_a_bundle_asks_for_audio():
+    from sertiny.cli import main
+
+    result = CliRunner().invoke(main, ["infer", str(DEFAULT_BUNDLE)])
+    assert result.exit_code == 2 and "give the audio" in result.output
+
+
+def test_wheel_carries_the_bundle(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("sertiny-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {Path(n).name for n in names if "/assets/default_bundle/" in n}
+    assert shipped == {p.name for p in DEFAULT_BUNDLE.iterdir()}
+    assert wheel.stat().st_size < 1_000_000
+
+
+def test_missing_default_bundle_says_what_to_do(monkeypatch, tmp_path):
+    from sertiny.errors import ArtifactError
+    from sertiny.runtime import bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module, "DEFAULT_BUNDLE", tmp_path / "absent")
+    with pytest.raises(ArtifactError, match="Pass a bundle directory"):
+        Bundle.load(None)
