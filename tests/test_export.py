@@ -200,6 +200,51 @@ def test_percentile_ranges_tighten_int8_steps():
     assert scales[75] < scales[100]
 
 
+def test_cell_range_caps_only_the_cell_state():
+    fw = fold_weights(random_weights())
+    function = chunk_function(fw, 1)
+    runner, _, _ = chunk_runner(fw, 1)
+    trace = []
+    for c in clips(8, seed=11):
+        runner.predict(c, trace=trace)
+    samples = [inputs for inputs, _ in trace]
+    groups = [[s] for s in samples]
+    calibrated = convert(function, "int8", representative=samples, clip_groups=groups, range_percentile=100,
+                         cell_range=None)
+    capped = convert(function, "int8", representative=samples, clip_groups=groups, range_percentile=100,
+                     cell_range=0.5)
+    # States are outputs of the chunked model: c1 and c2 and their f*c products.
+    for model in (calibrated, capped):
+        io = {e["name"]: e for e in io_details(model, function)["outputs"]}
+        assert {"c1", "c2", "h1"} <= set(io)
+    plain = {e["name"]: e for e in io_details(calibrated, function)["outputs"]}
+    tight = {e["name"]: e for e in io_details(capped, function)["outputs"]}
+    for name in ("c1", "c2"):
+        assert tight[name]["scale"] <= 1.0 / 255 + 1e-9 < plain[name]["scale"]
+    assert tight["h1"]["scale"] == pytest.approx(plain["h1"]["scale"])
+    with pytest.raises(ParameterError, match="cell_range"):
+        ExportConfig(cell_range=0.0)
+
+
+def test_cell_state_tensors_are_found_in_both_profiles():
+    import tensorflow as tf
+
+    from sertiny.export.convert import cell_state_tensors
+
+    fw = fold_weights(random_weights())
+    for function, expected in ((chunk_function(fw, 1), 4), (full_unroll_function(fw, T), None)):
+        concrete = function.get_concrete_function()
+        shapes = [[d or 1 for d in spec.shape] for spec in concrete.structured_input_signature[0]]
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: iter([[np.ones(s, np.float32) for s in shapes]])
+        converter._experimental_calibrate_only = True
+        found = cell_state_tensors(converter.convert())
+        # K = 1: c and f*c of both LSTMs; full wavefront unroll: c and f*c of the fused cell at every tick
+        # but the first (no f*c from a zero state).
+        assert len(found) == (expected if expected is not None else 2 * T)
+
+
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed; the C reference cannot be built")
 def test_c_reference_matches_python_host_loop(int8_models, tmp_path):
     from sertiny.export.creference import write_host_trace

@@ -56,6 +56,9 @@ def _clips(ctx, param, value):
 @click.option("--range-percentile", default=90.0, show_default=True, type=click.FloatRange(50, 100),
               help="int8 activation ranges: this percentile of the calibration clips' own extremes "
                    "(100 = the converter's min/max over all clips).")
+@click.option("--cell-range", type=click.FloatRange(min=0.5), default=None,
+              help="int8: cap the LSTM cell state's range at +-this (finer int8 steps where the recurrence "
+                   "accumulates rounding) [default: calibrated].")
 @click.option("--no-parity", is_flag=True, help="Skip measuring float/int8 UAR on every fold's held-out speakers (faster).")
 @click.option("--no-tflm", is_flag=True, help="Skip the TFLite Micro arena bisection and op check.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")

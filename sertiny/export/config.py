@@ -38,6 +38,9 @@ class ExportConfig(Config):
         own extremes, so a few unusual clips do not coarsen the int8 step for all. The
         default 90 was chosen on the measurements in results/export.md (agreement with
         float up 3-4 points over min/max). int16x8 models always use min/max.
+    cell_range: int8 only: cap the LSTM cell state's activation range at +-cell_range
+        (None: calibrated like every other tensor). The cell state integrates its int8
+        rounding error over every frame; see results/export.md for the measured effect.
     chunk_calib_samples: cap on (chunk, state) samples for a chunked model's calibration;
         they come from running the float chunked model over the calibration clips.
     weights: ``auto`` (the deploy model if the run has one, else the best fold model),
@@ -61,6 +64,7 @@ class ExportConfig(Config):
     calib_strategy: str = "stratified"
     calib_seed: int = 0
     range_percentile: float = 90.0
+    cell_range: float | None = None
     chunk_calib_samples: int | None = 4000
     weights: str = "auto"
     parity: bool = True
@@ -85,6 +89,8 @@ class ExportConfig(Config):
             check_int(owner, "chunk_calib_samples", self.chunk_calib_samples, min_value=1)
         check_int(owner, "calib_seed", self.calib_seed, min_value=0)
         check_float(owner, "range_percentile", self.range_percentile, min_value=50.0, max_value=100.0)
+        if self.cell_range is not None:
+            check_float(owner, "cell_range", self.cell_range, min_value=0.5)
 
     def to_dict(self):
         d = super().to_dict()

@@ -24,7 +24,8 @@ def _tf():
 
 
 
-def convert(function, mode="f32", *, representative=None, per_channel=False, clip_groups=None, range_percentile=100.0):
+def convert(function, mode="f32", *, representative=None, per_channel=False, clip_groups=None, range_percentile=100.0,
+            cell_range=None):
     """Convert a ``tf.function`` with a fixed input signature to TFLite model bytes.
 
     Args:
@@ -43,12 +44,14 @@ def convert(function, mode="f32", *, representative=None, per_channel=False, cli
             ``range_percentile``-th percentile of its per-clip maxima (and the mirrored one
             of its per-clip minima); ``clip_groups`` lists each calibration clip's samples.
             See :func:`robust_ranges`.
+        cell_range: for ``int8``, cap the LSTM cell state's range at +-``cell_range``
+            (see :func:`cell_state_tensors`); None keeps the calibrated range.
     """
     tf = _tf()
     if mode not in QUANT_MODES:
         raise ParameterError(f"mode must be one of {QUANT_MODES}; got {mode!r}.")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
-    robust = mode == "int8" and range_percentile < 100
+    robust = mode == "int8" and (range_percentile < 100 or cell_range is not None)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -72,8 +75,12 @@ def convert(function, mode="f32", *, representative=None, per_channel=False, cli
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         model = bytes(converter.convert())
         if robust:
-            model = _quantize_calibrated(set_ranges(model, robust_ranges(model, clip_groups, range_percentile)),
-                                         per_channel)
+            ranges = robust_ranges(model, clip_groups, range_percentile)
+            if cell_range is not None:
+                for index in cell_state_tensors(model):
+                    low, high = ranges[index]
+                    ranges[index] = (max(low, -cell_range), min(high, cell_range))
+            model = _quantize_calibrated(set_ranges(model, ranges), per_channel)
     return model
 
 
@@ -109,6 +116,27 @@ def robust_ranges(calibrated, clip_groups, percentile):
         lows[g], highs[g] = low, high
     return dict(zip(tracked, zip(np.percentile(lows, 100 - percentile, axis=0),
                                  np.percentile(highs, percentile, axis=0))))
+
+
+def cell_state_tensors(calibrated):
+    """Indices of the LSTM cell-state tensors of a calibrated model: every ``f * c``
+    (named ``cell_decay`` by :mod:`sertiny.export.graph`) and the ``ADD`` that sums it
+    with ``i * g``.
+
+    The cell state is the one tensor whose int8 rounding error the recurrence integrates
+    over every frame (results/export.md), and a wide range makes that step coarse; but
+    ``h = o * tanh(c)`` barely changes for |c| beyond 3-4, so capping its range trades
+    rare saturation for a finer step on every frame.
+    """
+    model = _fb().convert_bytearray_to_object(bytearray(calibrated))
+    graph = model.subgraphs[0]
+    names = [t.name.decode() if isinstance(t.name, bytes) else (t.name or "") for t in graph.tensors]
+    decay = {i for i, n in enumerate(names) if n.split("/")[-1].split(";")[0].startswith("cell_decay")}
+    cells = set(decay)
+    for op in graph.operators:
+        if _opcode_name(model, op) == "ADD" and decay & set(op.inputs):
+            cells.update(op.outputs)
+    return sorted(i for i in cells if _has_range(graph.tensors[i]))
 
 
 def _has_range(tensor):

@@ -200,7 +200,10 @@ def _cell(tf, z_in, recurrent, h, c):
     units = z.shape[-1] // 4
     sigm, g = tf.split(z, [3 * units, units], axis=-1)
     i, f, o = tf.split(tf.sigmoid(sigm), 3, axis=-1)
-    c_new = i * tf.tanh(g) if c is None else f * c + i * tf.tanh(g)
+    # Named so the int8 calibration can find the cell state (see ``convert.CELL_STATE_NAMES``).
+    ig = i * tf.tanh(g)
+    c_new = tf.identity(ig, name="cell_state") if c is None else tf.add(
+        tf.multiply(f, c, name="cell_decay"), ig, name="cell_state")
     return o * tf.tanh(c_new), c_new
 
 

@@ -50,7 +50,7 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
 
     def add(name, function, mode, profile_meta, representative=None, groups=None):
         raw = convert(function, mode, representative=representative, per_channel=config.per_channel,
-                      clip_groups=groups, range_percentile=config.range_percentile)
+                      clip_groups=groups, range_percentile=config.range_percentile, cell_range=config.cell_range)
         io = io_details(raw, function)
         if mode in INTEGER_MODES and profile_meta["profile"] == "chunked":
             raw = tie_quantization(raw, _state_pairs(io))
@@ -63,6 +63,8 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
         if mode in INTEGER_MODES:
             ranges = "min/max over the calibration samples" if mode != "int8" or config.range_percentile >= 100 else (
                 f"percentile {config.range_percentile:g} of per-clip extremes")
+            if mode == "int8" and config.cell_range is not None:
+                ranges += f"; LSTM cell state capped at +-{config.cell_range:g}"
             meta.update(per_channel=config.per_channel, calibration=dict(calib, ranges=ranges))
         variants[name] = Variant(name, model, meta)
         return variants[name]
