@@ -12,11 +12,14 @@ import numpy as np
 from .. import __version__
 from .._io import read_json
 from ..errors import ArtifactError, ParameterError, SertinyError
+from ..models.weights import LSTM_SA_FAMILIES
 
 # Run layouts this exporter reads. run.json without "format_version" is layout 1 (the
 # first layout, written before the field existed).
 SUPPORTED_RUN_FORMATS = (1,)
 DEPLOY = "deploy"
+# Families the export graph implements (it reads the named LSTM-SA weight format).
+EXPORT_FAMILIES = LSTM_SA_FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +95,12 @@ def load_run(run_dir):
         model_config = ModelConfig.from_dict(info["model_config"])
     except (KeyError, TypeError, ParameterError) as exc:
         raise ArtifactError(f"{path / 'run.json'}: unusable model_config ({exc}); the run comes from another sertiny version.") from None
+    if model_config.family not in EXPORT_FAMILIES:
+        raise ArtifactError(
+            f"{path}: the run trained {model_config.name}, a {model_config.family!r} model; sertiny export "
+            f"supports the {', '.join(EXPORT_FAMILIES)} families only. Its weights are in "
+            "seed_<s>/fold_<k>/weights.npz (load them with sertiny.models.weights.set_weights)."
+        )
     try:
         folds = [Fold(**f) for f in info.get("folds", [])]
     except (TypeError, ParameterError) as exc:

@@ -12,7 +12,7 @@ ops = keras.ops
 
 # PyTorch BatchNorm1d defaults (momentum 0.1 on the new batch, eps 1e-5); Keras' own
 # (0.99, 1e-3) would change both the running statistics and the normalisation.
-_BN = {"momentum": 0.9, "epsilon": 1e-5}
+BN_ARGS = {"momentum": 0.9, "epsilon": 1e-5}
 
 
 @keras.saving.register_keras_serializable("sertiny")
@@ -30,8 +30,12 @@ class SoftAttention(keras.layers.Layer):
         # Xavier-normal on an (H, 1) vector, as the reference code initialises it.
         self.u = self.add_weight(name="u", shape=(input_shape[-1], 1), initializer="glorot_normal")
 
+    def scores(self, h):
+        """Unnormalised attention score e_t of every step: (B, T, H) -> (B, T)."""
+        return ops.squeeze(ops.matmul(h, self.u), -1)
+
     def call(self, h, mask=None):
-        scores = ops.squeeze(ops.matmul(h, self.u), -1)  # (B, T)
+        scores = self.scores(h)
         if mask is not None:
             scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
         alpha = ops.softmax(scores, axis=-1)
@@ -59,7 +63,7 @@ class _ForgetBias(keras.initializers.Initializer):
         return {"units": self.units, "value": self.value}
 
 
-def _inputs(config):
+def model_inputs(config):
     keras.utils.set_random_seed(config.seed)  # seeds the attention vector and dropout too
     features = keras.Input(shape=(config.seq_len, config.n_features), name="features")
     x = features
@@ -70,43 +74,50 @@ def _inputs(config):
 
 
 def _head(h, config):
-    seed = config.seed
     context = SoftAttention(name="attention")(h)
-    context = keras.layers.BatchNormalization(name="bn_out", **_BN)(context)
-    context = keras.layers.Dropout(config.dropout, seed=seed, name="dropout")(context)
+    context = keras.layers.BatchNormalization(name="bn_out", **BN_ARGS)(context)
+    return classifier(context, config)
+
+
+def classifier(x, config):
+    """Dropout -> Dense softmax over ``config.n_classes``: the last two layers of every family."""
+    seed = config.seed
+    x = keras.layers.Dropout(config.dropout, seed=seed, name="dropout")(x)
     return keras.layers.Dense(
         config.n_classes,
         activation="softmax",
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 7),
         bias_initializer="zeros",
         name="dense",
-    )(context)
+    )(x)
 
 
 @register_model("lstm_sa")
 def build_lstm_sa(config):
     """LSTM(F->H) -> soft attention -> BatchNorm -> Dropout -> Dense softmax."""
-    features, x = _inputs(config)
-    h = _seeded_lstm(config.hidden, config, "lstm2", 2)(x)
+    features, x = model_inputs(config)
+    h = seeded_lstm(config.hidden, config, "lstm2", 2)(x)
     return keras.Model(features, _head(h, config), name=config.name)
 
 
 @register_model("res_lstm_sa")
 def build_res_lstm_sa(config):
     """LSTM1(F->F) + input (residual) -> BatchNorm -> LSTM2(F->H) -> the LSTM-SA head."""
-    features, x = _inputs(config)
-    r = _seeded_lstm(config.n_features, config, "lstm1", 1)(x)
+    features, x = model_inputs(config)
+    r = seeded_lstm(config.n_features, config, "lstm1", 1)(x)
     r = keras.layers.Add(name="residual")([r, x])
-    r = keras.layers.BatchNormalization(name="bn_in", **_BN)(r)
-    h = _seeded_lstm(config.hidden, config, "lstm2", 2)(r)
+    r = keras.layers.BatchNormalization(name="bn_in", **BN_ARGS)(r)
+    h = seeded_lstm(config.hidden, config, "lstm2", 2)(r)
     return keras.Model(features, _head(h, config), name=config.name)
 
 
-def _seeded_lstm(units, config, name, index):
+def seeded_lstm(units, config, name, index, *, return_sequences=True, go_backwards=False):
+    """An LSTM with the reference initialisation, seeded by ``config.seed`` and a per-layer ``index``."""
     seed = config.seed * 100 + index * 10
     return keras.layers.LSTM(
         units,
-        return_sequences=True,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
         kernel_initializer=keras.initializers.GlorotNormal(seed=seed),
         recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
         bias_initializer=_ForgetBias(units, config.forget_bias),

@@ -7,7 +7,7 @@ import re
 from .._config import Config, check_choice, check_float, check_int
 from ..errors import ParameterError
 
-_FAMILIES = {}  # family name -> (builder import path, default hidden sizes)
+_FAMILIES = {}  # family name -> (builder or its module's import path, default hidden sizes, padding modes)
 _NAME_RE = re.compile(r"^(?P<family>[a-z_]+?)_h(?P<hidden>\d+)$")
 
 PADDING_MODES = ("zeros", "masked")
@@ -27,7 +27,8 @@ class ModelConfig(Config):
         PyTorch's bias vectors to 1, so its effective forget bias is 2; Keras has one.
     padding: ``"zeros"`` runs the network over zero frames after a short clip, exactly
         as deployed; ``"masked"`` skips them (LSTM state carried, attention masked),
-        like PyTorch packed sequences.
+        like PyTorch packed sequences. A family may support only some modes
+        (``cnn_lstm``: zeros only).
     seed: initialisation seed.
     """
 
@@ -52,6 +53,12 @@ class ModelConfig(Config):
         check_float(owner, "dropout", self.dropout, min_value=0.0, max_value=0.95)
         check_float(owner, "forget_bias", self.forget_bias)
         check_choice(owner, "padding", self.padding, set(PADDING_MODES))
+        paddings = _FAMILIES[self.family][2]
+        if self.padding not in paddings:
+            raise ParameterError(
+                f"The 'padding' parameter of ModelConfig must be one of {list(paddings)} for the "
+                f"{self.family!r} family. Got {self.padding!r} instead."
+            )
         check_int(owner, "seed", self.seed, min_value=0)
 
     @property
@@ -59,11 +66,15 @@ class ModelConfig(Config):
         return f"{self.family}_h{self.hidden}"
 
 
-def register_model(family, *, hidden_sizes=(32, 64, 128)):
-    """Class/function decorator: register ``builder(config) -> keras.Model`` for a family."""
+def register_model(family, *, hidden_sizes=(32, 64, 128), paddings=PADDING_MODES):
+    """Class/function decorator: register ``builder(config) -> keras.Model`` for a family.
+
+    ``paddings``: the :data:`PADDING_MODES` the family can build (``"masked"`` needs every
+    layer to carry a Keras mask).
+    """
 
     def decorator(builder):
-        _FAMILIES[family] = (builder, tuple(hidden_sizes))
+        _FAMILIES[family] = (builder, tuple(hidden_sizes), tuple(paddings))
         return builder
 
     return decorator
@@ -72,20 +83,25 @@ def register_model(family, *, hidden_sizes=(32, 64, 128)):
 def _ensure_builtin_families():
     # The builders import Keras; registering their names must not. So the registry knows
     # the built-in families by module, and imports that module only to build.
-    for family, module in _BUILTIN.items():
-        _FAMILIES.setdefault(family, (module, (32, 64, 128)))
+    for family, (module, paddings) in _BUILTIN.items():
+        _FAMILIES.setdefault(family, (module, (32, 64, 128), paddings))
 
 
+# family -> (module whose @register_model builds it, padding modes it supports); the
+# padding modes must match the module's decorator (a test checks).
 _BUILTIN = {
-    "lstm_sa": "sertiny.models.lstm_sa",
-    "res_lstm_sa": "sertiny.models.lstm_sa",
+    "lstm_sa": ("sertiny.models.lstm_sa", PADDING_MODES),
+    "res_lstm_sa": ("sertiny.models.lstm_sa", PADDING_MODES),
+    "bilstm_att": ("sertiny.models.baselines", PADDING_MODES),
+    "dual_lstm": ("sertiny.models.baselines", PADDING_MODES),
+    "cnn_lstm": ("sertiny.models.baselines", ("zeros",)),
 }
 
 
 def list_models(pattern="*"):
     """Registered model names (``family_hN`` for each family's standard sizes) matching a glob."""
     _ensure_builtin_families()
-    names = [f"{fam}_h{h}" for fam, (_, sizes) in _FAMILIES.items() for h in sizes]
+    names = [f"{fam}_h{h}" for fam, (_, sizes, _) in _FAMILIES.items() for h in sizes]
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
@@ -111,10 +127,10 @@ def _builder(family):
     import importlib
 
     _ensure_builtin_families()
-    builder, _ = _FAMILIES[family]
+    builder = _FAMILIES[family][0]
     if isinstance(builder, str):
         importlib.import_module(builder)  # its @register_model replaces the string
-        builder, _ = _FAMILIES[family]
+        builder = _FAMILIES[family][0]
     return builder
 
 

@@ -10,6 +10,13 @@ this one format, so none of them depends on Keras or its backend. Names:
 - ``attention/u`` (H,).
 - ``bn_out/{gamma,beta,moving_mean,moving_variance}`` (H,).
 - ``dense/kernel`` (H, C), ``dense/bias`` (C,).
+
+Other families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``; anything not in
+:data:`LSTM_SA_FAMILIES`) use a generic format that only Keras reads back:
+``<layer name>/<variable name>`` for every variable of every layer (trainable or not), with
+``<layer name>/forward/...`` and ``<layer name>/backward/...`` for a Bidirectional layer's
+two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``. Arrays
+keep Keras' own shapes and gate order.
 """
 
 import numpy as np
@@ -23,10 +30,22 @@ _LAYER_WEIGHTS = {
     "dense": ("kernel", "bias"),
 }
 BN_EPSILON = 1e-5
+# Families whose weights use the named format above (export, forward and the C reference
+# read it); models are recognised by their name, ``<family>_h<hidden>``.
+LSTM_SA_FAMILIES = ("lstm_sa", "res_lstm_sa")
+
+
+def _is_lstm_sa(model):
+    return model.name.rpartition("_h")[0] in LSTM_SA_FAMILIES
 
 
 def get_weights(model):
-    """Canonical weight dict of a Keras LSTM-SA / ResLSTM-SA model."""
+    """Canonical weight dict of a model built by :func:`sertiny.models.create_model`.
+
+    LSTM-SA / ResLSTM-SA models give the named format; other families the generic one.
+    """
+    if not _is_lstm_sa(model):
+        return {key: np.asarray(var.numpy(), dtype=np.float32) for key, var in _generic_variables(model)}
     out = {}
     for layer in model.layers:
         names = _LAYER_WEIGHTS.get(layer.name)
@@ -40,6 +59,9 @@ def get_weights(model):
 
 def set_weights(model, weights):
     """Load a canonical weight dict into a Keras model built from the same config."""
+    if not _is_lstm_sa(model):
+        _set_generic(model, weights)
+        return
     for layer in model.layers:
         names = _LAYER_WEIGHTS.get(layer.name)
         if names is None:
@@ -47,6 +69,45 @@ def set_weights(model, weights):
         current = layer.get_weights()
         new = [np.asarray(weights[f"{layer.name}/{k}"]).reshape(c.shape) for k, c in zip(names, current)]
         layer.set_weights(new)
+
+
+def _generic_variables(model):
+    """``(key, variable)`` of every variable of every layer, keyed as the generic format says."""
+    seen = set()
+    for layer in model.layers:
+        if hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer"):  # Bidirectional
+            owners = [(f"{layer.name}/forward", layer.forward_layer), (f"{layer.name}/backward", layer.backward_layer)]
+        else:
+            owners = [(layer.name, layer)]
+        for prefix, owner in owners:
+            for var in owner.weights:
+                key = f"{prefix}/{var.name}"
+                if key in seen:  # a layer type whose variables need a naming rule of their own
+                    raise ValueError(f"Layer {layer.name!r} has two variables named {var.name!r}; "
+                                     "the generic weight format cannot name them apart.")
+                seen.add(key)
+                yield key, var
+
+
+def _set_generic(model, weights):
+    from ..errors import ArtifactError
+
+    variables = dict(_generic_variables(model))
+    missing = sorted(set(variables) - set(weights))
+    unexpected = sorted(set(weights) - set(variables))
+    if missing or unexpected:
+        raise ArtifactError(
+            f"The weights do not fit the {model.name} model: missing {missing or 'none'}, "
+            f"unexpected {unexpected or 'none'}. They come from another model family or size."
+        )
+    for key, var in variables.items():
+        value = np.asarray(weights[key])
+        if tuple(value.shape) != tuple(var.shape):
+            raise ArtifactError(
+                f"Weight {key} has shape {value.shape} but the {model.name} model needs {tuple(var.shape)}; "
+                "the weights come from another model size or feature set."
+            )
+        var.assign(value.astype(var.dtype))
 
 
 def save_weights(path, weights):
@@ -105,6 +166,13 @@ def forward(weights, x, *, lengths=None):
 
     ``lengths`` gives masked-padding semantics; without it every frame counts (zero padding).
     """
+    if "lstm2/kernel" not in weights:
+        from ..errors import ParameterError
+
+        raise ParameterError(
+            "forward() is the NumPy reference of the LSTM-SA / ResLSTM-SA families "
+            f"({', '.join(LSTM_SA_FAMILIES)}); these weights come from another family."
+        )
     x = np.asarray(x, dtype=np.float64)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     if "lstm1/kernel" in w:
