@@ -58,7 +58,8 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
     from ..runtime.classifier import Classifier
 
     bundle, audio = bundle_option, list(paths)
-    if bundle is None and _is_bundle(audio[0]):
+    if bundle is None and (_is_bundle(audio[0]) or (len(audio) > 1 and _holds_no_audio(audio[0]))):
+        # A first folder with no audio in it was meant as a bundle: loading it says what is wrong.
         bundle, audio = audio[0], audio[1:]
     if not audio:
         raise click.UsageError(f"{bundle} is a bundle; also give the audio files or folders to classify.")
@@ -80,6 +81,13 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
             click.echo(_format_prediction(prediction, top, silence_db))
     if failed:
         sys.exit(1)
+
+
+def _holds_no_audio(path):
+    from pathlib import Path
+
+    path = Path(path)
+    return path.is_dir() and not any(f.suffix.lower() in _AUDIO_EXTENSIONS for f in path.rglob("*"))
 
 
 def _expand_audio(paths):
