@@ -210,3 +210,18 @@ def test_bench_cli_run_and_compare(bundle_dir, tmp_path, write_audio):
     res = runner.invoke(main, ["bench", "compare", str(out / "bench.json"), "--out", str(tmp_path / "cmp")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "cmp" / "compare.md").exists()
+
+
+def test_e2e_target_reports_the_floor_set_by_the_shared_front_end():
+    from sertiny.bench.run import check_targets
+
+    def e2e(decode, features, inference):
+        total = decode + features + inference
+        return {"decode_ms": decode, "features_ms": features, "inference_ms": inference, "total_ms": total,
+                "total": {"p50": total}}
+
+    result = {"device": {}, "variants": [{"name": "int8_chunk1", "e2e": e2e(1.0, 5.0, 1.0), "cold_start": {}}],
+              "peers": [{"name": "keras", "e2e": e2e(1.0, 5.0, 2.0)}]}
+    targets = check_targets(result)
+    assert targets["int8_e2e_over_keras_e2e"] == 0.875 and targets["int8_e2e<=0.5*keras_e2e"] is False
+    assert targets["e2e_ratio_floor_shared_front_end"] == 0.75

@@ -139,6 +139,10 @@ def _targets(result):
     lines = ["## Targets", ""]
     for key, value in t.items():
         lines.append(f"- {key}: {value if isinstance(value, float) else text.get(value, value)}")
+    if t.get("e2e_ratio_floor_shared_front_end") is not None:
+        lines.append("- e2e_ratio_floor_shared_front_end: decode + features as a share of the Keras peer's mean "
+                     "end-to-end time. Every row runs the same decode and NumPy front end, so even an "
+                     "instantaneous model cannot take the int8/Keras ratio below this figure.")
     return lines + [""]
 
 
