@@ -71,3 +71,19 @@ def test_emulated_pi_predictions_equal_the_hosts(bundle, clips, tmp_path):
     # The script itself must never print emulated timings as if they were the Pi's.
     assert "meaningless" in log and " ms" not in log
     assert "tflite-runtime 2.14.0" in log and "aarch64" in log
+
+
+def test_emulated_pi_runs_the_builtin_bundle(clips, tmp_path):
+    """The bundle shipped in the package (chunked int8, host loop in Python) on the Pi stack."""
+    _require_qemu()
+    from sertiny.runtime.bundle import DEFAULT_BUNDLE
+
+    out = tmp_path / "out"
+    picked = clips[::8]
+    proc = subprocess.run(["bash", str(SCRIPT), "--out", str(out), str(DEFAULT_BUNDLE), *map(str, picked)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    emulated = [json.loads(line) for line in (out / "emulated.jsonl").read_text().splitlines()]
+    assert [r["variant"] for r in emulated] == ["int8_chunk1"] * len(picked)
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["ok"] and summary["clips"] == len(picked), summary
