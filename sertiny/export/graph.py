@@ -23,6 +23,10 @@ Two graph families are built:
 * chunked: K frames plus the LSTM states in, the next states and LSTM2's K outputs out.
   Attention pooling, BatchNorm and the classifier run on the host between invokes (see
   :mod:`sertiny.runtime.chunked`), where an online softmax accumulates them exactly.
+
+The baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``) are built from the same
+LSTM pieces by :mod:`sertiny.export.baseline_graphs`; :func:`fold_weights` and
+:func:`full_unroll_function` hand their weights over to it.
 """
 
 import dataclasses
@@ -30,7 +34,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
-from ..models.weights import BN_EPSILON
+from ..models.weights import BN_EPSILON, LSTM_SA_FAMILIES
 
 SCHEDULES = ("sequential", "wavefront")
 
@@ -120,7 +124,14 @@ def fold_weights(weights, model_config=None):
 
     Checks the shapes against each other and, if given, against ``model_config``, so a
     weights file from another architecture or feature set fails here with a clear message.
+    The baseline families' generic weights (a run of one, or weights without LSTM-SA's
+    ``lstm2``) give a :class:`~sertiny.export.baseline_graphs.BaselineWeights` instead.
     """
+    family = model_config.family if model_config is not None else None
+    if family not in LSTM_SA_FAMILIES and (family is not None or "lstm2/kernel" not in weights):
+        from .baseline_graphs import fold_baseline
+
+        return fold_baseline(weights, model_config)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     _check_shapes(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
@@ -227,13 +238,22 @@ def _stack(tf, rows):
     return tf.reshape(tf.stack(rows, axis=0), (len(rows), rows[0].shape[-1]))
 
 
-def _run_lstm(tf, x, lstm, h=None, c=None):
-    """Run ``lstm`` over (steps, F_in); returns the (steps, U) outputs and the final (h, c)."""
+def lstm_steps(tf, x, lstm, h=None, c=None, *, reverse=False):
+    """Run ``lstm`` over (steps, F_in); returns the (1, U) output of every step, in time
+    order, and the final (h, c). ``reverse`` runs the steps from the last frame to the
+    first (a backward LSTM: unrolled, the reversal is only the order the rows are used in)."""
     recurrent = tf.constant(lstm.recurrent)
+    rows = _rows(tf, _project(tf, x, lstm))
     outputs = []
-    for z in _rows(tf, _project(tf, x, lstm)):
+    for z in reversed(rows) if reverse else rows:
         h, c = _cell(tf, z, recurrent, h, c)
         outputs.append(h)
+    return (outputs[::-1] if reverse else outputs), h, c
+
+
+def _run_lstm(tf, x, lstm, h=None, c=None):
+    """Run ``lstm`` over (steps, F_in); returns the (steps, U) outputs and the final (h, c)."""
+    outputs, h, c = lstm_steps(tf, x, lstm, h, c)
     return _stack(tf, outputs), h, c
 
 
@@ -318,6 +338,10 @@ def full_unroll_function(fw, seq_len, *, schedule="wavefront"):
     tf = _tf()
     if schedule not in SCHEDULES:
         raise ParameterError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
+    if not isinstance(fw, FoldedWeights):  # a baseline family: one schedule (see baseline_graphs)
+        from .baseline_graphs import full_unroll_function as baseline_function
+
+        return baseline_function(fw, seq_len)
     if schedule == "wavefront" and not fw.residual:
         schedule = "sequential"  # one layer: nothing to fuse
     recurrence = wavefront_recurrence if schedule == "wavefront" else sequential_recurrence
@@ -352,6 +376,10 @@ def chunk_function(fw, chunk):
     sequential schedule (the wavefront's one-frame lag would have to be carried across
     invokes too, and at small K the fused cell's zero block costs more flash than it saves).
     """
+    if not isinstance(fw, FoldedWeights):
+        from .baseline_graphs import CHUNK_REFUSAL
+
+        raise ParameterError(f"{CHUNK_REFUSAL}; export this {fw.family} model with the full profile (no --chunk).")
     tf = _tf()
     inputs, _ = chunk_io(fw, chunk)
     specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs]

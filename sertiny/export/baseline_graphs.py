@@ -1,0 +1,220 @@
+"""TensorFlow graphs of the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``).
+
+The same approach as :mod:`sertiny.export.graph`, which this module reuses for the LSTM
+cell: the generic weight dict (:mod:`sertiny.models.weights`) is folded into constant
+matrices and every recurrence is unrolled with plain ops, one invoke per clip, full profile
+only (the chunked profile's host-side head is LSTM-SA's soft attention):
+
+* Every LSTM step is :func:`graph._cell` (gates reordered to (i, f, o, g): 11 ops, fewer
+  at the first step), and all steps' input projections are one FULLY_CONNECTED.
+* ``bilstm_att``: each direction is its own unrolled LSTM; the backward one uses the rows
+  of its input projection from the last frame to the first and its outputs are put back in
+  time order, which unrolled costs no op. The two (T, H) sequences are joined by one
+  CONCATENATION. Attention is tanh(h W + b) v over all frames in two FULLY_CONNECTED, a
+  SOFTMAX over time and one matmul for the weighted sum.
+* ``dual_lstm``: LSTM a over all frames, then LSTM b, whose last state feeds the classifier.
+* ``cnn_lstm``: each block is CONV_2D (the conv1d as a 1 x 3 convolution over a (1, 1, T,
+  C) tensor) with the BatchNorm folded into its kernel and bias (exact: inference BN is
+  affine), MAX_POOL_2D, then ELU. Pooling before ELU is exact because ELU is increasing
+  (max(elu a, elu b) = elu(max(a, b))) and halves the ELU's work. 'same' pooling
+  matches Keras: the odd last frame is pooled alone.
+
+Dropout is the identity at inference. Zero padding only: :func:`sertiny.export.export_run`
+refuses masked-padding runs before any of this runs.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import ArtifactError, ParameterError
+from .graph import Lstm, _bn_affine, _reorder_gates, _stack, _tf, lstm_steps
+
+BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
+CHUNK_REFUSAL = "The chunked profile is implemented for lstm_sa/res_lstm_sa only"
+
+# Layer names of each family's LSTMs, in the order they run (the generic weight format).
+_LSTMS = {
+    "bilstm_att": ("bilstm1/forward", "bilstm1/backward", "bilstm2/forward", "bilstm2/backward"),
+    "dual_lstm": ("lstm_a", "lstm_b"),
+    "cnn_lstm": ("lstm",),
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BaselineWeights:
+    """A baseline model as export consumes it: LSTM gates reordered, BatchNorms folded, float32.
+
+    ``lstms`` maps the weight format's layer name (``bilstm1/forward``, ``lstm_a``, ...) to
+    an :class:`~sertiny.export.graph.Lstm`. ``convs`` (cnn_lstm) holds each block's
+    ``(kernel (1, 3, C_in, C_out), bias (C_out,))`` with its BatchNorm folded in;
+    ``attention`` (bilstm_att) is ``(W (2H, H), b (H,), v (H, 1))``.
+    """
+
+    family: str
+    lstms: dict
+    dense_kernel: np.ndarray  # (D, C)
+    dense_bias: np.ndarray  # (C,)
+    convs: tuple = ()
+    attention: tuple | None = None
+
+    residual = False  # no LSTM-SA residual branch: the wavefront schedule does not apply
+
+    @property
+    def n_features(self):
+        first = self.convs[0][0] if self.convs else self.lstms[_LSTMS[self.family][0]].kernel
+        return first.shape[-2]
+
+    @property
+    def hidden(self):
+        return self.lstms[_LSTMS[self.family][0]].units
+
+    @property
+    def n_classes(self):
+        return self.dense_bias.shape[0]
+
+
+def expected_shapes(family, hidden, n_features, n_classes):
+    """``{key: shape}`` of every array of a family's generic weight dict (Keras' shapes)."""
+    from ..models.baselines import CNN_BLOCKS, CNN_KERNEL
+
+    h = hidden
+    shapes = {}
+
+    def lstm(name, n_in):
+        shapes.update({f"{name}/kernel": (n_in, 4 * h), f"{name}/recurrent_kernel": (h, 4 * h),
+                       f"{name}/bias": (4 * h,)})
+
+    if family == "bilstm_att":
+        for direction in ("forward", "backward"):
+            lstm(f"bilstm1/{direction}", n_features)
+            lstm(f"bilstm2/{direction}", 2 * h)
+        shapes.update({"attention/kernel": (2 * h, h), "attention/bias": (h,), "attention/v": (h, 1),
+                       "dense/kernel": (2 * h, n_classes)})
+    elif family == "dual_lstm":
+        lstm("lstm_a", n_features)
+        lstm("lstm_b", h)
+        shapes["dense/kernel"] = (h, n_classes)
+    elif family == "cnn_lstm":
+        for block in range(1, CNN_BLOCKS + 1):
+            shapes[f"conv{block}/kernel"] = (CNN_KERNEL, n_features if block == 1 else h, h)
+            shapes.update({f"bn{block}/{k}": (h,) for k in ("gamma", "beta", "moving_mean", "moving_variance")})
+        lstm("lstm", h)
+        shapes["dense/kernel"] = (h, n_classes)
+    else:
+        raise ParameterError(f"family must be one of {BASELINE_FAMILIES}; got {family!r}.")
+    shapes["dense/bias"] = (n_classes,)
+    return shapes
+
+
+def _describe(w):
+    """(family, hidden, n_features, n_classes) read off a generic weight dict's own arrays."""
+    if "bilstm1/forward/kernel" in w:
+        family, first = "bilstm_att", "bilstm1/forward"
+    elif "lstm_a/kernel" in w:
+        family, first = "dual_lstm", "lstm_a"
+    elif "conv1/kernel" in w and "lstm/kernel" in w:
+        family, first = "cnn_lstm", "lstm"
+    else:
+        raise ArtifactError(f"The model weights ({sorted(w)[:4]}...) are not those of a {'/'.join(BASELINE_FAMILIES)} "
+                            "model; they come from another family.")
+    hidden = w[f"{first}/recurrent_kernel"].shape[0]
+    n_features = w["conv1/kernel"].shape[1] if family == "cnn_lstm" else w[f"{first}/kernel"].shape[0]
+    n_classes = w["dense/bias"].shape[0] if "dense/bias" in w else 0
+    return family, hidden, n_features, n_classes
+
+
+def _check_shapes(w, config):
+    described = _describe(w)
+    expected = expected_shapes(*described)
+    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(f"The {described[0]} weights are incomplete: missing {missing or 'none'}, "
+                            f"unexpected {unexpected or 'none'}.")
+    for key, shape in expected.items():
+        if tuple(w[key].shape) != shape:
+            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
+    if config is not None:
+        want = (config.family, config.hidden, config.n_features, config.n_classes)
+        if described != want:
+            raise ArtifactError(
+                f"The weights are a (family, hidden, n_features, n_classes) = {described} model but the run "
+                f"says {want}: the weights were trained on a different model or feature set."
+            )
+    return described[0]
+
+
+def fold_baseline(weights, model_config=None):
+    """Generic weight dict -> :class:`BaselineWeights` (folding in float64, stored float32).
+
+    Checks every key and shape, and the family and sizes against ``model_config`` if given.
+    """
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    family = _check_shapes(w, model_config)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    lstms = {name: Lstm(*(f32(_reorder_gates(w[f"{name}/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
+             for name in _LSTMS[family]}
+    convs, attention = [], None
+    block = 1
+    while f"conv{block}/kernel" in w:
+        scale, shift = _bn_affine(w, f"bn{block}")
+        # BN(conv(x)) = conv(x) * scale + shift: scale each output channel of the kernel.
+        kernel = w[f"conv{block}/kernel"] * scale
+        convs.append((f32(kernel[None]), f32(shift)))
+        block += 1
+    if family == "bilstm_att":
+        attention = (f32(w["attention/kernel"]), f32(w["attention/bias"]), f32(w["attention/v"]))
+    return BaselineWeights(family, lstms, f32(w["dense/kernel"]), f32(w["dense/bias"]), tuple(convs), attention)
+
+
+# --------------------------------------------------------------------------- graphs
+
+
+def _classify(tf, fw, features):
+    """(1, D) -> (1, C) probabilities: the dense softmax (dropout is the identity)."""
+    return tf.nn.softmax(tf.matmul(features, tf.constant(fw.dense_kernel)) + tf.constant(fw.dense_bias), axis=-1)
+
+
+def _bilstm_att(tf, fw, x):
+    for layer in ("bilstm1", "bilstm2"):
+        forward, _, _ = lstm_steps(tf, x, fw.lstms[f"{layer}/forward"])
+        backward, _, _ = lstm_steps(tf, x, fw.lstms[f"{layer}/backward"], reverse=True)
+        x = tf.concat([_stack(tf, forward), _stack(tf, backward)], axis=-1)  # (T, 2H)
+    kernel, bias, v = fw.attention
+    energy = tf.tanh(tf.matmul(x, tf.constant(kernel)) + tf.constant(bias))  # (T, H)
+    scores = tf.reshape(tf.matmul(energy, tf.constant(v)), (1, -1))  # (1, T)
+    context = tf.matmul(tf.nn.softmax(scores, axis=-1), x)  # (1, 2H)
+    return _classify(tf, fw, context)
+
+
+def _dual_lstm(tf, fw, x):
+    outputs, _, _ = lstm_steps(tf, x, fw.lstms["lstm_a"])
+    _, h, _ = lstm_steps(tf, _stack(tf, outputs), fw.lstms["lstm_b"])
+    return _classify(tf, fw, h)
+
+
+def _cnn_lstm(tf, fw, x):
+    steps = x.shape[0]
+    y = tf.reshape(x, (1, 1, steps, x.shape[1]))  # NHWC with H = 1: conv1d as conv2d
+    for kernel, bias in fw.convs:
+        y = tf.nn.conv2d(y, tf.constant(kernel), strides=1, padding="SAME") + tf.constant(bias)
+        y = tf.nn.elu(tf.nn.max_pool2d(y, (1, 2), (1, 2), "SAME"))
+        steps = -(-steps // 2)
+    _, h, _ = lstm_steps(tf, tf.reshape(y, (steps, y.shape[-1])), fw.lstms["lstm"])
+    return _classify(tf, fw, h)
+
+
+_GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm}
+
+
+def full_unroll_function(fw, seq_len):
+    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled."""
+    tf = _tf()
+    graph = _GRAPHS[fw.family]
+    spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def model(features):
+        return {"probabilities": graph(tf, fw, tf.reshape(features, (seq_len, fw.n_features)))}
+
+    return model
