@@ -43,21 +43,25 @@ def padded(clip):
     return fit_frames(clip, T, "zeros")
 
 
-def baseline_weights(family, hidden=H, seed=0, seq_len=T):
-    """Generic weights of a baseline family from its Keras model (JAX backend, as training),
-    with BatchNorm statistics and biases moved off their initial values so that folding them
-    is tested."""
-    from sertiny.models import create_model
-    from sertiny.models.weights import get_weights
+def baseline_weights(family, hidden=H, seed=0):
+    """Generic weights of a baseline family (Keras' shapes and gate order) at roughly the
+    training initialisation's scales, with BatchNorm statistics and biases away from their
+    initial values so that folding them is tested."""
+    from sertiny.export.baseline_graphs import expected_shapes
 
     rng = np.random.default_rng(seed)
-    w = get_weights(create_model(f"{family}_h{hidden}", seq_len=seq_len, seed=seed))
-    for key, value in w.items():
+    w = {}
+    for key, shape in expected_shapes(family, hidden, F, C).items():
         name = key.rsplit("/", 1)[-1]
-        if name in ("bias", "beta", "moving_mean"):
-            w[key] = value + rng.normal(0, 0.2, value.shape)
+        if name == "recurrent_kernel":
+            w[key] = np.linalg.qr(rng.normal(size=(shape[1], shape[0])))[0].T
+        elif name in ("kernel", "v"):
+            fan_in = int(np.prod(shape[:-1]))
+            w[key] = rng.normal(0, np.sqrt(2 / (fan_in + shape[-1])), shape)
         elif name in ("gamma", "moving_variance"):
-            w[key] = rng.uniform(0.5, 1.5, value.shape)
+            w[key] = rng.uniform(0.5, 1.5, shape)
+        else:  # bias, beta, moving_mean
+            w[key] = rng.normal(0, 0.2, shape)
     return {k: np.asarray(v, np.float32) for k, v in w.items()}
 
 

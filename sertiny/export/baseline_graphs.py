@@ -31,6 +31,9 @@ from ..errors import ArtifactError, ParameterError
 from .graph import Lstm, _bn_affine, _reorder_gates, _stack, _tf, lstm_steps
 
 BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
+# cnn_lstm's blocks, as sertiny.models.baselines builds them (CNN_BLOCKS, CNN_KERNEL,
+# CNN_POOL; repeated here because that module imports Keras, which export never does).
+CNN_BLOCKS, CNN_KERNEL, CNN_POOL = 4, 3, 2
 CHUNK_REFUSAL = "The chunked profile is implemented for lstm_sa/res_lstm_sa only"
 
 # Layer names of each family's LSTMs, in the order they run (the generic weight format).
@@ -76,8 +79,6 @@ class BaselineWeights:
 
 def expected_shapes(family, hidden, n_features, n_classes):
     """``{key: shape}`` of every array of a family's generic weight dict (Keras' shapes)."""
-    from ..models.baselines import CNN_BLOCKS, CNN_KERNEL
-
     h = hidden
     shapes = {}
 
@@ -198,8 +199,8 @@ def _cnn_lstm(tf, fw, x):
     y = tf.reshape(x, (1, 1, steps, x.shape[1]))  # NHWC with H = 1: conv1d as conv2d
     for kernel, bias in fw.convs:
         y = tf.nn.conv2d(y, tf.constant(kernel), strides=1, padding="SAME") + tf.constant(bias)
-        y = tf.nn.elu(tf.nn.max_pool2d(y, (1, 2), (1, 2), "SAME"))
-        steps = -(-steps // 2)
+        y = tf.nn.elu(tf.nn.max_pool2d(y, (1, CNN_POOL), (1, CNN_POOL), "SAME"))
+        steps = -(-steps // CNN_POOL)
     _, h, _ = lstm_steps(tf, tf.reshape(y, (steps, y.shape[-1])), fw.lstms["lstm"])
     return _classify(tf, fw, h)
 
