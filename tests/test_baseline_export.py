@@ -19,7 +19,13 @@ from export_helpers import C, baseline_weights, clips, write_run
 from sertiny.errors import ArtifactError, ParameterError
 from sertiny.export import ExportConfig
 from sertiny.export.baseline_graphs import BASELINE_FAMILIES, BaselineWeights
-from sertiny.export.convert import compact, convert, describe, io_details
+from sertiny.export.convert import (
+    compact,
+    convert,
+    describe,
+    integer_islands,
+    io_details,
+)
 from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
 from sertiny.runtime.chunked import fit_frames
 from sertiny.runtime.tflite import load_interpreter, quantize
@@ -99,10 +105,20 @@ def int8_models():
     for family in BASELINE_FAMILIES:
         function = full_unroll_function(fold_weights(baseline_weights(family, HIDDEN[family], seed=3)), T)
         samples = [[_fit(c)[None]] for c in clips(16, seed=2)]
-        raw = convert(function, "int8", representative=samples, clip_groups=[[s] for s in samples],
-                      range_percentile=90.0)
+        raw = integer_islands(convert(function, "int8", representative=samples, clip_groups=[[s] for s in samples],
+                                      range_percentile=90.0))
         models[family] = (compact(raw), io_details(raw, function), function)
     return models
+
+
+def _float_tensors_used(model):
+    """Float32 tensors any op reads or writes (none in a model that is integer throughout)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
+    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+    return sorted(t for t in used if graph.tensors[t].type == schema.TensorType.FLOAT32)
 
 
 @pytest.mark.parametrize("family", BASELINE_FAMILIES)
@@ -112,6 +128,7 @@ def test_int8_model_is_full_integer_close_to_float_and_runs_under_tflm(family, i
 
     model, io, function = int8_models[family]
     assert io["inputs"][0]["dtype"] == io["outputs"][0]["dtype"] == "int8"
+    assert not _float_tensors_used(model)  # cnn_lstm's ELU included
     test = clips(6, seed=5)
     expected = np.concatenate([function(tf.constant(_fit(c)[None]))["probabilities"].numpy() for c in test])
     lite = predict_full(load_interpreter(model), test, T)
@@ -139,7 +156,7 @@ def bundle(tmp_path_factory):
     from sertiny.export import export_run
 
     root = tmp_path_factory.mktemp("baseline_export")
-    run = write_run(root, family="bilstm_att", seq_len=T)
+    run = write_run(root, family="cnn_lstm", seq_len=T)  # its ELUs need integer_islands
     out = root / "bundle"
     return out, export_run(run, out, ExportConfig(calib_clips=8))
 
@@ -147,13 +164,14 @@ def bundle(tmp_path_factory):
 def test_baseline_run_exports_a_full_profile_bundle(bundle):
     out, _ = bundle
     on_disk = json.loads((out / "sertiny.json").read_text())
-    assert on_disk["model"]["family"] == "bilstm_att" and set(on_disk["variants"]) == {"f32", "int8"}
+    assert on_disk["model"]["family"] == "cnn_lstm" and set(on_disk["variants"]) == {"f32", "int8"}
     int8 = on_disk["variants"]["int8"]
     assert int8["profile"] == "full" and int8["schedule"] == "sequential"
     assert int8["input"]["dtype"] == int8["output"]["dtype"] == "int8"
+    assert "DEQUANTIZE" not in int8["op_types"] and not _float_tensors_used((out / int8["file"]).read_bytes())
     assert int8["arena_bytes"] > 0 and int8["tflm"]["max_op_lsb_vs_litert"] <= 1
     assert len(on_disk["metrics"]["per_fold"]) == 2 and 0 <= on_disk["metrics"]["int8_agreement"] <= 1
-    assert (out / "model_int8.cc").is_file() and "bilstm_att_h8" in (out / "MODEL_CARD.md").read_text()
+    assert (out / "model_int8.cc").is_file() and "cnn_lstm_h8" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_baseline_bundle_infers_a_clip(bundle, write_audio):
