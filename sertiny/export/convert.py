@@ -184,7 +184,7 @@ def integer_islands(model_bytes):
     ELU takes the QUANTIZE's output as its own (its kernel requantises). SPLIT and SPLIT_V
     copy values, so their outputs take the input's quantisation and the QUANTIZE ops stay
     as int8 -> int8 requantisations. Returns ``model_bytes`` unchanged when there is no
-    island. The float tensors left without an op cost a few bytes and no arena.
+    island. The float tensors the islands used are removed.
     """
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -231,7 +231,25 @@ def integer_islands(model_bytes):
     for index, version in bumped.items():
         model.operatorCodes[index].version = max(model.operatorCodes[index].version, version)
     graph.operators = [op for i, op in enumerate(graph.operators) if i not in dropped]
+    _drop_unused_tensors(graph)
     return bytes(fb.convert_object_to_bytearray(model))
+
+
+def _drop_unused_tensors(graph):
+    """Remove the tensors no op and no model input or output refers to (TFLite Micro would
+    still plan arena space for them), renumbering the rest."""
+    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+    used.update(graph.inputs)
+    used.update(graph.outputs)
+    keep = sorted(used)
+    new_index = {old: new for new, old in enumerate(keep)}
+    remap = lambda ids: [new_index[t] if t >= 0 else t for t in ids]
+    for op in graph.operators:
+        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
+        if op.intermediates is not None:
+            op.intermediates = remap(op.intermediates)
+    graph.inputs, graph.outputs = remap(graph.inputs), remap(graph.outputs)
+    graph.tensors = [graph.tensors[t] for t in keep]
 
 
 
