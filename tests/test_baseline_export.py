@@ -38,19 +38,20 @@ def _fit(clip):
     return fit_frames(clip, T, "zeros")
 
 
-def _float_model(family):
+def _float_model(family, schedule="wavefront"):
     weights = baseline_weights(family, HIDDEN[family], seed=3)
-    function = full_unroll_function(fold_weights(weights), T)
+    function = full_unroll_function(fold_weights(weights), T, schedule=schedule)
     return weights, function, compact(convert(function))
 
 
-@pytest.mark.parametrize("family", BASELINE_FAMILIES)
-def test_float_tflite_matches_the_keras_model(family):
+@pytest.mark.parametrize(("family", "schedule"), [(f, "wavefront") for f in BASELINE_FAMILIES]
+                         + [("bilstm_att", "sequential")])
+def test_float_tflite_matches_the_keras_model(family, schedule):
     pytest.importorskip("jax", reason="the Keras reference needs the [train] extra (Keras 3 + JAX)")
     from sertiny.models import create_model
     from sertiny.models.weights import set_weights
 
-    weights, _, model = _float_model(family)
+    weights, _, model = _float_model(family, schedule)
     keras_model = create_model(f"{family}_h{HIDDEN[family]}", seq_len=T)
     set_weights(keras_model, weights)
     x = np.stack([_fit(c) for c in clips(3, seed=4, lengths=(9, 21, 30))])
@@ -75,8 +76,11 @@ def test_cnn_lstm_block_constants_match_the_keras_builder():
 
 def test_graphs_use_plain_ops_and_unroll_every_step():
     ops = {family: describe(_float_model(family)[2])["op_types"] for family in BASELINE_FAMILIES}
-    # 2 layers x 2 directions x T steps (the first step of each has no recurrent matmul or f*c).
-    assert ops["bilstm_att"]["LOGISTIC"] == 4 * T and ops["bilstm_att"]["CONCATENATION"] == 2
+    sequential = describe(_float_model("bilstm_att", "sequential")[2])
+    # 2 layers x 2 directions x T steps, or 2 layers x T ticks with both directions paired.
+    assert sequential["op_types"]["LOGISTIC"] == 4 * T and sequential["op_types"]["CONCATENATION"] == 2
+    assert ops["bilstm_att"]["LOGISTIC"] == 2 * T and ops["bilstm_att"]["REVERSE_V2"] == 4
+    assert sum(ops["bilstm_att"].values()) < 0.55 * sequential["ops"]
     assert ops["dual_lstm"]["LOGISTIC"] == 2 * T
     # 21 -> 11 -> 6 -> 3 -> 2 LSTM steps after four 'same' poolings.
     assert ops["cnn_lstm"]["LOGISTIC"] == 2 and ops["cnn_lstm"]["CONV_2D"] == ops["cnn_lstm"]["MAX_POOL_2D"] == 4

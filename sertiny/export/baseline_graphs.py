@@ -7,11 +7,14 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
 
 * Every LSTM step is :func:`graph._cell` (gates reordered to (i, f, o, g): 11 ops, fewer
   at the first step), and all steps' input projections are one FULLY_CONNECTED.
-* ``bilstm_att``: each direction is its own unrolled LSTM; the backward one uses the rows
-  of its input projection from the last frame to the first and its outputs are put back in
-  time order, which unrolled costs no op. The two (T, H) sequences are joined by one
-  CONCATENATION. Attention is tanh(h W + b) v over all frames in two FULLY_CONNECTED, a
-  SOFTMAX over time and one matmul for the weighted sum.
+* ``bilstm_att``, ``schedule="sequential"``: each direction is its own unrolled LSTM; the
+  backward one uses the rows of its input projection from the last frame to the first and
+  its outputs are put back in time order, which unrolled costs no op. The two (T, H)
+  sequences are joined by one CONCATENATION. ``schedule="wavefront"`` (the default, as for
+  ResLSTM-SA) runs forward step k and backward step T-1-k as ONE cell of 2H units over the
+  reversed-and-masked projection (:func:`_paired_bidirectional`): half the ops, twice the
+  recurrent weights (zero blocks). Attention is tanh(h W + b) v over all frames in two
+  FULLY_CONNECTED, a SOFTMAX over time and one matmul for the weighted sum.
 * ``dual_lstm``: LSTM a over all frames, then LSTM b, whose last state feeds the classifier.
 * ``cnn_lstm``: each block is CONV_2D (the conv1d as a 1 x 3 convolution over a (1, 1, T,
   C) tensor) with the BatchNorm folded into its kernel and bias (exact: inference BN is
@@ -28,7 +31,18 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
-from .graph import Lstm, _bn_affine, _reorder_gates, _stack, _tf, lstm_steps
+from .graph import (
+    Lstm,
+    _bn_affine,
+    _project,
+    _reorder_gates,
+    _rows,
+    _stack,
+    _tf,
+    cell_steps,
+    interleave_gates,
+    lstm_steps,
+)
 
 BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
 # cnn_lstm's blocks, as sertiny.models.baselines builds them (CNN_BLOCKS, CNN_KERNEL,
@@ -60,8 +74,6 @@ class BaselineWeights:
     dense_bias: np.ndarray  # (C,)
     convs: tuple = ()
     attention: tuple | None = None
-
-    residual = False  # no LSTM-SA residual branch: the wavefront schedule does not apply
 
     @property
     def n_features(self):
@@ -176,11 +188,48 @@ def _classify(tf, fw, features):
     return tf.nn.softmax(tf.matmul(features, tf.constant(fw.dense_kernel)) + tf.constant(fw.dense_bias), axis=-1)
 
 
-def _bilstm_att(tf, fw, x):
+def _bidirectional(tf, x, forward, backward):
+    """Sequential schedule: each direction its own unrolled LSTM -> (T, 2H)."""
+    forward, _, _ = lstm_steps(tf, x, forward)
+    backward, _, _ = lstm_steps(tf, x, backward, reverse=True)
+    return tf.concat([_stack(tf, forward), _stack(tf, backward)], axis=-1)
+
+
+def paired_matrices(forward, backward):
+    """The fused cell that runs forward step k and backward step T-1-k as one: an
+    :class:`~sertiny.export.graph.Lstm` of 2H units with gates [i_f i_b | f_f f_b | ...],
+    state [h_f, h_b], a block-diagonal recurrent matrix (2H, 8H), and the 0/1 mask of its
+    backward gate columns."""
+    h = forward.units
+    zeros = np.zeros((h, 4 * h), np.float32)
+    recurrent = np.concatenate([interleave_gates(forward.recurrent, zeros), interleave_gates(zeros, backward.recurrent)])
+    fused = Lstm(interleave_gates(forward.kernel, backward.kernel).astype(np.float32), recurrent.astype(np.float32),
+                 interleave_gates(forward.bias, backward.bias).astype(np.float32))
+    return fused, np.tile(np.r_[np.zeros(h), np.ones(h)], 4).astype(np.float32)
+
+
+def _paired_bidirectional(tf, x, forward, backward):
+    """Wavefront schedule: both directions in one cell, T ticks -> (T, 2H).
+
+    Tick k takes the forward gate columns of frame k's projection and the backward ones of
+    frame T-1-k's: one REVERSE_V2 of the projection and two 0/1 masks, once. Tick k's state
+    is [h_f(k), h_b(T-1-k)], so the backward half of the stacked states is reversed back the
+    same way. Half the ops of the sequential schedule, for a recurrent matrix with zero
+    blocks (twice the recurrent weights).
+    """
+    fused, backward_cols = paired_matrices(forward, backward)
+    proj = _project(tf, x, fused)  # (T, 8H): both directions' input projections, one FULLY_CONNECTED
+    z_all = proj * tf.constant(1.0 - backward_cols[None]) + tf.reverse(proj, [0]) * tf.constant(backward_cols[None])
+    ticks, _, _ = cell_steps(tf, _rows(tf, z_all), tf.constant(fused.recurrent))
+    states = _stack(tf, ticks)  # (T, 2H)
+    backward_half = np.r_[np.zeros(forward.units), np.ones(forward.units)][None].astype(np.float32)
+    return states * tf.constant(1.0 - backward_half) + tf.reverse(states, [0]) * tf.constant(backward_half)
+
+
+def _bilstm_att(tf, fw, x, schedule):
+    bidirectional = _paired_bidirectional if schedule == "wavefront" else _bidirectional
     for layer in ("bilstm1", "bilstm2"):
-        forward, _, _ = lstm_steps(tf, x, fw.lstms[f"{layer}/forward"])
-        backward, _, _ = lstm_steps(tf, x, fw.lstms[f"{layer}/backward"], reverse=True)
-        x = tf.concat([_stack(tf, forward), _stack(tf, backward)], axis=-1)  # (T, 2H)
+        x = bidirectional(tf, x, fw.lstms[f"{layer}/forward"], fw.lstms[f"{layer}/backward"])  # (T, 2H)
     kernel, bias, v = fw.attention
     energy = tf.tanh(tf.matmul(x, tf.constant(kernel)) + tf.constant(bias))  # (T, H)
     scores = tf.reshape(tf.matmul(energy, tf.constant(v)), (1, -1))  # (1, T)
@@ -188,13 +237,13 @@ def _bilstm_att(tf, fw, x):
     return _classify(tf, fw, context)
 
 
-def _dual_lstm(tf, fw, x):
+def _dual_lstm(tf, fw, x, schedule):
     outputs, _, _ = lstm_steps(tf, x, fw.lstms["lstm_a"])
     _, h, _ = lstm_steps(tf, _stack(tf, outputs), fw.lstms["lstm_b"])
     return _classify(tf, fw, h)
 
 
-def _cnn_lstm(tf, fw, x):
+def _cnn_lstm(tf, fw, x, schedule):
     steps = x.shape[0]
     y = tf.reshape(x, (1, 1, steps, x.shape[1]))  # NHWC with H = 1: conv1d as conv2d
     for kernel, bias in fw.convs:
@@ -208,14 +257,18 @@ def _cnn_lstm(tf, fw, x):
 _GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm}
 
 
-def full_unroll_function(fw, seq_len):
-    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled."""
+def full_unroll_function(fw, seq_len, *, schedule="sequential"):
+    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled.
+
+    ``schedule="wavefront"`` fuses bilstm_att's two directions (:func:`_paired_bidirectional`);
+    the other families have one schedule.
+    """
     tf = _tf()
     graph = _GRAPHS[fw.family]
     spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
 
     @tf.function(input_signature=[spec], autograph=False)
     def model(features):
-        return {"probabilities": graph(tf, fw, tf.reshape(features, (seq_len, fw.n_features)))}
+        return {"probabilities": graph(tf, fw, tf.reshape(features, (seq_len, fw.n_features)), schedule)}
 
     return model

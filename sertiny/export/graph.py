@@ -244,11 +244,18 @@ def lstm_steps(tf, x, lstm, h=None, c=None, *, reverse=False):
     first (a backward LSTM: unrolled, the reversal is only the order the rows are used in)."""
     recurrent = tf.constant(lstm.recurrent)
     rows = _rows(tf, _project(tf, x, lstm))
+    outputs, h, c = cell_steps(tf, rows[::-1] if reverse else rows, recurrent, h, c)
+    return (outputs[::-1] if reverse else outputs), h, c
+
+
+def cell_steps(tf, rows, recurrent, h=None, c=None):
+    """:func:`_cell` over gate pre-activation rows in the order given; returns every step's
+    h and the final (h, c)."""
     outputs = []
-    for z in reversed(rows) if reverse else rows:
+    for z in rows:
         h, c = _cell(tf, z, recurrent, h, c)
         outputs.append(h)
-    return (outputs[::-1] if reverse else outputs), h, c
+    return outputs, h, c
 
 
 def _run_lstm(tf, x, lstm, h=None, c=None):
@@ -266,6 +273,13 @@ def sequential_recurrence(tf, fw, x):
     return h2
 
 
+def interleave_gates(a1, a2):
+    """Gate-stacked arrays of two LSTMs (last axis (i, f, o, g) each) -> the last axis of
+    their fused cell, [i1 i2 | f1 f2 | o1 o2 | g1 g2], whose state is [h1, h2], [c1, c2]."""
+    g1, g2 = np.split(a1, 4, axis=-1), np.split(a2, 4, axis=-1)
+    return np.concatenate([b for pair in zip(g1, g2) for b in pair], axis=-1)
+
+
 def wavefront_matrices(fw):
     """Input and recurrent matrices of the fused (LSTM1 step t, LSTM2 step t-1) cell.
 
@@ -277,15 +291,10 @@ def wavefront_matrices(fw):
     """
     l1, l2 = fw.lstm1, fw.lstm2
     f, h = l1.units, l2.units
-
-    def interleave(a1, a2):
-        g1, g2 = np.split(a1, 4, axis=-1), np.split(a2, 4, axis=-1)
-        return np.concatenate([b for pair in zip(g1, g2) for b in pair], axis=-1)
-
-    kernel = interleave(l1.kernel, l2.kernel)
-    bias = interleave(l1.bias, l2.bias)
-    top = interleave(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
-    bottom = interleave(np.zeros((h, 4 * f), np.float32), l2.recurrent)
+    kernel = interleave_gates(l1.kernel, l2.kernel)
+    bias = interleave_gates(l1.bias, l2.bias)
+    top = interleave_gates(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
+    bottom = interleave_gates(np.zeros((h, 4 * f), np.float32), l2.recurrent)
     recurrent = np.concatenate([top, bottom], axis=0)
     layer2 = np.tile(np.r_[np.zeros(f, bool), np.ones(h, bool)], 4)
     return kernel.astype(np.float32), bias.astype(np.float32), recurrent.astype(np.float32), layer2
@@ -310,12 +319,7 @@ def wavefront_recurrence(tf, fw, x):
     # Column select as two 0/1 masks rather than SELECT_V2, which the 16x8 quantiser lacks.
     layer2 = layer2[None, :].astype(np.float32)
     z_all = current * tf.constant(1.0 - layer2) + previous * tf.constant(layer2)
-    recurrent = tf.constant(recurrent)
-    h = c = None
-    outputs = []
-    for z in _rows(tf, z_all):
-        h, c = _cell(tf, z, recurrent, h, c)
-        outputs.append(h)
+    outputs, _, _ = cell_steps(tf, _rows(tf, z_all), tf.constant(recurrent))
     # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
     states = _stack(tf, outputs[1:])  # (T, F + H)
     return states[:, f:]
@@ -333,17 +337,25 @@ def attention_head(tf, fw, h2):
 # --------------------------------------------------------------------------- public builders
 
 
+def effective_schedule(fw, schedule):
+    """The schedule a model is built with: ``wavefront`` fuses two recurrences into one cell
+    where the model has two to fuse (ResLSTM-SA's two layers; bilstm_att's two directions,
+    see :mod:`sertiny.export.baseline_graphs`), else the graph is ``sequential``."""
+    fusable = fw.residual if isinstance(fw, FoldedWeights) else fw.family == "bilstm_att"
+    return schedule if fusable else "sequential"
+
+
+
 def full_unroll_function(fw, seq_len, *, schedule="wavefront"):
     """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, the recurrence unrolled."""
     tf = _tf()
     if schedule not in SCHEDULES:
         raise ParameterError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
-    if not isinstance(fw, FoldedWeights):  # a baseline family: one schedule (see baseline_graphs)
+    if not isinstance(fw, FoldedWeights):  # a baseline family (see baseline_graphs)
         from .baseline_graphs import full_unroll_function as baseline_function
 
-        return baseline_function(fw, seq_len)
-    if schedule == "wavefront" and not fw.residual:
-        schedule = "sequential"  # one layer: nothing to fuse
+        return baseline_function(fw, seq_len, schedule=effective_schedule(fw, schedule))
+    schedule = effective_schedule(fw, schedule)
     recurrence = wavefront_recurrence if schedule == "wavefront" else sequential_recurrence
     spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
 

@@ -18,7 +18,12 @@ from .convert import (
     io_details,
     tie_quantization,
 )
-from .graph import FoldedWeights, chunk_function, full_unroll_function
+from .graph import (
+    FoldedWeights,
+    chunk_function,
+    effective_schedule,
+    full_unroll_function,
+)
 
 INTEGER_MODES = ("int8", "int16x8")  # ExportConfig flags, variant names and converter modes
 
@@ -53,7 +58,7 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
     calib = {"clips": len(calib_idx), "strategy": config.calib_strategy, "seed": config.calib_seed}
     variants = {}
     full = full_unroll_function(fw, seq_len, schedule=config.schedule)
-    common = {"schedule": config.schedule if fw.residual else "sequential"}
+    common = {"schedule": effective_schedule(fw, config.schedule)}
 
     def add(name, function, mode, profile_meta, representative=None, groups=None):
         raw = convert(function, mode, representative=representative, per_channel=config.per_channel,
