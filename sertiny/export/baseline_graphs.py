@@ -15,7 +15,9 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
   reversed-and-masked projection (:func:`_paired_bidirectional`): half the ops, twice the
   recurrent weights (zero blocks). Attention is tanh(h W + b) v over all frames in two
   FULLY_CONNECTED, a SOFTMAX over time and one matmul for the weighted sum.
-* ``dual_lstm``: LSTM a over all frames, then LSTM b, whose last state feeds the classifier.
+* ``dual_lstm``: LSTM a over all frames, then LSTM b, whose last state feeds the classifier;
+  ``schedule="wavefront"`` runs LSTM a step t and LSTM b step t-1 as one cell, as
+  :func:`graph.wavefront_recurrence` does for ResLSTM-SA (half the ops, zero blocks).
 * ``cnn_lstm``: each block is CONV_2D (the conv1d as a 1 x 3 convolution over a (1, 1, T,
   C) tensor) with the BatchNorm folded into its kernel and bias (exact: inference BN is
   affine), MAX_POOL_2D, then ELU. Pooling before ELU is exact because ELU is increasing
@@ -40,8 +42,10 @@ from .graph import (
     _stack,
     _tf,
     cell_steps,
+    fused_two_layer_matrices,
     interleave_gates,
     lstm_steps,
+    wavefront_ticks,
 )
 
 BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
@@ -238,8 +242,14 @@ def _bilstm_att(tf, fw, x, schedule):
 
 
 def _dual_lstm(tf, fw, x, schedule):
-    outputs, _, _ = lstm_steps(tf, x, fw.lstms["lstm_a"])
-    _, h, _ = lstm_steps(tf, _stack(tf, outputs), fw.lstms["lstm_b"])
+    lstm_a, lstm_b = fw.lstms["lstm_a"], fw.lstms["lstm_b"]
+    if schedule == "wavefront":  # ResLSTM-SA's fused cell, without the frame's share in LSTM b
+        frame_kernel = np.zeros((lstm_a.kernel.shape[0], 4 * lstm_b.units), np.float32)
+        ticks = wavefront_ticks(tf, x, *fused_two_layer_matrices(lstm_a, lstm_b, frame_kernel))
+        h = ticks[-1][:, lstm_a.units:]  # tick T holds LSTM b's last step
+    else:
+        outputs, _, _ = lstm_steps(tf, x, lstm_a)
+        _, h, _ = lstm_steps(tf, _stack(tf, outputs), lstm_b)
     return _classify(tf, fw, h)
 
 
@@ -260,8 +270,8 @@ _GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_
 def full_unroll_function(fw, seq_len, *, schedule="sequential"):
     """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled.
 
-    ``schedule="wavefront"`` fuses bilstm_att's two directions (:func:`_paired_bidirectional`);
-    the other families have one schedule.
+    ``schedule="wavefront"`` fuses bilstm_att's two directions (:func:`_paired_bidirectional`)
+    and dual_lstm's two layers; cnn_lstm has one LSTM and one schedule.
     """
     tf = _tf()
     graph = _GRAPHS[fw.family]

@@ -289,9 +289,15 @@ def wavefront_matrices(fw):
     projection of a frame in the layer-1 columns and the frame's share of LSTM2's input
     projection (the residual's ``x``, through folded BN) in the layer-2 columns.
     """
-    l1, l2 = fw.lstm1, fw.lstm2
+    return fused_two_layer_matrices(fw.lstm1, fw.lstm2, fw.lstm2.kernel)
+
+
+def fused_two_layer_matrices(l1, l2, frame_kernel2):
+    """:func:`wavefront_matrices` for any two stacked LSTMs: ``frame_kernel2`` (F, 4H) is what
+    a frame adds to LSTM2's input projection (ResLSTM: ``lstm2.kernel``, through the
+    residual; a plain stack: zeros)."""
     f, h = l1.units, l2.units
-    kernel = interleave_gates(l1.kernel, l2.kernel)
+    kernel = interleave_gates(l1.kernel, frame_kernel2)
     bias = interleave_gates(l1.bias, l2.bias)
     top = interleave_gates(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
     bottom = interleave_gates(np.zeros((h, 4 * f), np.float32), l2.recurrent)
@@ -311,8 +317,16 @@ def wavefront_recurrence(tf, fw, x):
     """
     if not fw.residual:
         raise ParameterError("The wavefront schedule fuses two LSTM layers; LSTM-SA has one. Use 'sequential'.")
-    kernel, bias, recurrent, layer2 = wavefront_matrices(fw)
     f = fw.lstm1.units
+    outputs = wavefront_ticks(tf, x, *wavefront_matrices(fw))
+    # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
+    states = _stack(tf, outputs[1:])  # (T, F + H)
+    return states[:, f:]
+
+
+def wavefront_ticks(tf, x, kernel, bias, recurrent, layer2):
+    """The T + 1 ticks of a fused two-layer cell (:func:`fused_two_layer_matrices`) over
+    (T, F); returns each tick's state [h1, h2] (1, F + H)."""
     proj = tf.matmul(x, tf.constant(kernel)) + tf.constant(bias)  # (T, 4n)
     current = tf.pad(proj, [[0, 1], [0, 0]])  # row k = frame k (zeros at k = T)
     previous = tf.pad(proj, [[1, 0], [0, 0]])  # row k = frame k-1 (zeros at k = 0)
@@ -320,9 +334,7 @@ def wavefront_recurrence(tf, fw, x):
     layer2 = layer2[None, :].astype(np.float32)
     z_all = current * tf.constant(1.0 - layer2) + previous * tf.constant(layer2)
     outputs, _, _ = cell_steps(tf, _rows(tf, z_all), tf.constant(recurrent))
-    # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
-    states = _stack(tf, outputs[1:])  # (T, F + H)
-    return states[:, f:]
+    return outputs
 
 
 def attention_head(tf, fw, h2):
@@ -339,9 +351,9 @@ def attention_head(tf, fw, h2):
 
 def effective_schedule(fw, schedule):
     """The schedule a model is built with: ``wavefront`` fuses two recurrences into one cell
-    where the model has two to fuse (ResLSTM-SA's two layers; bilstm_att's two directions,
-    see :mod:`sertiny.export.baseline_graphs`), else the graph is ``sequential``."""
-    fusable = fw.residual if isinstance(fw, FoldedWeights) else fw.family == "bilstm_att"
+    where the model has two to fuse (ResLSTM-SA's and dual_lstm's two layers, bilstm_att's
+    two directions; see :mod:`sertiny.export.baseline_graphs`), else ``sequential``."""
+    fusable = fw.residual if isinstance(fw, FoldedWeights) else fw.family in ("bilstm_att", "dual_lstm")
     return schedule if fusable else "sequential"
 
 
