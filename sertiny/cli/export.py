@@ -46,7 +46,8 @@ def _clips(ctx, param, value):
 @click.option("--weights", default="auto", show_default=True,
               help="Model to ship: auto (deploy if the run has it, else the best fold), deploy, or seed<S>_fold<K>.")
 @click.option("--schedule", type=click.Choice(["wavefront", "sequential"]), default="wavefront", show_default=True,
-              help="Full-unroll recurrence: wavefront fuses the two LSTMs' steps (half the ops).")
+              help="Full-unroll recurrence: wavefront fuses the two LSTMs' steps, or a BiLSTM's two "
+                   "directions (half the ops).")
 @click.option("--per-channel", is_flag=True, help="Per-channel int8 weight scales (TFLite Micro needs more arena).")
 @click.option("--calib-clips", default="200", callback=_clips, show_default=True,
               help="Training clips to calibrate int8 ranges on, or 'all'.")

@@ -31,7 +31,10 @@ from .._io import (
     atomic_write_text,
 )
 from ..errors import ArtifactError, ParameterError
+from ..models.weights import LSTM_SA_FAMILIES
+from ..runtime.bundle import primary_int8
 from . import tflm
+from .baseline_graphs import CHUNK_REFUSAL
 from .carray import write_c_array
 from .config import ExportConfig
 from .convert import sha256
@@ -46,7 +49,6 @@ from .run import (
     load_weight_set,
     parse_weights_name,
 )
-from ..runtime.bundle import primary_int8
 from .variants import build_variants, predict
 
 BUNDLE_FORMAT = "sertiny-bundle"
@@ -71,6 +73,11 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
         raise ParameterError(
             f"{run.path}: the model was trained with padding={run.model_config.padding!r}; this exporter "
             "builds zero-padding models only (train with --padding zeros, the default)."
+        )
+    if config.chunks and run.model_config.family not in LSTM_SA_FAMILIES:
+        raise ParameterError(
+            f"{CHUNK_REFUSAL}; {run.path} trained {run.model_config.name}. Export it without --chunk "
+            "(the full profile: one invoke per clip)."
         )
     name, reason = choose_weights(run, config.weights)
     weight_set = load_weight_set(run, name)

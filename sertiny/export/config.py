@@ -27,7 +27,9 @@ class ExportConfig(Config):
         full float model is still built, as the reference parity is measured against.
     c_arrays: write ``.h``/``.cc`` C arrays beside every integer model (for firmware).
     schedule: full-unroll recurrence, ``wavefront`` (LSTM1 step t fused with LSTM2 step
-        t-1: half the ops) or ``sequential`` (layer after layer).
+        t-1; for bilstm_att, the forward step t fused with the backward step T-1-t: half
+        the ops) or ``sequential`` (layer after layer, direction after direction). Models
+        with nothing to fuse are always sequential.
     per_channel: int8 weights with per-output-channel scales (default per-tensor: TFLite
         Micro then needs far less arena; see results/export.md for both).
     calib_clips: training clips the int8 ranges are calibrated on (None = all).

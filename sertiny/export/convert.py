@@ -8,6 +8,7 @@ output order is unchanged, so callers record each tensor's role *before* compact
 """
 
 import collections
+import copy
 import warnings
 
 import numpy as np
@@ -165,6 +166,91 @@ def _quantize_calibrated(calibrated, per_channel):
 
 
 # --------------------------------------------------------------------------- flatbuffer tools
+
+
+# Ops the int8 quantiser can leave in float between a DEQUANTIZE and QUANTIZE pair, and the
+# TFLite op version of their int8 kernel. ELU has an int8 kernel (a lookup table built from
+# its own input and output scales) that the MLIR quantiser does not use; SPLIT / SPLIT_V
+# are left in float when one output is unused (an LSTM's first step ignores its forget gate).
+_ISLAND_OPS = {"ELU": 1, "SPLIT": 2, "SPLIT_V": 2}
+
+
+def integer_islands(model_bytes):
+    """Run the float islands of an int8 model in int8: ``int8 -> DEQUANTIZE -> op (float)
+    -> QUANTIZE -> int8`` becomes ``int8 -> op (int8) -> int8`` for the ops of
+    ``_ISLAND_OPS``, so the model is integer throughout (a microcontroller without an FPU
+    runs it, and TFLite Micro links no float kernel for it).
+
+    ELU takes the QUANTIZE's output as its own (its kernel requantises). SPLIT and SPLIT_V
+    copy values, so their outputs take the input's quantisation and the QUANTIZE ops stay
+    as int8 -> int8 requantisations. Returns ``model_bytes`` unchanged when there is no
+    island. The float tensors the islands used are removed.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    fb = _fb()
+    model = fb.convert_bytearray_to_object(bytearray(model_bytes))
+    graph = model.subgraphs[0]
+    tensors = graph.tensors
+    names = [_opcode_name(model, op) for op in graph.operators]
+    producer = {t: i for i, op in enumerate(graph.operators) for t in op.outputs}
+    consumers = collections.defaultdict(list)
+    for i, op in enumerate(graph.operators):
+        for t in op.inputs:
+            consumers[t].append(i)
+    is_int8 = lambda t: tensors[t].type == schema.TensorType.INT8
+    dropped, bumped = set(), {}
+    for i, op in enumerate(graph.operators):
+        if names[i] not in _ISLAND_OPS:
+            continue
+        floats = [k for k, t in enumerate(op.inputs) if t >= 0 and tensors[t].type == schema.TensorType.FLOAT32]
+        if len(floats) != 1 or producer.get(op.inputs[floats[0]]) is None:
+            continue
+        source_op = producer[op.inputs[floats[0]]]
+        after = [c for t in op.outputs for c in consumers[t]]
+        if (names[source_op] != "DEQUANTIZE" or not is_int8(graph.operators[source_op].inputs[0])
+                or (names[i] == "ELU" and len(after) != 1)
+                or any(names[c] != "QUANTIZE" or not is_int8(graph.operators[c].outputs[0]) for c in after)):
+            continue
+        dequantized = op.inputs[floats[0]]
+        source = graph.operators[source_op].inputs[0]
+        op.inputs[floats[0]] = source
+        if names[i] == "ELU":
+            (quantize,) = after
+            op.outputs[0] = graph.operators[quantize].outputs[0]
+            dropped.add(quantize)
+        else:
+            for t in op.outputs:
+                tensors[t].type = schema.TensorType.INT8
+                tensors[t].quantization = copy.deepcopy(tensors[source].quantization)
+        if consumers[dequantized] == [i]:
+            dropped.add(source_op)
+        bumped[op.opcodeIndex] = _ISLAND_OPS[names[i]]
+    if not bumped:
+        return model_bytes
+    for index, version in bumped.items():
+        model.operatorCodes[index].version = max(model.operatorCodes[index].version, version)
+    graph.operators = [op for i, op in enumerate(graph.operators) if i not in dropped]
+    _drop_unused_tensors(graph)
+    return bytes(fb.convert_object_to_bytearray(model))
+
+
+def _drop_unused_tensors(graph):
+    """Remove the tensors no op and no model input or output refers to (TFLite Micro would
+    still plan arena space for them), renumbering the rest."""
+    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+    used.update(graph.inputs)
+    used.update(graph.outputs)
+    keep = sorted(used)
+    new_index = {old: new for new, old in enumerate(keep)}
+    remap = lambda ids: [new_index[t] if t >= 0 else t for t in ids]
+    for op in graph.operators:
+        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
+        if op.intermediates is not None:
+            op.intermediates = remap(op.intermediates)
+    graph.inputs, graph.outputs = remap(graph.inputs), remap(graph.outputs)
+    graph.tensors = [graph.tensors[t] for t in keep]
+
 
 
 def _fb():

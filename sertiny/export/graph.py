@@ -23,6 +23,10 @@ Two graph families are built:
 * chunked: K frames plus the LSTM states in, the next states and LSTM2's K outputs out.
   Attention pooling, BatchNorm and the classifier run on the host between invokes (see
   :mod:`sertiny.runtime.chunked`), where an online softmax accumulates them exactly.
+
+The baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``) are built from the same
+LSTM pieces by :mod:`sertiny.export.baseline_graphs`; :func:`fold_weights` and
+:func:`full_unroll_function` hand their weights over to it.
 """
 
 import dataclasses
@@ -30,7 +34,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
-from ..models.weights import BN_EPSILON
+from ..models.weights import BN_EPSILON, LSTM_SA_FAMILIES
 
 SCHEDULES = ("sequential", "wavefront")
 
@@ -120,7 +124,14 @@ def fold_weights(weights, model_config=None):
 
     Checks the shapes against each other and, if given, against ``model_config``, so a
     weights file from another architecture or feature set fails here with a clear message.
+    The baseline families' generic weights (a run of one, or weights without LSTM-SA's
+    ``lstm2``) give a :class:`~sertiny.export.baseline_graphs.BaselineWeights` instead.
     """
+    family = model_config.family if model_config is not None else None
+    if family not in LSTM_SA_FAMILIES and (family is not None or "lstm2/kernel" not in weights):
+        from .baseline_graphs import fold_baseline
+
+        return fold_baseline(weights, model_config)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     _check_shapes(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
@@ -227,13 +238,29 @@ def _stack(tf, rows):
     return tf.reshape(tf.stack(rows, axis=0), (len(rows), rows[0].shape[-1]))
 
 
-def _run_lstm(tf, x, lstm, h=None, c=None):
-    """Run ``lstm`` over (steps, F_in); returns the (steps, U) outputs and the final (h, c)."""
+def lstm_steps(tf, x, lstm, h=None, c=None, *, reverse=False):
+    """Run ``lstm`` over (steps, F_in); returns the (1, U) output of every step, in time
+    order, and the final (h, c). ``reverse`` runs the steps from the last frame to the
+    first (a backward LSTM: unrolled, the reversal is only the order the rows are used in)."""
     recurrent = tf.constant(lstm.recurrent)
+    rows = _rows(tf, _project(tf, x, lstm))
+    outputs, h, c = cell_steps(tf, rows[::-1] if reverse else rows, recurrent, h, c)
+    return (outputs[::-1] if reverse else outputs), h, c
+
+
+def cell_steps(tf, rows, recurrent, h=None, c=None):
+    """:func:`_cell` over gate pre-activation rows in the order given; returns every step's
+    h and the final (h, c)."""
     outputs = []
-    for z in _rows(tf, _project(tf, x, lstm)):
+    for z in rows:
         h, c = _cell(tf, z, recurrent, h, c)
         outputs.append(h)
+    return outputs, h, c
+
+
+def _run_lstm(tf, x, lstm, h=None, c=None):
+    """Run ``lstm`` over (steps, F_in); returns the (steps, U) outputs and the final (h, c)."""
+    outputs, h, c = lstm_steps(tf, x, lstm, h, c)
     return _stack(tf, outputs), h, c
 
 
@@ -246,6 +273,13 @@ def sequential_recurrence(tf, fw, x):
     return h2
 
 
+def interleave_gates(a1, a2):
+    """Gate-stacked arrays of two LSTMs (last axis (i, f, o, g) each) -> the last axis of
+    their fused cell, [i1 i2 | f1 f2 | o1 o2 | g1 g2], whose state is [h1, h2], [c1, c2]."""
+    g1, g2 = np.split(a1, 4, axis=-1), np.split(a2, 4, axis=-1)
+    return np.concatenate([b for pair in zip(g1, g2) for b in pair], axis=-1)
+
+
 def wavefront_matrices(fw):
     """Input and recurrent matrices of the fused (LSTM1 step t, LSTM2 step t-1) cell.
 
@@ -255,17 +289,18 @@ def wavefront_matrices(fw):
     projection of a frame in the layer-1 columns and the frame's share of LSTM2's input
     projection (the residual's ``x``, through folded BN) in the layer-2 columns.
     """
-    l1, l2 = fw.lstm1, fw.lstm2
+    return fused_two_layer_matrices(fw.lstm1, fw.lstm2, fw.lstm2.kernel)
+
+
+def fused_two_layer_matrices(l1, l2, frame_kernel2):
+    """:func:`wavefront_matrices` for any two stacked LSTMs: ``frame_kernel2`` (F, 4H) is what
+    a frame adds to LSTM2's input projection (ResLSTM: ``lstm2.kernel``, through the
+    residual; a plain stack: zeros)."""
     f, h = l1.units, l2.units
-
-    def interleave(a1, a2):
-        g1, g2 = np.split(a1, 4, axis=-1), np.split(a2, 4, axis=-1)
-        return np.concatenate([b for pair in zip(g1, g2) for b in pair], axis=-1)
-
-    kernel = interleave(l1.kernel, l2.kernel)
-    bias = interleave(l1.bias, l2.bias)
-    top = interleave(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
-    bottom = interleave(np.zeros((h, 4 * f), np.float32), l2.recurrent)
+    kernel = interleave_gates(l1.kernel, frame_kernel2)
+    bias = interleave_gates(l1.bias, l2.bias)
+    top = interleave_gates(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
+    bottom = interleave_gates(np.zeros((h, 4 * f), np.float32), l2.recurrent)
     recurrent = np.concatenate([top, bottom], axis=0)
     layer2 = np.tile(np.r_[np.zeros(f, bool), np.ones(h, bool)], 4)
     return kernel.astype(np.float32), bias.astype(np.float32), recurrent.astype(np.float32), layer2
@@ -282,23 +317,24 @@ def wavefront_recurrence(tf, fw, x):
     """
     if not fw.residual:
         raise ParameterError("The wavefront schedule fuses two LSTM layers; LSTM-SA has one. Use 'sequential'.")
-    kernel, bias, recurrent, layer2 = wavefront_matrices(fw)
     f = fw.lstm1.units
+    outputs = wavefront_ticks(tf, x, *wavefront_matrices(fw))
+    # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
+    states = _stack(tf, outputs[1:])  # (T, F + H)
+    return states[:, f:]
+
+
+def wavefront_ticks(tf, x, kernel, bias, recurrent, layer2):
+    """The T + 1 ticks of a fused two-layer cell (:func:`fused_two_layer_matrices`) over
+    (T, F); returns each tick's state [h1, h2] (1, F + H)."""
     proj = tf.matmul(x, tf.constant(kernel)) + tf.constant(bias)  # (T, 4n)
     current = tf.pad(proj, [[0, 1], [0, 0]])  # row k = frame k (zeros at k = T)
     previous = tf.pad(proj, [[1, 0], [0, 0]])  # row k = frame k-1 (zeros at k = 0)
     # Column select as two 0/1 masks rather than SELECT_V2, which the 16x8 quantiser lacks.
     layer2 = layer2[None, :].astype(np.float32)
     z_all = current * tf.constant(1.0 - layer2) + previous * tf.constant(layer2)
-    recurrent = tf.constant(recurrent)
-    h = c = None
-    outputs = []
-    for z in _rows(tf, z_all):
-        h, c = _cell(tf, z, recurrent, h, c)
-        outputs.append(h)
-    # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
-    states = _stack(tf, outputs[1:])  # (T, F + H)
-    return states[:, f:]
+    outputs, _, _ = cell_steps(tf, _rows(tf, z_all), tf.constant(recurrent))
+    return outputs
 
 
 def attention_head(tf, fw, h2):
@@ -313,13 +349,25 @@ def attention_head(tf, fw, h2):
 # --------------------------------------------------------------------------- public builders
 
 
+def effective_schedule(fw, schedule):
+    """The schedule a model is built with: ``wavefront`` fuses two recurrences into one cell
+    where the model has two to fuse (ResLSTM-SA's and dual_lstm's two layers, bilstm_att's
+    two directions; see :mod:`sertiny.export.baseline_graphs`), else ``sequential``."""
+    fusable = fw.residual if isinstance(fw, FoldedWeights) else fw.family in ("bilstm_att", "dual_lstm")
+    return schedule if fusable else "sequential"
+
+
+
 def full_unroll_function(fw, seq_len, *, schedule="wavefront"):
     """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, the recurrence unrolled."""
     tf = _tf()
     if schedule not in SCHEDULES:
         raise ParameterError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
-    if schedule == "wavefront" and not fw.residual:
-        schedule = "sequential"  # one layer: nothing to fuse
+    if not isinstance(fw, FoldedWeights):  # a baseline family (see baseline_graphs)
+        from .baseline_graphs import full_unroll_function as baseline_function
+
+        return baseline_function(fw, seq_len, schedule=effective_schedule(fw, schedule))
+    schedule = effective_schedule(fw, schedule)
     recurrence = wavefront_recurrence if schedule == "wavefront" else sequential_recurrence
     spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
 
@@ -352,6 +400,10 @@ def chunk_function(fw, chunk):
     sequential schedule (the wavefront's one-frame lag would have to be carried across
     invokes too, and at small K the fused cell's zero block costs more flash than it saves).
     """
+    if not isinstance(fw, FoldedWeights):
+        from .baseline_graphs import CHUNK_REFUSAL
+
+        raise ParameterError(f"{CHUNK_REFUSAL}; export this {fw.family} model with the full profile (no --chunk).")
     tf = _tf()
     inputs, _ = chunk_io(fw, chunk)
     specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs]

@@ -13,13 +13,15 @@ from .. import __version__
 from .._io import read_json
 from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.weights import LSTM_SA_FAMILIES
+from .baseline_graphs import BASELINE_FAMILIES
 
 # Run layouts this exporter reads. run.json without "format_version" is layout 1 (the
 # first layout, written before the field existed).
 SUPPORTED_RUN_FORMATS = (1,)
 DEPLOY = "deploy"
-# Families the export graph implements (it reads the named LSTM-SA weight format).
-EXPORT_FAMILIES = LSTM_SA_FAMILIES
+# Families the export graphs implement: LSTM-SA/ResLSTM-SA (the named weight format, both
+# profiles) and the baselines (the generic format, full profile only).
+EXPORT_FAMILIES = LSTM_SA_FAMILIES + BASELINE_FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)

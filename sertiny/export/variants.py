@@ -10,8 +10,20 @@ import dataclasses
 import numpy as np
 
 from . import calibration
-from .convert import compact, convert, describe, io_details, tie_quantization
-from .graph import chunk_function, full_unroll_function
+from .convert import (
+    compact,
+    convert,
+    describe,
+    integer_islands,
+    io_details,
+    tie_quantization,
+)
+from .graph import (
+    FoldedWeights,
+    chunk_function,
+    effective_schedule,
+    full_unroll_function,
+)
 
 INTEGER_MODES = ("int8", "int16x8")  # ExportConfig flags, variant names and converter modes
 
@@ -46,11 +58,13 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
     calib = {"clips": len(calib_idx), "strategy": config.calib_strategy, "seed": config.calib_seed}
     variants = {}
     full = full_unroll_function(fw, seq_len, schedule=config.schedule)
-    common = {"schedule": config.schedule if fw.residual else "sequential"}
+    common = {"schedule": effective_schedule(fw, config.schedule)}
 
     def add(name, function, mode, profile_meta, representative=None, groups=None):
         raw = convert(function, mode, representative=representative, per_channel=config.per_channel,
                       clip_groups=groups, range_percentile=config.range_percentile, cell_range=config.cell_range)
+        if mode == "int8" and not isinstance(fw, FoldedWeights):  # LSTM-SA models stay as they were
+            raw = integer_islands(raw)
         io = io_details(raw, function)
         if mode in INTEGER_MODES and profile_meta["profile"] == "chunked":
             raw = tie_quantization(raw, _state_pairs(io))

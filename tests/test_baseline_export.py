@@ -1,0 +1,213 @@
+"""Export of the baseline families (bilstm_att, dual_lstm, cnn_lstm): the unrolled float graphs
+against the Keras models built from the same weights, full-integer int8 models under LiteRT
+and TFLite Micro, a run exported end to end and inferred from, and the chunked refusal.
+
+Models are tiny (hidden 8/16, T = 21: odd, so cnn_lstm's 'same' pooling pads) with random
+weights; the weights come from tests/export_helpers.py, Keras only builds the reference.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("tflite_micro")
+
+from export_helpers import C, baseline_weights, clips, write_run
+
+from sertiny.errors import ArtifactError, ParameterError
+from sertiny.export import ExportConfig
+from sertiny.export.baseline_graphs import BASELINE_FAMILIES, BaselineWeights
+from sertiny.export.convert import (
+    compact,
+    convert,
+    describe,
+    integer_islands,
+    io_details,
+)
+from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
+from sertiny.runtime.chunked import fit_frames
+from sertiny.runtime.tflite import load_interpreter, quantize
+
+T = 21
+HIDDEN = {"bilstm_att": 8, "dual_lstm": 16, "cnn_lstm": 16}
+
+
+def _fit(clip):
+    return fit_frames(clip, T, "zeros")
+
+
+def _float_model(family, schedule="wavefront"):
+    weights = baseline_weights(family, HIDDEN[family], seed=3)
+    function = full_unroll_function(fold_weights(weights), T, schedule=schedule)
+    return weights, function, compact(convert(function))
+
+
+@pytest.mark.parametrize(("family", "schedule"), [(f, "wavefront") for f in BASELINE_FAMILIES]
+                         + [("bilstm_att", "sequential"), ("dual_lstm", "sequential")])
+def test_float_tflite_matches_the_keras_model(family, schedule):
+    pytest.importorskip("jax", reason="the Keras reference needs the [train] extra (Keras 3 + JAX)")
+    from sertiny.models import create_model
+    from sertiny.models.weights import set_weights
+
+    weights, _, model = _float_model(family, schedule)
+    keras_model = create_model(f"{family}_h{HIDDEN[family]}", seq_len=T)
+    set_weights(keras_model, weights)
+    x = np.stack([_fit(c) for c in clips(3, seed=4, lengths=(9, 21, 30))])
+    expected = np.asarray(keras_model(x, training=False))
+    interpreter = load_interpreter(model)
+    got = []
+    for xi in x:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], xi[None])
+        interpreter.invoke()
+        got.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
+    assert np.abs(np.stack(got) - expected).max() <= 1e-5
+
+
+def test_cnn_lstm_block_constants_match_the_keras_builder():
+    pytest.importorskip("jax", reason="reads sertiny.models.baselines, which needs Keras 3 + JAX")
+    from sertiny.export import baseline_graphs
+    from sertiny.models import baselines
+
+    assert (baseline_graphs.CNN_BLOCKS, baseline_graphs.CNN_KERNEL, baseline_graphs.CNN_POOL) == (
+        baselines.CNN_BLOCKS, baselines.CNN_KERNEL, baselines.CNN_POOL)
+
+
+def test_graphs_use_plain_ops_and_unroll_every_step():
+    ops = {family: describe(_float_model(family)[2])["op_types"] for family in BASELINE_FAMILIES}
+    sequential = describe(_float_model("bilstm_att", "sequential")[2])
+    # 2 layers x 2 directions x T steps, or 2 layers x T ticks with both directions paired.
+    assert sequential["op_types"]["LOGISTIC"] == 4 * T and sequential["op_types"]["CONCATENATION"] == 2
+    assert ops["bilstm_att"]["LOGISTIC"] == 2 * T and ops["bilstm_att"]["REVERSE_V2"] == 4
+    assert sum(ops["bilstm_att"].values()) < 0.55 * sequential["ops"]
+    assert ops["dual_lstm"]["LOGISTIC"] == T + 1  # T + 1 ticks of the fused two-layer cell
+    assert sum(ops["dual_lstm"].values()) < 0.55 * describe(_float_model("dual_lstm", "sequential")[2])["ops"]
+    # 21 -> 11 -> 6 -> 3 -> 2 LSTM steps after four 'same' poolings.
+    assert ops["cnn_lstm"]["LOGISTIC"] == 2 and ops["cnn_lstm"]["CONV_2D"] == ops["cnn_lstm"]["MAX_POOL_2D"] == 4
+    # BN folded into the convolutions, their bias fused into CONV_2D: the only ADDs are the
+    # second LSTM step's (recurrent term, cell state).
+    assert ops["cnn_lstm"]["ADD"] == 2
+
+
+def test_weights_of_another_family_or_size_fail_clearly():
+    from sertiny.models.registry import model_config
+
+    weights = baseline_weights("dual_lstm", 8)
+    assert isinstance(fold_weights(weights), BaselineWeights)
+    with pytest.raises(ArtifactError, match="different model or feature set"):
+        fold_weights(weights, model_config("dual_lstm_h16", seq_len=T))
+    with pytest.raises(ArtifactError, match="different model or feature set"):
+        fold_weights(weights, model_config("bilstm_att_h8", seq_len=T))
+    with pytest.raises(ArtifactError, match="lstm_b/bias has shape"):
+        fold_weights(dict(weights, **{"lstm_b/bias": np.zeros(3, np.float32)}))
+
+
+@pytest.fixture(scope="module")
+def int8_models():
+    """Each family's int8 model, calibrated on 16 clips with the exporter's percentile ranges."""
+    models = {}
+    for family in BASELINE_FAMILIES:
+        function = full_unroll_function(fold_weights(baseline_weights(family, HIDDEN[family], seed=3)), T)
+        samples = [[_fit(c)[None]] for c in clips(16, seed=2)]
+        raw = integer_islands(convert(function, "int8", representative=samples, clip_groups=[[s] for s in samples],
+                                      range_percentile=90.0))
+        models[family] = (compact(raw), io_details(raw, function), function)
+    return models
+
+
+def _float_tensors_used(model):
+    """Float32 tensors any op reads or writes (none in a model that is integer throughout)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
+    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+    return sorted(t for t in used if graph.tensors[t].type == schema.TensorType.FLOAT32)
+
+
+@pytest.mark.parametrize("family", BASELINE_FAMILIES)
+def test_int8_model_is_full_integer_close_to_float_and_runs_under_tflm(family, int8_models):
+    from sertiny.export import tflm
+    from sertiny.export.variants import predict_full
+
+    model, io, function = int8_models[family]
+    assert io["inputs"][0]["dtype"] == io["outputs"][0]["dtype"] == "int8"
+    assert not _float_tensors_used(model)  # cnn_lstm's ELU included
+    test = clips(6, seed=5)
+    expected = np.concatenate([function(tf.constant(_fit(c)[None]))["probabilities"].numpy() for c in test])
+    lite = predict_full(load_interpreter(model), test, T)
+    assert np.abs(lite - expected).max() < 0.15
+    arena = tflm.arena_size(model, io)
+    assert 0 < arena < 1 << 20
+    detail = load_interpreter(model).get_input_details()[0]
+    worst, _ = tflm.op_conformance(model, [quantize(_fit(test[0])[None], detail)])
+    assert worst <= 1
+    micro = predict_full(tflm.MicroAsLite(model, arena), test, T)
+    assert np.abs(micro - lite).max() < 0.05
+
+
+def test_chunked_profile_is_refused_with_the_families_that_have_it():
+    fw = fold_weights(baseline_weights("dual_lstm", 8))
+    with pytest.raises(ParameterError, match="chunked profile is implemented for lstm_sa/res_lstm_sa only"):
+        chunk_function(fw, 1)
+
+
+# ---------------------------------------------------------------------------- run -> bundle -> infer
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from sertiny.export import export_run
+
+    root = tmp_path_factory.mktemp("baseline_export")
+    run = write_run(root, family="cnn_lstm", seq_len=T)  # its ELUs need integer_islands
+    out = root / "bundle"
+    return out, export_run(run, out, ExportConfig(calib_clips=8))
+
+
+def test_baseline_run_exports_a_full_profile_bundle(bundle):
+    out, _ = bundle
+    on_disk = json.loads((out / "sertiny.json").read_text())
+    assert on_disk["model"]["family"] == "cnn_lstm" and set(on_disk["variants"]) == {"f32", "int8"}
+    int8 = on_disk["variants"]["int8"]
+    assert int8["profile"] == "full" and int8["schedule"] == "sequential"
+    assert int8["input"]["dtype"] == int8["output"]["dtype"] == "int8"
+    assert "DEQUANTIZE" not in int8["op_types"] and not _float_tensors_used((out / int8["file"]).read_bytes())
+    assert int8["arena_bytes"] > 0 and int8["tflm"]["max_op_lsb_vs_litert"] <= 1
+    assert len(on_disk["metrics"]["per_fold"]) == 2 and 0 <= on_disk["metrics"]["int8_agreement"] <= 1
+    assert (out / "model_int8.cc").is_file() and "cnn_lstm_h8" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_baseline_bundle_infers_a_clip(bundle, write_audio):
+    from click.testing import CliRunner
+
+    from sertiny.cli import main
+    from sertiny.runtime.bundle import Bundle
+    from sertiny.runtime.runner import load_runner
+
+    out, _ = bundle
+    clip = _fit(clips(1, seed=8)[0])
+    probs = load_runner(Bundle.load(out), "int8").predict(clip)
+    assert probs.shape == (C,) and abs(probs.sum() - 1) < 0.05
+    audio = write_audio("clip.wav", sr=48_000)  # the paper front end's rate
+    result = CliRunner().invoke(main, ["infer", str(out), str(audio), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output.strip().splitlines()[-1])
+    assert answer["label"] in json.loads((out / "sertiny.json").read_text())["labels"], answer
+
+
+@pytest.mark.parametrize(("options", "kwargs", "match"), [
+    (["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa only"),
+    ([], {"padding": "masked"}, "zero-padding models only"),
+])
+def test_cli_refuses_what_a_baseline_run_cannot_export(tmp_path, options, kwargs, match):
+    from click.testing import CliRunner
+
+    from sertiny.cli import main
+
+    run = write_run(tmp_path, family="dual_lstm", seq_len=T, **kwargs)
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--quiet", *options])
+    assert result.exit_code == 2 and match in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output and not out.exists()
