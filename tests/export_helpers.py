@@ -117,3 +117,13 @@ def write_run(root, *, family="res_lstm_sa", hidden=H, seq_len=T, padding="zeros
         (directory / "norm.json").write_text(json.dumps(norm))
         (directory / "fold.json").write_text(json.dumps({"val_uar": 0.1 * i}))
     return run
+
+
+def float_tensors_used(model):
+    """Float32 tensors any op reads or writes (none in a model that is integer throughout)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
+    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
+    return sorted(t for t in used if graph.tensors[t].type == schema.TensorType.FLOAT32)

@@ -14,7 +14,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 
-from export_helpers import C, baseline_weights, clips, write_run
+from export_helpers import C, baseline_weights, clips, float_tensors_used, write_run
 
 from sertiny.errors import ArtifactError, ParameterError
 from sertiny.export import ExportConfig
@@ -116,16 +116,6 @@ def int8_models():
     return models
 
 
-def _float_tensors_used(model):
-    """Float32 tensors any op reads or writes (none in a model that is integer throughout)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
-    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
-    return sorted(t for t in used if graph.tensors[t].type == schema.TensorType.FLOAT32)
-
-
 @pytest.mark.parametrize("family", BASELINE_FAMILIES)
 def test_int8_model_is_full_integer_close_to_float_and_runs_under_tflm(family, int8_models):
     from sertiny.export import tflm
@@ -133,7 +123,7 @@ def test_int8_model_is_full_integer_close_to_float_and_runs_under_tflm(family, i
 
     model, io, function = int8_models[family]
     assert io["inputs"][0]["dtype"] == io["outputs"][0]["dtype"] == "int8"
-    assert not _float_tensors_used(model)  # cnn_lstm's ELU included
+    assert not float_tensors_used(model)  # cnn_lstm's ELU included
     test = clips(6, seed=5)
     expected = np.concatenate([function(tf.constant(_fit(c)[None]))["probabilities"].numpy() for c in test])
     lite = predict_full(load_interpreter(model), test, T)
@@ -173,7 +163,7 @@ def test_baseline_run_exports_a_full_profile_bundle(bundle):
     int8 = on_disk["variants"]["int8"]
     assert int8["profile"] == "full" and int8["schedule"] == "sequential"
     assert int8["input"]["dtype"] == int8["output"]["dtype"] == "int8"
-    assert "DEQUANTIZE" not in int8["op_types"] and not _float_tensors_used((out / int8["file"]).read_bytes())
+    assert "DEQUANTIZE" not in int8["op_types"] and not float_tensors_used((out / int8["file"]).read_bytes())
     assert int8["arena_bytes"] > 0 and int8["tflm"]["max_op_lsb_vs_litert"] <= 1
     assert len(on_disk["metrics"]["per_fold"]) == 2 and 0 <= on_disk["metrics"]["int8_agreement"] <= 1
     assert (out / "model_int8.cc").is_file() and "cnn_lstm_h8" in (out / "MODEL_CARD.md").read_text()

@@ -17,7 +17,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 
-from export_helpers import C, T, clips, padded, random_weights, write_run
+from export_helpers import C, T, clips, float_tensors_used, padded, random_weights, write_run
 
 from sertiny.errors import ArtifactError, ParameterError, SertinyError
 from sertiny.export import ExportConfig
@@ -118,6 +118,8 @@ def test_int8_models_are_full_integer_and_close_to_float(int8_models):
     assert interpreter.get_input_details()[0]["dtype"] == np.int8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
     assert all(e["dtype"] == "int8" for e in int8_models["chunk_io"]["inputs"])
+    # Integer throughout, even with the converter's own min/max ranges (percentile 100).
+    assert float_tensors_used(int8_models["full"]) == [] and float_tensors_used(int8_models["chunk_bytes"]) == []
     test = clips(6, seed=3)
     expected = np.stack([forward(int8_models["weights"], padded(c)[None])[0] for c in test])
     full = predict_full(interpreter, test, T)

@@ -82,6 +82,8 @@ def convert(function, mode="f32", *, representative=None, per_channel=False, cli
                     low, high = ranges[index]
                     ranges[index] = (max(low, -cell_range), min(high, cell_range))
             model = _quantize_calibrated(set_ranges(model, ranges), per_channel)
+    if mode == "int8":
+        model = integer_islands(model)  # a no-op unless the converter left float ops behind
     return model
 
 

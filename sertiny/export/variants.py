@@ -14,12 +14,10 @@ from .convert import (
     compact,
     convert,
     describe,
-    integer_islands,
     io_details,
     tie_quantization,
 )
 from .graph import (
-    FoldedWeights,
     chunk_function,
     effective_schedule,
     full_unroll_function,
@@ -63,8 +61,6 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
     def add(name, function, mode, profile_meta, representative=None, groups=None):
         raw = convert(function, mode, representative=representative, per_channel=config.per_channel,
                       clip_groups=groups, range_percentile=config.range_percentile, cell_range=config.cell_range)
-        if mode == "int8" and not isinstance(fw, FoldedWeights):  # LSTM-SA models stay as they were
-            raw = integer_islands(raw)
         io = io_details(raw, function)
         if mode in INTEGER_MODES and profile_meta["profile"] == "chunked":
             raw = tie_quantization(raw, _state_pairs(io))
