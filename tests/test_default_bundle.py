@@ -29,6 +29,13 @@ def test_default_bundle_loads_and_is_small():
     assert not any(str(v).startswith("/") for v in (bundle.manifest["source_run"], bundle.manifest["source_data"]))
 
 
+def test_shipped_int8_model_is_integer_throughout():
+    pytest.importorskip("tensorflow", reason="reading the flatbuffer needs TensorFlow's schema")
+    from export_helpers import float_tensors_used
+
+    assert float_tensors_used((DEFAULT_BUNDLE / "model_int8_chunk1.tflite").read_bytes()) == []
+
+
 def test_model_card_states_data_licence_and_cross_validated_uar():
     card = (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text()
     manifest = json.loads((DEFAULT_BUNDLE / "sertiny.json").read_text())
