@@ -10,18 +10,22 @@ measures whether a model trained to tolerate that rounding agrees better with it
 version. An experiment, not a product feature: the LSTM layers are swapped for a
 Keras RNN of a subclassed LSTMCell, whose weights have the same names and shapes.
 """
+
 import argparse
 import os
 import shutil
 from pathlib import Path
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 
 ap = argparse.ArgumentParser()
 ap.add_argument("run", type=Path)
 ap.add_argument("out", type=Path)
-ap.add_argument("--cap", type=float, default=4.0); ap.add_argument("--epochs", type=int, default=8)
-ap.add_argument("--lr", type=float, default=5e-5); ap.add_argument("--folds", default="1,2,3,4,5")
+ap.add_argument("--cap", type=float, default=4.0)
+ap.add_argument("--epochs", type=int, default=8)
+ap.add_argument("--lr", type=float, default=5e-5)
+ap.add_argument("--folds", default="1,2,3,4,5")
 args = ap.parse_args()
 
 import keras
@@ -52,17 +56,25 @@ def fq_lstm(units, return_sequences=True, go_backwards=False, name=None, **kw):
 
 lsa.keras.layers.LSTM = fq_lstm  # the probe's only change to the model: the cell
 
-run = load_run(args.run); table = load_table(run)
-if args.out.exists(): shutil.rmtree(args.out)
+run = load_run(args.run)
+table = load_table(run)
+if args.out.exists():
+    shutil.rmtree(args.out)
 shutil.copytree(args.run, args.out, ignore=shutil.ignore_patterns("*.png"))
 for k in [int(x) for x in args.folds.split(",")]:
-    fold = run.fold(k); name = f"seed{run.seeds[0]}_fold{k}"
-    ws = load_weight_set(run, name); data = fold_data(run, table, ws, fold)
-    model = create_model(run.model_config); set_weights(model, ws.weights)
-    x = np.stack([fit_frames(c, run.seq_len, "zeros") for c in data.train_clips]); y = data.train_labels.astype(np.int32)
-    tr = _Trainer(model, 1e-2); tr.set_lr(args.lr); rng = np.random.default_rng(k)
+    fold = run.fold(k)
+    name = f"seed{run.seeds[0]}_fold{k}"
+    ws = load_weight_set(run, name)
+    data = fold_data(run, table, ws, fold)
+    model = create_model(run.model_config)
+    set_weights(model, ws.weights)
+    x = np.stack([fit_frames(c, run.seq_len, "zeros") for c in data.train_clips])
+    y = data.train_labels.astype(np.int32)
+    tr = _Trainer(model, 1e-2)
+    tr.set_lr(args.lr)
+    rng = np.random.default_rng(k)
     for e in range(args.epochs):
         losses = [float(tr.step(x[i], y[i])) for i in _batches(len(x), 8, rng)]
-        print(f"fold {k} epoch {e+1} loss {np.mean(losses):.4f}", flush=True)
+        print(f"fold {k} epoch {e + 1} loss {np.mean(losses):.4f}", flush=True)
     tr.sync_to_model()
     save_weights(args.out / f"seed_{run.seeds[0]}" / f"fold_{k}" / "weights.npz", get_weights(model))
