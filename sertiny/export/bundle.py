@@ -302,6 +302,8 @@ def model_card(manifest):
         "will do worse on spontaneous speech, other languages and noisy rooms; not for decisions about people."),
         "",
     ]
+    if manifest.get("notes"):  # added by whoever publishes the bundle, e.g. scripts/build_default_bundle.py
+        lines += ["## Notes", "", *(f"- {note}" for note in manifest["notes"]), ""]
     return "\n".join(lines)
 
 
