@@ -45,7 +45,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         manifest = export_run(args.run, bundle, export, progress=print)
-        _portable(bundle)
+        _portable(bundle, args.run)
         if args.out.exists():
             shutil.rmtree(args.out)
         shutil.copytree(bundle, args.out)
@@ -54,7 +54,7 @@ def main():
     print(f"held-out float UAR {manifest['metrics']['float_uar']:.4f}, int8 {manifest['metrics']['int8_uar']:.4f}")
 
 
-def _portable(bundle):
+def _portable(bundle, run):
     """The manifest records absolute paths of this machine; in a package they would only
     mislead, so keep their last parts (corpus and run names)."""
     from sertiny._io import atomic_write_json, atomic_write_text, read_json
@@ -63,7 +63,7 @@ def _portable(bundle):
     manifest = read_json(bundle / "sertiny.json")
     for key in ("source_run", "source_data"):
         manifest[key] = "/".join(Path(manifest[key]).parts[-3:])
-    deploy = read_json(Path(table1.run_dir(PRESET, MODEL)) / "deploy" / "deploy.json")
+    deploy = read_json(Path(run) / "deploy" / "deploy.json")
     manifest["notes"] = [
         f"The deployment model trained {deploy['epochs']} epochs on all 24 speakers (the median best epoch of "
         "the cross-validation folds: no speaker is left to choose an epoch with).",
