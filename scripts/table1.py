@@ -84,7 +84,7 @@ def _row(input_name, model):
         return f"| {model} | not run yet | | | {paper_mean:.4f} ± {paper_std:.4f} | {paper_max:.4f} | {paper_params} |"
     m = json.loads(path.read_text())
     delta = 100 * (m["uar_mean"] - paper_mean)
-    return (f"| {model} | {m['uar_mean']:.4f} ± {m['uar_std']:.4f} ({m['n_seeds']} seeds) | {m['uar_max']:.4f} | "
+    return (f"| {model} | {m['uar_mean']:.4f} ± {m['uar_std']:.4f} ({m['n_seeds']} seed{'s' if m['n_seeds'] != 1 else ''}) | {m['uar_max']:.4f} | "
             f"{delta:+.1f} pp | {paper_mean:.4f} ± {paper_std:.4f} | {paper_max:.4f} | "
             f"{m['trainable_params']:,} Keras ({paper_params} paper) |")
 
