@@ -67,11 +67,15 @@ def test_infer_with_only_a_bundle_asks_for_audio():
 
 
 def test_wheel_carries_the_bundle(tmp_path):
-    import importlib.util
+    from importlib import metadata
 
-    # Build in this environment when it has the build backend (fast, offline); else let pip
-    # fetch it into an isolated one.
-    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    # Build in this environment when it has the build backend pyproject.toml asks for (fast,
+    # offline); else let pip fetch it into an isolated one.
+    try:
+        recent = int(metadata.version("setuptools").split(".")[0]) >= 68
+    except metadata.PackageNotFoundError:
+        recent = False
+    isolation = ["--no-build-isolation"] if recent else []
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", *isolation, "-q",
                     "-w", str(tmp_path)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("sertiny-*.whl")
