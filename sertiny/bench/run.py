@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..runtime.bundle import Bundle
+from ..runtime.bundle import Bundle, primary_int8
 from ..runtime.runner import load_runner, runtime_name
 from ..training.inputs import fit_to_length
 from . import graph, mcu
@@ -255,8 +255,6 @@ def _bench_peer(ctx, name, model, weights, source, reference):
 def _reference_variant(variants):
     """The variant peers are compared with: the bundle's int8 model if measured (at 1 thread),
     else the first."""
-    from ..runtime.bundle import primary_int8
-
     by_name = {v["name"]: v for v in variants if "1" in v["latency"]}
     int8 = primary_int8(by_name)
     return by_name[int8] if int8 else next(iter(by_name.values()), None)
@@ -265,8 +263,6 @@ def _reference_variant(variants):
 def check_targets(result):
     """Which brief targets this run meets (None where a figure is missing or emulated)."""
     out = {}
-    from ..runtime.bundle import primary_int8
-
     by_name = {v["name"]: v for v in result["variants"]}
     int8 = by_name.get(primary_int8(by_name))
     cold = (int8 or {}).get("cold_start", {})

@@ -23,8 +23,6 @@ def _tf():
     return require("tensorflow", "train")
 
 
-
-
 def convert(function, mode="f32", *, representative=None, per_channel=False, clip_groups=None, range_percentile=100.0,
             cell_range=None):
     """Convert a ``tf.function`` with a fixed input signature to TFLite model bytes.

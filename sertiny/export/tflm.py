@@ -19,8 +19,6 @@ def _runtime():
     return require("tflite_micro.python.tflite_micro.runtime", "train")
 
 
-
-
 def micro_interpreter(model_bytes, arena_size):
     """A TFLite Micro interpreter with ``arena_size`` bytes of tensor arena."""
     return _runtime().Interpreter.from_bytes(bytes(model_bytes), arena_size=int(arena_size))
