@@ -14,11 +14,34 @@ import numbers
 from .errors import ParameterError
 
 
+def added_field(default, **kwargs):
+    """A field added to a config after files were saved with it: at its default it is left
+    out of :meth:`Config.identity_dict`, so existing caches, runs and studies still match."""
+    return dataclasses.field(default=default, metadata={"added": True}, **kwargs)
+
+
 class Config:
     """Mixin for frozen dataclasses: dict/JSON round trip and a stable hash."""
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def identity_dict(self):
+        """``to_dict()`` without :func:`added_field` fields at their default: what makes two
+        configs, or a config and one saved by an older sertiny, the same recipe."""
+        data = self.to_dict()
+        for field in dataclasses.fields(self):
+            if field.metadata.get("added") and getattr(self, field.name) == field.default:
+                data.pop(field.name, None)
+        return data
+
+    @classmethod
+    def same_identity(cls, saved, config):
+        """Whether a saved dict (possibly from an older sertiny) describes ``config``."""
+        try:
+            return cls.from_dict(saved).identity_dict() == config.identity_dict()
+        except (ParameterError, TypeError):
+            return False
 
     @classmethod
     def from_dict(cls, data):
@@ -39,7 +62,8 @@ class Config:
 
     def digest(self, length=16):
         """A short hash of the config, stable across runs and machines."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:length]
+        identity = json.dumps(self.identity_dict(), sort_keys=True)
+        return hashlib.sha256(identity.encode()).hexdigest()[:length]
 
     def save(self, path):
         from ._io import atomic_write_json

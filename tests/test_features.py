@@ -447,3 +447,25 @@ def test_no_warnings_from_numpy_backend_on_short_or_silent_clips():
         warnings.simplefilter("error")
         extract(np.zeros(100, dtype=np.float32), "paper")
         extract(tone(seconds=0.01), "edge16k")
+
+
+def test_a_field_added_later_keeps_old_caches_runs_and_studies_matching():
+    import dataclasses
+
+    from sertiny._config import Config, added_field
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Old(Config):
+        a: int = 1
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class New(Config):
+        a: int = 1
+        b: str = added_field("x")
+
+    assert New().digest() == Old().digest()
+    assert New(b="y").digest() != Old().digest()
+    assert New.same_identity(Old().to_dict(), New())
+    assert not New.same_identity(Old().to_dict(), New(b="y"))
+    assert not New.same_identity({"a": 1, "zzz": 2}, New())  # from an unknown version
+    assert New().to_dict() == {"a": 1, "b": "x"}  # saved files still hold every field

@@ -208,7 +208,7 @@ def load_table(run):
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{run.path}: cannot rebuild the run's features ({exc}).") from None
-    if table.feature_config.to_dict() != run.feature_config:
+    if not type(table.feature_config).same_identity(run.feature_config, table.feature_config):
         raise ArtifactError(
             f"{run.path}: the features found for this run were made with another front end than "
             "its feature_config.json; the model was trained on different features."

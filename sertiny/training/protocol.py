@@ -108,10 +108,10 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
 def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
     existing = out_dir / "train_config.json"
     if existing.exists() and not overwrite:
-        old = read_json(existing)
-        if _without_seeds(old) != _without_seeds(config.to_dict()) or read_json(
-            out_dir / "feature_config.json"
-        ) != feature_config.to_dict():
+        old = {**read_json(existing), "seeds": list(config.seeds)}
+        saved_features = read_json(out_dir / "feature_config.json")
+        if not (type(config).same_identity(old, config)
+                and type(feature_config).same_identity(saved_features, feature_config)):
             raise ArtifactError(
                 f"{out_dir} holds a run with a different training or feature config. "
                 "Use another --out, or --overwrite to start again there."
@@ -128,10 +128,6 @@ def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
     atomic_write_json(out_dir / "feature_config.json", feature_config.to_dict())
     atomic_write_json(out_dir / "run.json", run_info)
     atomic_write_json(out_dir / "train_config.json", config.to_dict())  # last: marks a valid run
-
-
-def _without_seeds(config_dict):
-    return {k: v for k, v in config_dict.items() if k != "seeds"}
 
 
 def fold_dir(out_dir, seed, fold):

@@ -25,7 +25,7 @@ def table_fingerprint(table):
     Paths are left out on purpose: the same feature file on two machines must match.
     """
     digest = hashlib.sha256()
-    digest.update(json.dumps(table.feature_config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(table.feature_config.identity_dict(), sort_keys=True).encode())
     digest.update(json.dumps(list(table.label_names)).encode())
     for array in (table.labels, table.speakers.astype("U"), table.names.astype("U")):
         digest.update(array.tobytes())
