@@ -1,0 +1,94 @@
+"""How much choosing the epoch on the test speakers would inflate Table I's UAR.
+
+    python scripts/probe_selection.py [--model res_lstm_sa_h64] [--input paper] [--seed 0] [--jobs 2]
+
+Trains each of the paper's five folds exactly as Table I's run does (same recipe, same seeds,
+so the same initialisation and batch order), except that the epoch is kept by its UAR on the
+fold's *test* speakers instead of its two validation speakers. The pooled out-of-fold UAR of
+those epochs is an upper bound of what selection on test data can add; beside it, the honest
+figure of the same seed from ``runs/table1``. Nothing is written except the printed table
+(and ``--out``, a JSON of the per-fold figures).
+"""
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import table1  # noqa: E402
+
+
+def _fold(model, input_name, seed, fold_index):
+    from sertiny.data.splits import fold_indices
+    from sertiny.training import TrainConfig
+    from sertiny.training.inputs import stack_clips
+    from sertiny.training.loop import train_fold
+    from sertiny.data.splits import Fold
+    from sertiny.models import ModelConfig
+    from sertiny.training.protocol import fit_norm, fold_seed
+
+    _, table = table1.load_input(input_name)
+    run = table1.run_dir(input_name, model)
+    # Read, never rewrite, the Table I run: its T, model config, folds and recipe.
+    info = json.loads((run / "run.json").read_text())
+    config = TrainConfig.from_dict(json.loads((run / "train_config.json").read_text()))
+    fold = next(Fold(**f) for f in info["folds"] if f["index"] == fold_index)
+    train_idx, _, test_idx = fold_indices(table.speakers, fold)
+    norm = fit_norm(table, train_idx, config.normalization)
+
+    def inputs(idx):
+        x, _ = stack_clips([table.features[i] for i in idx], info["seq_len"], norm)
+        return x, table.labels[idx].astype(np.int32)
+
+    x_tr, y_tr = inputs(train_idx)
+    x_te, y_te = inputs(test_idx)
+    seed_value = fold_seed(seed, fold.index)
+    mcfg = ModelConfig.from_dict(info["model_config"]).replace(seed=seed_value)
+    result, trainer = train_fold(mcfg, config, x_tr, y_tr, x_te, y_te, seed=seed_value)
+    predicted = trainer.predict(x_te).argmax(1)
+    return {"fold": fold_index, "oracle_epoch": result.best_epoch + 1, "oracle_test_uar": result.best_val_uar,
+            "y": y_te.tolist(), "predicted": predicted.tolist()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="res_lstm_sa_h64", choices=table1.MODELS)
+    parser.add_argument("--input", default="paper", choices=list(table1.INPUTS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    from sklearn.metrics import recall_score
+
+    import multiprocessing
+
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_fold, args.model, args.input, args.seed, k) for k in range(1, 6)]
+        folds = [f.result() for f in futures]
+    y = np.concatenate([f["y"] for f in folds])
+    p = np.concatenate([f["predicted"] for f in folds])
+    oracle = float(recall_score(y, p, average="macro"))
+    run = table1.run_dir(args.input, args.model)
+    honest = json.loads((run / f"seed_{args.seed}" / "metrics.json").read_text())
+    print(f"{args.model} on {args.input}, seed {args.seed}")
+    print("| fold | epoch kept on validation speakers | its test UAR | epoch kept on test speakers | its test UAR |")
+    print("|---|---|---|---|---|")
+    for f in folds:
+        info = json.loads((run / f"seed_{args.seed}" / f"fold_{f['fold']}" / "fold.json").read_text())
+        print(f"| {f['fold']} | {info['best_epoch']} | {info['test_uar']:.4f} | {f['oracle_epoch']} | {f['oracle_test_uar']:.4f} |")
+    print(f"pooled UAR: validation-selected {honest['uar']:.4f}, test-selected {oracle:.4f} "
+          f"({100 * (oracle - honest['uar']):+.1f} pp)")
+    if args.out:
+        args.out.write_text(json.dumps({"model": args.model, "input": args.input, "seed": args.seed,
+                                        "pooled_validation_selected": honest["uar"], "pooled_test_selected": oracle,
+                                        "folds": [{k: v for k, v in f.items() if k not in ("y", "predicted")} for f in folds]},
+                                       indent=1))
+
+
+if __name__ == "__main__":
+    main()
