@@ -225,6 +225,13 @@ def test_multitask_cli_trains_on_the_weighted_loss_and_reports_the_heads(small_n
     again = CliRunner().invoke(main, command)
     assert again.exit_code == 0, again.output
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    # Elsewhere it trains the same weights, auxiliary heads included.
+    copy = CliRunner().invoke(main, [*command[:-2], str(tmp_path / "copy"), "--quiet"])
+    assert copy.exit_code == 0, copy.output
+    with np.load(out / "seed_0/fold_1/weights.npz") as a, np.load(tmp_path / "copy/seed_0/fold_1/weights.npz") as b:
+        assert "dense_sex/kernel" in a.files and sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_multitask_cli_refuses_a_family_without_heads(small_npz, tmp_path):
