@@ -52,8 +52,9 @@ def check_aux_tasks(owner, tasks):
         )
 
 
-def aux_heads(tasks=DEFAULT_AUX_TASKS):
-    """``((task, n_classes), ...)``: the auxiliary heads a model needs for ``tasks``."""
+def aux_head_sizes(tasks=DEFAULT_AUX_TASKS):
+    """``((task, n_classes), ...)``: the auxiliary heads a model needs for ``tasks``
+    (``ModelConfig.aux_heads``)."""
     check_aux_tasks("aux_heads", tuple(tasks))
     return tuple((task, len(AUX_TASKS[task])) for task in tasks)
 

@@ -25,8 +25,8 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
   matches Keras: the odd last frame is pooled alone.
 
 Dropout is the identity at inference, and a multi-task model's auxiliary heads are left out
-(:func:`fold_baseline`): only the emotion head is exported. Zero padding only: :func:`sertiny.export.export_run`
-refuses masked-padding runs before any of this runs.
+(:func:`fold_baseline`): only the emotion head is exported. Zero padding only:
+:func:`sertiny.export.export_run` refuses masked-padding runs before any of this runs.
 """
 
 import dataclasses

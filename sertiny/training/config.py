@@ -3,7 +3,7 @@
 import dataclasses
 
 from .._config import Config, added_field, check_choice, check_float, check_int
-from ..data.auxiliary import AUX_TASKS, DEFAULT_AUX_TASKS, check_aux_tasks
+from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
 from ..errors import ParameterError
 from ..models.registry import PADDING_MODES, multitask_families, parse_model_name
 
@@ -109,7 +109,7 @@ class TrainConfig(Config):
 
     def aux_heads(self):
         """``((task, n_classes), ...)`` of the model's auxiliary heads; empty without multitask."""
-        return tuple((task, len(AUX_TASKS[task])) for task in self.aux_tasks) if self.multitask else ()
+        return aux_head_sizes(self.aux_tasks) if self.multitask else ()
 
     def to_dict(self):
         d = super().to_dict()
