@@ -43,15 +43,19 @@ def padded(clip):
     return fit_frames(clip, T, "zeros")
 
 
-def baseline_weights(family, hidden=H, seed=0):
+def baseline_weights(family, hidden=H, seed=0, aux_heads=()):
     """Generic weights of a baseline family (Keras' shapes and gate order) at roughly the
     training initialisation's scales, with BatchNorm statistics and biases away from their
-    initial values so that folding them is tested."""
+    initial values so that folding them is tested. ``aux_heads`` ((name, n_classes), ...)
+    adds a multi-task model's ``dense_<name>`` heads."""
     from sertiny.export.baseline_graphs import expected_shapes
 
     rng = np.random.default_rng(seed)
     w = {}
-    for key, shape in expected_shapes(family, hidden, F, C).items():
+    shapes = expected_shapes(family, hidden, F, C)
+    for name, n in aux_heads:
+        shapes.update({f"dense_{name}/kernel": (shapes["dense/kernel"][0], n), f"dense_{name}/bias": (n,)})
+    for key, shape in shapes.items():
         name = key.rsplit("/", 1)[-1]
         if name == "recurrent_kernel":
             w[key] = np.linalg.qr(rng.normal(size=(shape[1], shape[0])))[0].T
@@ -65,21 +69,22 @@ def baseline_weights(family, hidden=H, seed=0):
     return {k: np.asarray(v, np.float32) for k, v in w.items()}
 
 
-def model_weights(family, hidden=H, seed=0):
+def model_weights(family, hidden=H, seed=0, aux_heads=()):
     """Random weights of any family: :func:`random_weights` for LSTM-SA/ResLSTM-SA, else
     :func:`baseline_weights`."""
     from sertiny.models.weights import LSTM_SA_FAMILIES
 
     if family in LSTM_SA_FAMILIES:
         return random_weights(family, hidden, seed)
-    return baseline_weights(family, hidden, seed)
+    return baseline_weights(family, hidden, seed, aux_heads)
 
 
 def write_run(root, *, family="res_lstm_sa", hidden=H, seq_len=T, padding="zeros", format_version=None,
-              weights_family=None, norm_width=F, empty_train_fold=False):
+              weights_family=None, norm_width=F, empty_train_fold=False, aux_heads=()):
     """A tiny run directory in the layout of sertiny.training.protocol, with random weights
     (of ``weights_family``, default ``family``) and paper-format features of 3 actors x 8
-    emotions x 2 clips."""
+    emotions x 2 clips. ``aux_heads`` makes it a multi-task run (auxiliary heads in the
+    model config and the weights)."""
     from sertiny.features.config import get_preset
     from sertiny.models.weights import save_weights
 
@@ -99,6 +104,10 @@ def write_run(root, *, family="res_lstm_sa", hidden=H, seq_len=T, padding="zeros
         folds[0] = {"index": 1, "train_speakers": [], "val_speakers": ["02"], "test_speakers": ["01", "03"]}
     model = {"family": family, "hidden": hidden, "n_features": F, "n_classes": C, "seq_len": seq_len, "dropout": 0.3,
              "forget_bias": 2.0, "padding": padding, "seed": 0}
+    train_config = {"model": f"{family}_h{hidden}", "seeds": [0]}
+    if aux_heads:
+        model["aux_heads"] = [list(head) for head in aux_heads]
+        train_config.update(multitask=True, aux_tasks=[name for name, _ in aux_heads])
     info = {"sertiny_version": "0.1.0", "label_names": ["neutral", "calm", "happy", "sad", "angry", "fearful",
                                                         "disgust", "surprised"],
             "seq_len": seq_len, "model_config": model, "source": str(data), "folds": folds,
@@ -109,11 +118,12 @@ def write_run(root, *, family="res_lstm_sa", hidden=H, seq_len=T, padding="zeros
     run.mkdir()
     (run / "run.json").write_text(json.dumps(info))
     (run / "feature_config.json").write_text(json.dumps(get_preset("paper").to_dict()))
-    (run / "train_config.json").write_text(json.dumps({"model": f"{family}_h{hidden}", "seeds": [0]}))
+    (run / "train_config.json").write_text(json.dumps(train_config))
     norm = {"mean": [0.0] * norm_width, "std": [1.0] * norm_width}
     for i, directory in enumerate([run / "deploy"] + [run / "seed_0" / f"fold_{f['index']}" for f in folds]):
         directory.mkdir(parents=True)
-        save_weights(directory / "weights.npz", model_weights(weights_family or family, hidden, seed=i))
+        save_weights(directory / "weights.npz", model_weights(weights_family or family, hidden, seed=i,
+                                                              aux_heads=aux_heads))
         (directory / "norm.json").write_text(json.dumps(norm))
         (directory / "fold.json").write_text(json.dumps({"val_uar": 0.1 * i}))
     return run

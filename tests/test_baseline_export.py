@@ -56,13 +56,17 @@ def test_float_tflite_matches_the_keras_model(family, schedule):
     set_weights(keras_model, weights)
     x = np.stack([_fit(c) for c in clips(3, seed=4, lengths=(9, 21, 30))])
     expected = np.asarray(keras_model(x, training=False))
-    interpreter = load_interpreter(model)
+    assert np.abs(_invoke_each(load_interpreter(model), x) - expected).max() <= 1e-5
+
+
+def _invoke_each(interpreter, x):
+    """(n, T, F) -> (n, C): one invoke per clip of a full-unroll model."""
     got = []
     for xi in x:
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], xi[None])
         interpreter.invoke()
         got.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
-    assert np.abs(np.stack(got) - expected).max() <= 1e-5
+    return np.stack(got)
 
 
 def test_cnn_lstm_block_constants_match_the_keras_builder():
@@ -201,3 +205,45 @@ def test_cli_refuses_what_a_baseline_run_cannot_export(tmp_path, options, kwargs
     result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--quiet", *options])
     assert result.exit_code == 2 and match in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+# ---------------------------------------------------------------------------- multi-task runs
+
+AUX_HEADS = (("intensity", 2), ("sex", 2))
+
+
+def test_multitask_weights_fold_to_the_emotion_head_only():
+    from sertiny.models.registry import model_config
+
+    weights = baseline_weights("bilstm_att", 8, aux_heads=AUX_HEADS)
+    multitask = model_config("bilstm_att_h8", seq_len=T, aux_heads=AUX_HEADS)
+    folded = fold_weights(weights, multitask)
+    plain = fold_weights({k: v for k, v in weights.items() if not k.startswith("dense_")})
+    np.testing.assert_array_equal(folded.dense_kernel, plain.dense_kernel)
+    assert folded.n_classes == C
+    assert fold_weights(weights).n_classes == C  # no config: every dense_<name> head is auxiliary
+    # A single-task run whose weights carry heads it never declared is inconsistent.
+    with pytest.raises(ArtifactError, match=r"unexpected \['dense_intensity/bias'"):
+        fold_weights(weights, model_config("bilstm_att_h8", seq_len=T))
+
+
+def test_multitask_run_exports_the_emotion_head_matching_keras(tmp_path):
+    pytest.importorskip("jax", reason="the Keras reference needs the [train] extra (Keras 3 + JAX)")
+    from sertiny.export import export_run
+    from sertiny.models import create_model
+    from sertiny.models.weights import load_weights, set_weights
+
+    # Clip names are not RAVDESS names: export needs no auxiliary labels.
+    run = write_run(tmp_path, family="bilstm_att", seq_len=T, aux_heads=AUX_HEADS)
+    out = tmp_path / "bundle"
+    manifest = export_run(run, out, ExportConfig(int8=False, parity=False, tflm=False, c_arrays=False))
+    assert set(manifest["variants"]) == {"f32"}
+    assert "aux_heads" not in manifest["model"] and manifest["model"]["n_classes"] == C
+    assert "auxiliary heads intensity, sex" in (out / "MODEL_CARD.md").read_text()
+    keras_model = create_model("bilstm_att_h8", seq_len=T, aux_heads=AUX_HEADS)
+    set_weights(keras_model, load_weights(run / "deploy" / "weights.npz"))  # every head, aux included
+    x = np.stack([_fit(c) for c in clips(3, seed=4, lengths=(9, 21, 30))])
+    expected = np.asarray(keras_model(x, training=False)["emotion"])
+    interpreter = load_interpreter((out / "model_f32.tflite").read_bytes())
+    assert len(interpreter.get_output_details()) == 1
+    assert np.abs(_invoke_each(interpreter, x) - expected).max() <= 1e-5

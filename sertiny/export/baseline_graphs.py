@@ -24,8 +24,9 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
   (max(elu a, elu b) = elu(max(a, b))) and halves the ELU's work. 'same' pooling
   matches Keras: the odd last frame is pooled alone.
 
-Dropout is the identity at inference. Zero padding only: :func:`sertiny.export.export_run`
-refuses masked-padding runs before any of this runs.
+Dropout is the identity at inference, and a multi-task model's auxiliary heads are left out
+(:func:`fold_baseline`): only the emotion head is exported. Zero padding only:
+:func:`sertiny.export.export_run` refuses masked-padding runs before any of this runs.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
+from ..models.weights import without_aux_heads
 from .graph import (
     Lstm,
     _bn_affine,
@@ -165,8 +167,11 @@ def fold_baseline(weights, model_config=None):
     """Generic weight dict -> :class:`BaselineWeights` (folding in float64, stored float32).
 
     Checks every key and shape, and the family and sizes against ``model_config`` if given.
+    A multi-task model's auxiliary heads (``model_config.aux_heads``; without a config, every
+    ``dense_<name>`` layer) are dropped: they are training aids, the graph is the emotion head's.
     """
-    w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    aux_heads = None if model_config is None else model_config.aux_heads
+    w = {k: np.asarray(v, dtype=np.float64) for k, v in without_aux_heads(weights, aux_heads).items()}
     family = _check_shapes(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
     lstms = {name: Lstm(*(f32(_reorder_gates(w[f"{name}/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))

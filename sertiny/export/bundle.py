@@ -187,7 +187,8 @@ def _manifest(run, weight_set, name, reason, variants, parity, config):
     return {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,
-        "model": run.model_config.to_dict(),
+        # the shipped model: a multi-task run's auxiliary heads are not in the bundle
+        "model": run.model_config.replace(aux_heads=()).identity_dict(),
         "labels": run.labels,
         "feature_config": run.feature_config,
         "norm": weight_set.norm.to_dict(),
@@ -310,6 +311,9 @@ def model_card(manifest):
 def _recipe(train_config):
     keys = ("lr", "weight_decay", "dropout", "t0", "batch_size", "epochs", "normalization", "seeds")
     parts = [f"{k} {train_config[k]}" for k in keys if k in train_config]
+    if train_config.get("multitask"):
+        parts.append(f"multi-task with auxiliary heads {', '.join(train_config.get('aux_tasks', []))} "
+                     f"(loss weight {train_config.get('aux_loss_weight')}; not shipped)")
     return ", ".join(parts) + " per cross-validation fold (`train_config` in `sertiny.json`)" if parts else "not recorded"
 
 

@@ -1,14 +1,17 @@
 """Other papers' SER systems as sertiny families, on the same 46-dim MFCC + chroma frames.
 
 Each is a baseline for LSTM-SA / ResLSTM-SA trained through the unchanged protocol, so only
-the part of each paper that fits that protocol is built here (one emotion head, our features,
-our optimiser); the papers' own front ends, multitask heads and the ViT are not. ``hidden``
+the part of each paper that fits that protocol is built here (our features, our optimiser);
+the papers' own front ends and the ViT are not. Every family here can add auxiliary heads
+(``ModelConfig.aux_heads``, BiLSTM-ATT-MTL's multi-task classifiers; see
+:func:`sertiny.models.lstm_sa.classifier` and :mod:`sertiny.data.auxiliary`). ``hidden``
 is the LSTM width, as in ``lstm_sa_h64``. Layer names fix the keys of the generic weight
 format (:mod:`sertiny.models.weights`).
 
 - ``bilstm_att`` (Li & Liu, BiLSTM-ATT-MTL): two stacked bidirectional LSTMs (``hidden``
   units per direction; the paper uses 128), additive attention e_t = vᵀ tanh(W h_t + b)
-  with W: (2H, H), softmax over time, weighted sum, then dropout and a dense softmax.
+  with W: (2H, H), softmax over time, weighted sum, then dropout and a dense softmax; with
+  ``aux_heads``, the paper's multi-task form: more dense softmax heads on the same context.
 - ``dual_lstm`` (Dual-Layer LSTM, arXiv 2411.09189): LSTM(F->H) -> LSTM(H->H), last state,
   dropout, dense softmax.
 - ``cnn_lstm`` (CNN-LSTM of the CNN-LSTM/ViT EMO-DB study): four blocks of Conv1D ->
@@ -65,9 +68,10 @@ def _bidirectional(config, name, index):
     return keras.layers.Bidirectional(forward, backward_layer=backward, name=name)
 
 
-@register_model("bilstm_att")
+@register_model("bilstm_att", multitask=True)
 def build_bilstm_att(config):
-    """BiLSTM(F->2H) -> BiLSTM(2H->2H) -> additive attention -> Dropout -> Dense softmax."""
+    """BiLSTM(F->2H) -> BiLSTM(2H->2H) -> additive attention -> Dropout -> Dense softmax
+    (+ one Dense softmax per ``config.aux_heads`` entry on the same dropout output)."""
     features, x = model_inputs(config)
     h = _bidirectional(config, "bilstm1", 1)(x)
     h = _bidirectional(config, "bilstm2", 2)(h)
@@ -75,7 +79,7 @@ def build_bilstm_att(config):
     return keras.Model(features, classifier(context, config), name=config.name)
 
 
-@register_model("dual_lstm")
+@register_model("dual_lstm", multitask=True)
 def build_dual_lstm(config):
     """LSTM(F->H) -> LSTM(H->H), last state -> Dropout -> Dense softmax.
 
@@ -90,7 +94,7 @@ def build_dual_lstm(config):
     return keras.Model(features, classifier(h, config), name=config.name)
 
 
-@register_model("cnn_lstm", paddings=("zeros",))
+@register_model("cnn_lstm", paddings=("zeros",), multitask=True)
 def build_cnn_lstm(config):
     """4 x [Conv1D(H, 3) -> BatchNorm -> ELU -> MaxPool(2)] -> LSTM(H), last state -> Dropout -> Dense.
 

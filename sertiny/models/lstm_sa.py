@@ -80,15 +80,29 @@ def _head(h, config):
 
 
 def classifier(x, config):
-    """Dropout -> Dense softmax over ``config.n_classes``: the last two layers of every family."""
+    """Dropout -> Dense softmax over ``config.n_classes``: the last two layers of every family.
+
+    With ``config.aux_heads``, one more Dense softmax ``dense_<name>`` per auxiliary head
+    reads the same dropout output, and the result is ``{"emotion": ..., name: ...}``. The
+    emotion head's layers, names and initial weights are the same either way.
+    """
     seed = config.seed
     x = keras.layers.Dropout(config.dropout, seed=seed, name="dropout")(x)
+    emotion = _softmax_dense(x, config.n_classes, seed + 7, "dense")
+    if not config.aux_heads:
+        return emotion
+    aux = {name: _softmax_dense(x, n, seed * 100 + 80 + k, f"dense_{name}")
+           for k, (name, n) in enumerate(config.aux_heads, start=1)}
+    return {"emotion": emotion, **aux}
+
+
+def _softmax_dense(x, units, seed, name):
     return keras.layers.Dense(
-        config.n_classes,
+        units,
         activation="softmax",
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 7),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         bias_initializer="zeros",
-        name="dense",
+        name=name,
     )(x)
 
 

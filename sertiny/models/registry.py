@@ -4,11 +4,14 @@ import dataclasses
 import fnmatch
 import re
 
-from .._config import Config, check_choice, check_float, check_int
+from .._config import Config, added_field, check_choice, check_float, check_int
 from ..errors import ParameterError
 
-_FAMILIES = {}  # family name -> (builder or its module's import path, default hidden sizes, padding modes)
+# family name -> (builder or its module's import path, default hidden sizes, padding modes,
+# whether it builds auxiliary heads)
+_FAMILIES = {}
 _NAME_RE = re.compile(r"^(?P<family>[a-z_]+?)_h(?P<hidden>\d+)$")
+_HEAD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 PADDING_MODES = ("zeros", "masked")
 
@@ -30,6 +33,11 @@ class ModelConfig(Config):
         like PyTorch packed sequences. A family may support only some modes
         (``cnn_lstm``: zeros only).
     seed: initialisation seed.
+    aux_heads: auxiliary softmax heads for multi-task training, ``((name, n_classes), ...)``:
+        each is a Dense layer ``dense_<name>`` on the same dropout output as the emotion
+        head ``dense``, and the model then outputs a dict ``{"emotion": ..., name: ...}``.
+        Empty (the default) builds the single-output model. Training aids only: export
+        ships the emotion head. Families registered with ``multitask=True`` only.
     """
 
     family: str
@@ -41,6 +49,7 @@ class ModelConfig(Config):
     forget_bias: float = 2.0
     padding: str = "zeros"
     seed: int = 0
+    aux_heads: tuple = added_field(())
 
     def __post_init__(self):
         owner = "ModelConfig"
@@ -60,21 +69,49 @@ class ModelConfig(Config):
                 f"{self.family!r} family. Got {self.padding!r} instead."
             )
         check_int(owner, "seed", self.seed, min_value=0)
+        self._check_aux_heads(owner)
+
+    def _check_aux_heads(self, owner):
+        try:
+            heads = tuple((name, n) for name, n in self.aux_heads)
+        except (TypeError, ValueError):
+            heads = None
+        names = [name for name, _ in heads or ()]
+        if heads is None or len(set(names)) != len(names) or not all(
+                isinstance(name, str) and _HEAD_NAME_RE.match(name) and name != "emotion"
+                and not isinstance(n, bool) and isinstance(n, int) and n >= 2 for name, n in heads):
+            raise ParameterError(
+                f"The 'aux_heads' parameter of {owner} must be a list of (name, n_classes) pairs with distinct "
+                "lower-case names other than 'emotion' and n_classes >= 2, e.g. [('intensity', 2)]. "
+                f"Got {self.aux_heads!r} instead."
+            )
+        object.__setattr__(self, "aux_heads", heads)
+        if heads and not _FAMILIES[self.family][3]:
+            raise ParameterError(
+                f"The 'aux_heads' parameter of {owner} must be empty for the {self.family!r} family, which "
+                f"builds no auxiliary heads (multi-task families: {', '.join(multitask_families())}). "
+                f"Got {self.aux_heads!r} instead."
+            )
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["aux_heads"] = [list(head) for head in self.aux_heads]
+        return d
 
     @property
     def name(self):
         return f"{self.family}_h{self.hidden}"
 
 
-def register_model(family, *, hidden_sizes=(32, 64, 128), paddings=PADDING_MODES):
+def register_model(family, *, hidden_sizes=(32, 64, 128), paddings=PADDING_MODES, multitask=False):
     """Class/function decorator: register ``builder(config) -> keras.Model`` for a family.
 
     ``paddings``: the :data:`PADDING_MODES` the family can build (``"masked"`` needs every
-    layer to carry a Keras mask).
+    layer to carry a Keras mask). ``multitask``: the builder honours ``config.aux_heads``.
     """
 
     def decorator(builder):
-        _FAMILIES[family] = (builder, tuple(hidden_sizes), tuple(paddings))
+        _FAMILIES[family] = (builder, tuple(hidden_sizes), tuple(paddings), bool(multitask))
         return builder
 
     return decorator
@@ -83,25 +120,32 @@ def register_model(family, *, hidden_sizes=(32, 64, 128), paddings=PADDING_MODES
 def _ensure_builtin_families():
     # The builders import Keras; registering their names must not. So the registry knows
     # the built-in families by module, and imports that module only to build.
-    for family, (module, paddings) in _BUILTIN.items():
-        _FAMILIES.setdefault(family, (module, (32, 64, 128), paddings))
+    for family, (module, paddings, multitask) in _BUILTIN.items():
+        _FAMILIES.setdefault(family, (module, (32, 64, 128), paddings, multitask))
 
 
-# family -> (module whose @register_model builds it, padding modes it supports); the
-# padding modes must match the module's decorator (a test checks).
+# family -> (module whose @register_model builds it, padding modes it supports, whether it
+# builds auxiliary heads); both must match the module's decorator (a test checks). The
+# LSTM-SA families have no auxiliary heads: their named weight format has no place for them.
 _BUILTIN = {
-    "lstm_sa": ("sertiny.models.lstm_sa", PADDING_MODES),
-    "res_lstm_sa": ("sertiny.models.lstm_sa", PADDING_MODES),
-    "bilstm_att": ("sertiny.models.baselines", PADDING_MODES),
-    "dual_lstm": ("sertiny.models.baselines", PADDING_MODES),
-    "cnn_lstm": ("sertiny.models.baselines", ("zeros",)),
+    "lstm_sa": ("sertiny.models.lstm_sa", PADDING_MODES, False),
+    "res_lstm_sa": ("sertiny.models.lstm_sa", PADDING_MODES, False),
+    "bilstm_att": ("sertiny.models.baselines", PADDING_MODES, True),
+    "dual_lstm": ("sertiny.models.baselines", PADDING_MODES, True),
+    "cnn_lstm": ("sertiny.models.baselines", ("zeros",), True),
 }
+
+
+def multitask_families():
+    """Families whose builders add auxiliary heads (``ModelConfig.aux_heads``)."""
+    _ensure_builtin_families()
+    return sorted(family for family, entry in _FAMILIES.items() if entry[3])
 
 
 def list_models(pattern="*"):
     """Registered model names (``family_hN`` for each family's standard sizes) matching a glob."""
     _ensure_builtin_families()
-    names = [f"{fam}_h{h}" for fam, (_, sizes, _) in _FAMILIES.items() for h in sizes]
+    names = [f"{fam}_h{h}" for fam, (_, sizes, *_) in _FAMILIES.items() for h in sizes]
     return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 

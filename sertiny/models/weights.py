@@ -16,7 +16,9 @@ Other families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``; anything not in
 ``<layer name>/<variable name>`` for every variable of every layer (trainable or not), with
 ``<layer name>/forward/...`` and ``<layer name>/backward/...`` for a Bidirectional layer's
 two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``. Arrays
-keep Keras' own shapes and gate order.
+keep Keras' own shapes and gate order. A multi-task model's auxiliary heads are
+``dense_<name>/kernel`` and ``dense_<name>/bias`` beside the emotion head's ``dense/...``;
+:func:`without_aux_heads` drops them (export ships the emotion head only).
 """
 
 import numpy as np
@@ -108,6 +110,18 @@ def _set_generic(model, weights):
                 "the weights come from another model size or feature set."
             )
         var.assign(value.astype(var.dtype))
+
+
+def without_aux_heads(weights, aux_heads=None):
+    """The weight dict without a multi-task model's auxiliary heads: the model export ships.
+
+    ``aux_heads``: ``ModelConfig.aux_heads`` (``((name, n_classes), ...)``), whose
+    ``dense_<name>/...`` arrays are dropped; None drops every ``dense_<name>/...`` array.
+    """
+    if aux_heads is None:
+        return {k: v for k, v in weights.items() if not (k.startswith("dense_") and "/" in k)}
+    prefixes = tuple(f"dense_{name}/" for name, _ in aux_heads)
+    return {k: v for k, v in weights.items() if not (prefixes and k.startswith(prefixes))}
 
 
 def save_weights(path, weights):

@@ -43,6 +43,9 @@ def print_summary(metrics, out_dir):
     )
     recalls = ", ".join(f"{k} {v:.2f}" for k, v in metrics["per_class_recall_mean"].items())
     click.echo(f"per-class recall: {recalls}")
+    for task, aux in metrics.get("auxiliary", {}).items():
+        click.echo(f"auxiliary head {task} (training aid, not exported): UAR {aux['uar_mean']:.4f}, "
+                   f"accuracy {aux['accuracy_mean']:.4f}")
     if "deploy" in metrics:
         click.echo(f"deployment model: {metrics['deploy']['epochs']} epochs on all speakers -> {out_dir}/deploy/")
     click.echo(f"written to {out_dir}/ (metrics.json, confusion.png, learning_curves.png)")

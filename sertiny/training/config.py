@@ -2,9 +2,10 @@
 
 import dataclasses
 
-from .._config import Config, check_choice, check_float, check_int
+from .._config import Config, added_field, check_choice, check_float, check_int
+from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
 from ..errors import ParameterError
-from ..models.registry import PADDING_MODES, parse_model_name
+from ..models.registry import PADDING_MODES, multitask_families, parse_model_name
 
 NORMALIZATIONS = ("train", "global")
 FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
@@ -30,6 +31,14 @@ class TrainConfig(Config):
     folds: ``auto`` = the paper's RAVDESS folds when all 24 actors are present, else
         speaker k-fold; ``paper``, ``kfold`` (``n_folds``) or ``loso``.
     n_val_speakers: validation speakers per fold for ``kfold``/``loso``.
+    multitask: BiLSTM-ATT-MTL's multi-task training: auxiliary heads for ``aux_tasks`` on
+        the model's context vector, loss = emotion cross-entropy + ``aux_loss_weight`` x
+        each auxiliary cross-entropy (the paper's 1.0 / 0.3 / 0.3). Epoch selection, every
+        reported metric and the exported model stay on the emotion head; the auxiliary
+        heads' out-of-fold accuracy and UAR are reported beside. RAVDESS clip names only
+        (:mod:`sertiny.data.auxiliary` says which labels and why).
+    aux_tasks: auxiliary tasks, keys of :data:`sertiny.data.auxiliary.AUX_TASKS`.
+    aux_loss_weight: weight of each auxiliary loss.
     """
 
     model: str = "res_lstm_sa_h64"
@@ -49,6 +58,9 @@ class TrainConfig(Config):
     folds: str = "auto"
     n_folds: int = 5
     n_val_speakers: int = 2
+    multitask: bool = added_field(False)
+    aux_tasks: tuple = added_field(DEFAULT_AUX_TASKS)
+    aux_loss_weight: float = added_field(0.3)
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -73,10 +85,36 @@ class TrainConfig(Config):
         check_choice(owner, "folds", self.folds, set(FOLD_SCHEMES))
         check_int(owner, "n_folds", self.n_folds, min_value=2)
         check_int(owner, "n_val_speakers", self.n_val_speakers, min_value=1)
+        self._check_multitask(owner)
+
+    def _check_multitask(self, owner):
+        if not isinstance(self.multitask, bool):
+            raise ParameterError(f"The 'multitask' parameter of {owner} must be a bool. Got {self.multitask!r} instead.")
+        object.__setattr__(self, "aux_tasks", tuple(self.aux_tasks) if isinstance(self.aux_tasks, list) else self.aux_tasks)
+        check_aux_tasks(owner, self.aux_tasks)
+        check_float(owner, "aux_loss_weight", self.aux_loss_weight, min_value=0.0)
+        family = parse_model_name(self.model)[0]
+        if self.multitask and family not in multitask_families():
+            raise ParameterError(
+                f"The 'multitask' parameter of {owner} can be True only for the {', '.join(multitask_families())} "
+                f"families; {self.model} has no auxiliary heads. Got True instead."
+            )
+        fields = {f.name: f.default for f in dataclasses.fields(self)}
+        unused = [k for k in ("aux_tasks", "aux_loss_weight") if getattr(self, k) != fields[k]]
+        if unused and not self.multitask:
+            raise ParameterError(
+                f"The {' and '.join(repr(k) for k in unused)} parameter(s) of {owner} apply to multi-task "
+                "training only; set multitask=True (--multitask) or leave them at their defaults."
+            )
+
+    def aux_heads(self):
+        """``((task, n_classes), ...)`` of the model's auxiliary heads; empty without multitask."""
+        return aux_head_sizes(self.aux_tasks) if self.multitask else ()
 
     def to_dict(self):
         d = super().to_dict()
         d["seeds"] = list(self.seeds)
+        d["aux_tasks"] = list(self.aux_tasks)
         return d
 
     def hyperparameters(self):

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .._keras import import_keras
+from ..errors import ParameterError
 
 
 @dataclasses.dataclass
@@ -19,7 +20,9 @@ class FoldResult:
     weights: dict  # canonical weights of the best-validation epoch
     best_epoch: int  # 0-based
     best_val_uar: float
-    history: list  # per epoch: {"epoch", "lr", "train_loss", "val_loss", "val_uar"}
+    # per epoch: {"epoch", "lr", "train_loss", "val_loss", "val_uar"}; a multi-task model adds
+    # "train_loss_<head>" per head ("train_loss" is then the weighted sum that is minimised)
+    history: list
 
 
 def epoch_learning_rate(epoch, *, lr, t0, floor):
@@ -36,9 +39,16 @@ def macro_recall(y_true, y_pred, n_classes):
 
 
 class _Trainer:
-    """Holds a model's state as JAX arrays and the jitted train / predict functions."""
+    """Holds a model's state as JAX arrays and the jitted train / predict functions.
 
-    def __init__(self, model, weight_decay):
+    ``aux_heads``: ``((name, n_classes), ...)``, a multi-task model's auxiliary outputs
+    (``ModelConfig.aux_heads``). Such a model returns ``{"emotion": probs, name: probs, ...}``,
+    a training target is then ``(batch, 1 + n_aux)`` (emotion first, then the heads in
+    order), and the loss is the emotion cross-entropy plus ``aux_loss_weight`` times each
+    auxiliary one.
+    """
+
+    def __init__(self, model, weight_decay, *, aux_heads=(), aux_loss_weight=0.0):
         keras = import_keras("jax")
         import jax
 
@@ -51,16 +61,25 @@ class _Trainer:
             i for i, v in enumerate(self.optimizer.variables) if v is self.optimizer._learning_rate
         )
         loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        # head -> classes; every family's emotion head is the Dense layer "dense"
+        self.widths = {"emotion": model.get_layer("dense").units, **dict(aux_heads)}
+        self.heads = tuple(self.widths)
 
         def loss_and_state(tv, ntv, x, y):
-            probs, ntv = model.stateless_call(tv, ntv, x, training=True)
-            return loss_fn(y, probs), ntv
+            outputs, ntv = model.stateless_call(tv, ntv, x, training=True)
+            if len(self.heads) == 1:
+                return loss_fn(y, outputs), ntv
+            parts = [loss_fn(y[:, k], outputs[name]) for k, name in enumerate(self.heads)]
+            total = parts[0] + aux_loss_weight * sum(parts[1:])
+            return total, (ntv, jax.numpy.stack([total, *parts]))
 
         grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
 
         def train_step(state, x, y):
             tv, ntv, ov = state
-            (loss, ntv), grads = grad_fn(tv, ntv, x, y)
+            (loss, aux), grads = grad_fn(tv, ntv, x, y)
+            # A multi-task step reports [total, emotion, aux...] losses; a single-task one its loss.
+            ntv, loss = (aux, loss) if len(self.heads) == 1 else aux
             grads = [g + weight_decay * p for g, p in zip(grads, tv)]
             tv, ov = self.optimizer.stateless_apply(ov, grads, tv)
             return loss, (tv, ntv, ov)
@@ -90,9 +109,16 @@ class _Trainer:
         return loss
 
     def predict(self, x, batch_size=256):
+        """Emotion probabilities (n, C): the main head's, also for a multi-task model."""
+        return self.predict_heads(x, batch_size)["emotion"]
+
+    def predict_heads(self, x, batch_size=256):
+        """``{head: probabilities (n, classes)}`` for the emotion head and every auxiliary head."""
         tv, ntv, _ = self.state
-        out = [np.asarray(self._predict(tv, ntv, x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.model.output_shape[-1]), np.float32)
+        out = [self._predict(tv, ntv, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        out = [o if isinstance(o, dict) else {"emotion": o} for o in out]
+        return {name: np.concatenate([np.asarray(o[name]) for o in out]) if out
+                else np.zeros((0, width), np.float32) for name, width in self.widths.items()}
 
     def sync_to_model(self):
         """Write the JAX state back into the Keras variables (for get_weights / saving)."""
@@ -129,20 +155,41 @@ def _batches(n, batch_size, rng):
     return [order[s:e] for s, e in zip(starts, bounds)]
 
 
+def _loss_columns(batch_losses, heads):
+    """History columns of one epoch: the mean training loss, and per head for a multi-task model."""
+    if len(heads) == 1:
+        return {"train_loss": float(np.mean([float(l) for l in batch_losses]))}
+    means = np.mean([np.asarray(l, dtype=np.float64) for l in batch_losses], axis=0)  # [total, emotion, aux...]
+    return {"train_loss": float(means[0]), **{f"train_loss_{h}": float(m) for h, m in zip(heads, means[1:])}}
+
+
 def cross_entropy(probs, y):
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))))
 
 
-def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, seed, progress=None):
+def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, seed, progress=None, aux_train=None):
     """Train one model; keep the epoch with the best validation UAR (first one on ties).
 
     With no validation set (``x_val is None``) every epoch runs and the last one is kept.
+    A model with auxiliary heads (``model_config.aux_heads``) needs their labels,
+    ``aux_train`` (n_train, n_aux) int in the heads' order; it is trained on the weighted
+    loss, and validated (epoch selection) on the emotion head only.
     """
     from ..models import create_model
     from ..models.weights import get_weights
 
     model = create_model(model_config)
-    trainer = _Trainer(model, train_config.weight_decay)
+    heads = tuple(name for name, _ in model_config.aux_heads)
+    targets = y_train
+    if heads:
+        if aux_train is None or np.shape(aux_train) != (len(x_train), len(heads)):
+            raise ParameterError(
+                f"The model has auxiliary heads {list(heads)}, so train_fold needs their labels as aux_train of "
+                f"shape ({len(x_train)}, {len(heads)}). Got {None if aux_train is None else np.shape(aux_train)} instead."
+            )
+        targets = np.column_stack([y_train, aux_train]).astype(np.int32)
+    trainer = _Trainer(model, train_config.weight_decay, aux_heads=model_config.aux_heads,
+                       aux_loss_weight=train_config.aux_loss_weight)
     rng = np.random.default_rng(seed)
     n_classes = model_config.n_classes
     best = FoldResult(weights=None, best_epoch=-1, best_val_uar=-1.0, history=[])
@@ -150,8 +197,8 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
     for epoch in range(train_config.epochs):
         lr = epoch_learning_rate(epoch, lr=train_config.lr, t0=train_config.t0, floor=train_config.lr_floor)
         trainer.set_lr(lr)
-        losses = [trainer.step(x_train[idx], y_train[idx]) for idx in _batches(len(x_train), train_config.batch_size, rng)]
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean([float(l) for l in losses]))}
+        losses = [trainer.step(x_train[idx], targets[idx]) for idx in _batches(len(x_train), train_config.batch_size, rng)]
+        row = {"epoch": epoch + 1, "lr": lr, **_loss_columns(losses, trainer.heads)}
         if x_val is None:
             val_uar = float("nan")
         else:

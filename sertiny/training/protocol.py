@@ -11,6 +11,11 @@ when that fold is complete, which is what makes a killed run resumable)::
     seed_<s>/oof_predictions.csv
     metrics.json             UAR mean ± std and max over seeds, per fold, per class
     confusion.png, learning_curves.png
+
+A multi-task run (``TrainConfig.multitask``) trains auxiliary heads beside the emotion head.
+Epoch selection and every emotion number are the emotion head's; the auxiliary heads add
+``<task>``/``predicted_<task>`` columns to the predictions, ``aux_test_uar`` to fold.json
+and an ``auxiliary`` section (out-of-fold accuracy and UAR) to the metrics.
 """
 
 import csv
@@ -67,6 +72,7 @@ class RunContext:
     seq_len: int
     folds: list
     model_config: object
+    aux_labels: np.ndarray | None = None  # (n_clips, n_aux) class ids of a multi-task run's auxiliary heads
 
 
 def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
@@ -77,6 +83,11 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
     if len(table.features) == 0:
         raise ParameterError("The feature table is empty: no clips to train on.")
     seq_len = config.seq_len or choose_seq_len(table.lengths, config.seq_len_percentile)
+    aux_labels = None
+    if config.multitask:  # before anything is written: other corpora's names fail here
+        from ..data.auxiliary import auxiliary_labels
+
+        aux_labels = auxiliary_labels(table.names, config.aux_tasks)
     mcfg = model_config(
         config.model,
         n_features=int(table.features[0].shape[1]),
@@ -85,6 +96,7 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         dropout=config.dropout,
         forget_bias=config.forget_bias,
         padding=config.padding,
+        aux_heads=config.aux_heads(),
     )
     folds = resolve_folds(table, config)
     run_info = {
@@ -99,10 +111,14 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         "speakers": sorted(set(table.speakers.tolist())),
         "folds": [dataclasses.asdict(f) for f in folds],
     }
+    if config.multitask:
+        from ..data.auxiliary import AUX_TASKS
+
+        run_info["aux_label_names"] = {task: list(AUX_TASKS[task]) for task in config.aux_tasks}
     if data_spec is not None:
         run_info["data"] = data_spec.to_dict()
     _check_or_write_run(out_dir, config, table.feature_config, run_info, overwrite)
-    return RunContext(table, config, out_dir, seq_len, folds, mcfg)
+    return RunContext(table, config, out_dir, seq_len, folds, mcfg, aux_labels)
 
 
 def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
@@ -160,9 +176,12 @@ def run_fold(ctx, seed, fold, *, progress=None):
     x_te, y_te, _ = inputs(test_idx)
     seed_value = fold_seed(seed, fold.index)
     mcfg = ctx.model_config.replace(seed=seed_value)
+    aux_train = None if ctx.aux_labels is None else ctx.aux_labels[train_idx]
     started = time.time()
-    result, trainer = train_fold(mcfg, cfg, x_tr, y_tr, x_va, y_va, seed=seed_value, progress=progress)
-    test_probs = trainer.predict(x_te)
+    result, trainer = train_fold(mcfg, cfg, x_tr, y_tr, x_va, y_va, seed=seed_value, progress=progress,
+                                 aux_train=aux_train)
+    test_heads = trainer.predict_heads(x_te)
+    test_probs = test_heads["emotion"]
     summary = {
         "seed": seed,
         "fold": fold.index,
@@ -175,11 +194,16 @@ def run_fold(ctx, seed, fold, *, progress=None):
         "seconds": round(time.time() - started, 2),
         "model_config": mcfg.to_dict(),
     }
+    aux_columns = {}
+    for k, (task, n_classes) in enumerate(mcfg.aux_heads):
+        y_aux, predicted = ctx.aux_labels[test_idx, k], test_heads[task].argmax(1)
+        summary.setdefault("aux_test_uar", {})[task] = macro_recall(y_aux, predicted, n_classes)
+        aux_columns[task] = (y_aux, predicted)
     with atomic_directory(fold_dir(ctx.out_dir, seed, fold), overwrite=True) as tmp:
         save_weights(tmp / "weights.npz", result.weights)
         atomic_write_json(tmp / "norm.json", norm.to_dict())
         atomic_write_text(tmp / "history.csv", _csv(result.history))
-        atomic_write_text(tmp / "predictions.csv", _predictions_csv(table, test_idx, test_probs))
+        atomic_write_text(tmp / "predictions.csv", _predictions_csv(table, test_idx, test_probs, aux_columns))
         atomic_write_json(tmp / "fold.json", summary)
     return summary
 
@@ -192,11 +216,17 @@ def _csv(rows):
     return buf.getvalue()
 
 
-def _predictions_csv(table, idx, probs):
+def _predictions_csv(table, idx, probs, aux_columns=None):
+    """One row per test clip; ``aux_columns`` ``{task: (true ids, predicted ids)}`` adds a
+    multi-task run's ``<task>`` and ``predicted_<task>`` columns (class names)."""
+    from ..data.auxiliary import AUX_TASKS
+
     rows = []
-    for i, p in zip(idx, probs):
+    for j, (i, p) in enumerate(zip(idx, probs)):
         row = {"name": table.names[i], "speaker": table.speakers[i], "label": table.label_names[table.labels[i]],
                "predicted": table.label_names[int(p.argmax())]}
+        for task, (true, predicted) in (aux_columns or {}).items():
+            row.update({task: AUX_TASKS[task][true[j]], f"predicted_{task}": AUX_TASKS[task][predicted[j]]})
         row.update({f"p_{n}": round(float(v), 6) for n, v in zip(table.label_names, p)})
         rows.append(row)
     return _csv(rows)
@@ -229,10 +259,10 @@ def train_deploy(ctx, *, progress=True):
     done = ctx.out_dir / "deploy" / "deploy.json"
     if done.is_file():  # a rerun of a finished run: the same config trains the same model again
         previous = json.loads(done.read_text())
-        if previous.get("epochs") == epochs and previous.get("model_config") == mcfg.to_dict():
+        if previous.get("epochs") == epochs and type(mcfg).same_identity(previous.get("model_config") or {}, mcfg):
             return previous
     cfg = dataclasses.replace(ctx.config, epochs=epochs)
-    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value)
+    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=ctx.aux_labels)
     info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),
             "speakers": sorted(set(ctx.table.speakers.tolist())), "model_config": mcfg.to_dict()}
     with atomic_directory(ctx.out_dir / "deploy", overwrite=True) as tmp:

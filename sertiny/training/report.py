@@ -6,8 +6,12 @@ from .._io import atomic_path, atomic_write_json, atomic_write_text
 from .protocol import _csv, read_fold, read_predictions
 
 
-def seed_metrics(out_dir, seed, folds, label_names):
-    """Pooled out-of-fold UAR (the paper's number), per-fold and per-class recall, confusion."""
+def seed_metrics(out_dir, seed, folds, label_names, aux_tasks=()):
+    """Pooled out-of-fold UAR (the paper's number), per-fold and per-class recall, confusion.
+
+    ``aux_tasks``: a multi-task run's auxiliary heads, whose pooled out-of-fold accuracy and
+    UAR go to ``metrics["auxiliary"]`` (extra information; the UAR above is the emotion head's).
+    """
     from sklearn.metrics import confusion_matrix, recall_score
 
     rows = [row for fold in folds for row in read_predictions(out_dir, seed, fold)]
@@ -25,13 +29,31 @@ def seed_metrics(out_dir, seed, folds, label_names):
         "per_fold": [{k: f[k] for k in ("fold", "test_uar", "val_uar", "best_epoch", "seconds")} for f in fold_info],
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+    if aux_tasks:
+        metrics["auxiliary"] = {task: _aux_metrics(rows, task) for task in aux_tasks}
     seed_dir = out_dir / f"seed_{seed}"
     atomic_write_json(seed_dir / "metrics.json", metrics)
     atomic_write_text(seed_dir / "oof_predictions.csv", _csv(rows))
     return metrics
 
 
-def run_metrics(out_dir, per_seed, label_names, n_params, model_name):
+def _aux_metrics(rows, task):
+    from sklearn.metrics import recall_score
+
+    from ..data.auxiliary import AUX_TASKS
+
+    names = AUX_TASKS[task]
+    y_true = np.array([names.index(r[task]) for r in rows])
+    y_pred = np.array([names.index(r[f"predicted_{task}"]) for r in rows])
+    per_class = recall_score(y_true, y_pred, labels=list(range(len(names))), average=None, zero_division=0)
+    return {"uar": float(per_class.mean()), "accuracy": float((y_true == y_pred).mean()),
+            "per_class_recall": {n: float(r) for n, r in zip(names, per_class)}}
+
+
+def run_metrics(out_dir, per_seed, label_names, n_params, model_name, *, aux_head_params=0):
+    """The run's metrics over seeds; a multi-task run's auxiliary heads (``aux_head_params``
+    trainable parameters, not counted in ``trainable_params``, the shipped model's) are
+    summarised under ``auxiliary``."""
     uars = np.array([m["uar"] for m in per_seed])
     confusion = np.sum([m["confusion"] for m in per_seed], axis=0)
     metrics = {
@@ -48,8 +70,19 @@ def run_metrics(out_dir, per_seed, label_names, n_params, model_name):
         "confusion_all_seeds": confusion.tolist(),
         "seconds_total": float(sum(f["seconds"] for m in per_seed for f in m["per_fold"])),
     }
+    if "auxiliary" in per_seed[0]:
+        metrics["aux_head_params"] = int(aux_head_params)
+        metrics["auxiliary"] = {task: _over_seeds([m["auxiliary"][task] for m in per_seed], per_seed)
+                                for task in per_seed[0]["auxiliary"]}
     atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _over_seeds(per_seed_task, per_seed):
+    uars = np.array([m["uar"] for m in per_seed_task])
+    return {"uar_mean": float(uars.mean()), "uar_std": float(uars.std()),
+            "accuracy_mean": float(np.mean([m["accuracy"] for m in per_seed_task])),
+            "uar_per_seed": {str(s["seed"]): m["uar"] for s, m in zip(per_seed, per_seed_task)}}
 
 
 def plot_confusion(path, confusion, label_names, title):
@@ -86,7 +119,9 @@ def plot_learning_curves(path, histories, title):
     fig, (ax_loss, ax_uar) = plt.subplots(1, 2, figsize=(11, 4))
     for label, rows in histories.items():
         epochs = [r["epoch"] for r in rows]
-        line, = ax_loss.plot(epochs, [r["train_loss"] for r in rows], label=f"{label} train")
+        # a multi-task run's train_loss is the weighted sum; its emotion part is what val_loss is
+        train = [r.get("train_loss_emotion", r["train_loss"]) for r in rows]
+        line, = ax_loss.plot(epochs, train, label=f"{label} train")
         ax_loss.plot(epochs, [r["val_loss"] for r in rows], ls="--", color=line.get_color())
         ax_uar.plot(epochs, [r["val_uar"] for r in rows], color=line.get_color(), label=label)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy (solid train, dashed val)")

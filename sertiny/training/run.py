@@ -89,9 +89,12 @@ def _run_parallel(ctx, pending, jobs, progress):
 def summarize_run(ctx):
     """Metrics and plots from the fold directories on disk (also used after a resume)."""
     labels = list(ctx.table.label_names)
-    per_seed = [seed_metrics(ctx.out_dir, s, ctx.folds, labels) for s in ctx.config.seeds]
-    n_params = _count_params(ctx.model_config)
-    metrics = run_metrics(ctx.out_dir, per_seed, labels, n_params, ctx.config.model)
+    aux_tasks = [task for task, _ in ctx.model_config.aux_heads]
+    per_seed = [seed_metrics(ctx.out_dir, s, ctx.folds, labels, aux_tasks) for s in ctx.config.seeds]
+    shipped = ctx.model_config.replace(aux_heads=())  # export ships the emotion head only
+    n_params = _count_params(shipped)
+    aux_params = _count_params(ctx.model_config) - n_params if aux_tasks else 0
+    metrics = run_metrics(ctx.out_dir, per_seed, labels, n_params, ctx.config.model, aux_head_params=aux_params)
     title = f"{ctx.config.model}: UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f} ({len(per_seed)} seeds)"
     plot_confusion(ctx.out_dir / "confusion.png", metrics["confusion_all_seeds"], labels, title)
     seed = ctx.config.seeds[0]

@@ -131,8 +131,9 @@ class TuneConfig(Config):
         """What a trial's value means: everything but the tuned fields, budget and plumbing.
 
         Stored with the study; a later run must match it to resume or join the study.
+        TrainConfig fields added since (at their defaults) are left out, so older studies match.
         """
-        train = {k: v for k, v in self.train.to_dict().items() if k not in TUNED_FIELDS}
+        train = {k: v for k, v in self.train.identity_dict().items() if k not in TUNED_FIELDS}
         return {"train": train, **{k: getattr(self, k) for k in _OBJECTIVE_FIELDS}}
 
     def to_dict(self):
