@@ -130,7 +130,7 @@ def _row(entry):
         return None
     m = json.loads(metrics_path.read_text())
     row = {"entry": entry, "params": m["trainable_params"], "n_seeds": m["n_seeds"],
-           "uar_mean": m["uar_mean"], "uar_std": m["uar_std"], "aux": m.get("aux_tasks")}
+           "uar_mean": m["uar_mean"], "uar_std": m["uar_std"], "aux": m.get("auxiliary")}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         variants, metrics = manifest["variants"], manifest["metrics"]["variants"]
@@ -209,7 +209,7 @@ def report(args):
         lines += ["", "Auxiliary heads (multi-task rows; out-of-fold, all seeds):", ""]
         for r in aux:
             lines.append(f"- {r['entry'].name}: " + ", ".join(
-                f"{task} UAR {_fmt(info.get('uar_mean'), '.3f')}" for task, info in r["aux"].items()))
+                f"{task} UAR {info['uar_mean']:.3f} ± {info['uar_std']:.3f}" for task, info in r["aux"].items()))
     missing = [e.name for e in ENTRIES if e.name not in {r["entry"].name for r in rows}]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
