@@ -44,6 +44,7 @@ from .run import (
     DEPLOY,
     choose_weights,
     fold_data,
+    front_end_config,
     load_run,
     load_table,
     load_weight_set,
@@ -253,7 +254,7 @@ def model_card(manifest):
         f"- **Weights shipped:** `{manifest['weights']}`: {manifest['weights_reason']}.",
         f"- **Labels:** {', '.join(manifest['labels'])}.",
         (f"- **Input:** T = {manifest['seq_len']} frames of {m['n_features']} features "
-        f"(MFCC + chroma, front end in `sertiny.json`), z-normalised with the statistics in "
+        f"({_front_end(manifest['feature_config'])}, front end in `sertiny.json`), z-normalised with the statistics in "
         "`sertiny.json`; shorter clips are zero-padded after normalisation, longer ones centre-cropped."),
         (f"- **Source run:** `{manifest['source_run']}`; exported {manifest['created']} with sertiny "
         f"{manifest['sertiny_version']}."),
@@ -311,6 +312,11 @@ def _recipe(train_config):
     keys = ("lr", "weight_decay", "dropout", "t0", "batch_size", "epochs", "normalization", "seeds")
     parts = [f"{k} {train_config[k]}" for k in keys if k in train_config]
     return ", ".join(parts) + " per cross-validation fold (`train_config` in `sertiny.json`)" if parts else "not recorded"
+
+
+def _front_end(feature_config):
+    config = front_end_config(feature_config)
+    return "front end not recognised" if config is None else config.description
 
 
 def _fmt(value, pattern):

@@ -19,7 +19,7 @@ class ModelConfig(Config):
 
     family: registered family, e.g. ``"res_lstm_sa"``.
     hidden: units of the main LSTM (the paper's h32/h64/h128).
-    n_features: per-frame input dims (46 for 34 MFCC + 12 chroma).
+    n_features: per-frame input dims (46 for 34 MFCC + 12 chroma, 40 for the logmel16k preset).
     n_classes: number of output classes.
     seq_len: fixed number of frames T the model is built for.
     dropout: dropout rate before the classifier.
