@@ -2,7 +2,8 @@
 
 Each is a baseline for LSTM-SA / ResLSTM-SA trained through the unchanged protocol, so only
 the part of each paper that fits that protocol is built here (one emotion head, our features,
-our optimiser); the papers' own front ends, multitask heads and the ViT are not. ``hidden``
+our optimiser); the papers' own front ends and multitask heads are not. The ViT of the
+CNN-LSTM/ViT study is :mod:`sertiny.models.vit`. ``hidden``
 is the LSTM width, as in ``lstm_sa_h64``. Layer names fix the keys of the generic weight
 format (:mod:`sertiny.models.weights`).
 

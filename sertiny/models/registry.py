@@ -28,7 +28,7 @@ class ModelConfig(Config):
     padding: ``"zeros"`` runs the network over zero frames after a short clip, exactly
         as deployed; ``"masked"`` skips them (LSTM state carried, attention masked),
         like PyTorch packed sequences. A family may support only some modes
-        (``cnn_lstm``: zeros only).
+        (``cnn_lstm``, ``vit``: zeros only).
     seed: initialisation seed.
     """
 
@@ -95,6 +95,7 @@ _BUILTIN = {
     "bilstm_att": ("sertiny.models.baselines", PADDING_MODES),
     "dual_lstm": ("sertiny.models.baselines", PADDING_MODES),
     "cnn_lstm": ("sertiny.models.baselines", ("zeros",)),
+    "vit": ("sertiny.models.vit", ("zeros",)),
 }
 
 
