@@ -1,4 +1,4 @@
-"""TensorFlow graphs of the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``).
+"""TensorFlow graphs of the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``).
 
 The same approach as :mod:`sertiny.export.graph`, which this module reuses for the LSTM
 cell: the generic weight dict (:mod:`sertiny.models.weights`) is folded into constant
@@ -24,6 +24,9 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
   (max(elu a, elu b) = elu(max(a, b))) and halves the ELU's work. 'same' pooling
   matches Keras: the odd last frame is pooled alone.
 
+* ``vit``: no recurrence; :mod:`sertiny.export.vit_graph` builds it, and this module only
+  dispatches to it (:func:`fold_baseline`, :func:`full_unroll_function`).
+
 Dropout is the identity at inference. Zero padding only: :func:`sertiny.export.export_run`
 refuses masked-padding runs before any of this runs.
 """
@@ -47,8 +50,10 @@ from .graph import (
     lstm_steps,
     wavefront_ticks,
 )
+from .vit_graph import VIT_FAMILY, fold_vit, vit_graph
+from .vit_graph import expected_shapes as vit_shapes
 
-BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
+BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm", VIT_FAMILY)
 # cnn_lstm's blocks, as sertiny.models.baselines builds them (CNN_BLOCKS, CNN_KERNEL,
 # CNN_POOL; repeated here because that module imports Keras, which export never does).
 CNN_BLOCKS, CNN_KERNEL, CNN_POOL = 4, 3, 2
@@ -93,8 +98,15 @@ class BaselineWeights:
         return self.dense_bias.shape[0]
 
 
-def expected_shapes(family, hidden, n_features, n_classes):
-    """``{key: shape}`` of every array of a family's generic weight dict (Keras' shapes)."""
+def expected_shapes(family, hidden, n_features, n_classes, seq_len=None):
+    """``{key: shape}`` of every array of a family's generic weight dict (Keras' shapes).
+
+    ``seq_len`` (frames T) matters only to ``vit``, whose position embedding has one row per patch.
+    """
+    if family == VIT_FAMILY:
+        if seq_len is None:
+            raise ParameterError("The vit family's weight shapes depend on seq_len; pass it.")
+        return vit_shapes(hidden, n_features, n_classes, seq_len)
     h = hidden
     shapes = {}
 
@@ -162,10 +174,13 @@ def _check_shapes(w, config):
 
 
 def fold_baseline(weights, model_config=None):
-    """Generic weight dict -> :class:`BaselineWeights` (folding in float64, stored float32).
+    """Generic weight dict -> :class:`BaselineWeights` (folding in float64, stored float32),
+    or a :class:`~sertiny.export.vit_graph.VitWeights` for a vit's weights or run.
 
     Checks every key and shape, and the family and sizes against ``model_config`` if given.
     """
+    if "patch_embed/kernel" in weights or getattr(model_config, "family", None) == VIT_FAMILY:
+        return fold_vit(weights, model_config)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     family = _check_shapes(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
@@ -264,14 +279,14 @@ def _cnn_lstm(tf, fw, x, schedule):
     return _classify(tf, fw, h)
 
 
-_GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm}
+_GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm, VIT_FAMILY: vit_graph}
 
 
 def full_unroll_function(fw, seq_len, *, schedule="sequential"):
     """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled.
 
     ``schedule="wavefront"`` fuses bilstm_att's two directions (:func:`_paired_bidirectional`)
-    and dual_lstm's two layers; cnn_lstm has one LSTM and one schedule.
+    and dual_lstm's two layers; cnn_lstm has one LSTM and one schedule, vit none.
     """
     tf = _tf()
     graph = _GRAPHS[fw.family]
