@@ -50,7 +50,7 @@ from .graph import (
     lstm_steps,
     wavefront_ticks,
 )
-from .vit_graph import VIT_FAMILY, fold_vit, vit_graph
+from .vit_graph import PATCH_FRAMES, VIT_FAMILY, fold_vit, vit_graph
 from .vit_graph import expected_shapes as vit_shapes
 
 BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm", VIT_FAMILY)
@@ -138,6 +138,9 @@ def expected_shapes(family, hidden, n_features, n_classes, seq_len=None):
 
 def _describe(w):
     """(family, hidden, n_features, n_classes) read off a generic weight dict's own arrays."""
+    if "patch_embed/kernel" in w and "pos_embed/embedding" in w:
+        d_in, hidden = w["patch_embed/kernel"].shape
+        return VIT_FAMILY, hidden, d_in // PATCH_FRAMES, w["dense/bias"].shape[0] if "dense/bias" in w else 0
     if "bilstm1/forward/kernel" in w:
         family, first = "bilstm_att", "bilstm1/forward"
     elif "lstm_a/kernel" in w:
@@ -155,7 +158,9 @@ def _describe(w):
 
 def _check_shapes(w, config):
     described = _describe(w)
-    expected = expected_shapes(*described)
+    # A vit's position embedding has one row per patch: the T its weights were made for.
+    seq_len = w["pos_embed/embedding"].shape[0] * PATCH_FRAMES if described[0] == VIT_FAMILY else None
+    expected = expected_shapes(*described, seq_len)
     missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
     if missing or unexpected:
         raise ArtifactError(f"The {described[0]} weights are incomplete: missing {missing or 'none'}, "
@@ -179,10 +184,10 @@ def fold_baseline(weights, model_config=None):
 
     Checks every key and shape, and the family and sizes against ``model_config`` if given.
     """
-    if "patch_embed/kernel" in weights or getattr(model_config, "family", None) == VIT_FAMILY:
-        return fold_vit(weights, model_config)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     family = _check_shapes(w, model_config)
+    if family == VIT_FAMILY:
+        return fold_vit(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
     lstms = {name: Lstm(*(f32(_reorder_gates(w[f"{name}/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
              for name in _LSTMS[family]}

@@ -100,45 +100,22 @@ def expected_shapes(hidden, n_features, n_classes, seq_len):
     return shapes
 
 
-def _check_shapes(w, model_config):
-    if "patch_embed/kernel" not in w or "pos_embed/embedding" not in w or "dense/bias" not in w:
-        want = f" but the run says {model_config.name}" if model_config is not None else ""
-        raise ArtifactError(f"The model weights ({sorted(w)[:4]}...) are not those of a vit model{want}: "
-                            "the weights were trained on a different model or feature set.")
-    tokens, hidden = w["pos_embed/embedding"].shape
-    described = (VIT_FAMILY, hidden, w["patch_embed/kernel"].shape[0] // PATCH_FRAMES, w["dense/bias"].shape[0])
-    expected = expected_shapes(*described[1:], seq_len=tokens * PATCH_FRAMES)
-    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
-    if missing or unexpected:
-        raise ArtifactError(f"The vit weights are incomplete: missing {missing or 'none'}, "
-                            f"unexpected {unexpected or 'none'} (a vit has {DEPTH} encoder layers).")
-    for key, shape in expected.items():
-        if tuple(w[key].shape) != shape:
-            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
-    if model_config is not None:
-        want = (model_config.family, model_config.hidden, model_config.n_features, model_config.n_classes)
-        if described != want:
-            raise ArtifactError(
-                f"The weights are a (family, hidden, n_features, n_classes) = {described} model but the run "
-                f"says {want}: the weights were trained on a different model or feature set."
-            )
-        if tokens != n_tokens(model_config.seq_len):
-            raise ArtifactError(
-                f"The vit weights hold {tokens} position embeddings but the run's T = {model_config.seq_len} "
-                f"frames make {n_tokens(model_config.seq_len)} patches: they belong to a model of another length."
-            )
-    if hidden % HEADS:
-        raise ArtifactError(f"The vit weights are {hidden} wide, not a multiple of its {HEADS} heads.")
-
-
 def fold_vit(weights, model_config=None):
     """Generic weight dict -> :class:`VitWeights` (folding in float64, stored float32).
 
-    Checks every key and shape, and the family, sizes and number of patches against
-    ``model_config`` if given.
+    :func:`sertiny.export.baseline_graphs.fold_baseline` calls it after checking every key
+    and shape, and the family and sizes against ``model_config``; the number of patches is
+    checked against the run's T here.
     """
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
-    _check_shapes(w, model_config)
+    tokens, hidden = w["pos_embed/embedding"].shape
+    if model_config is not None and tokens != n_tokens(model_config.seq_len):
+        raise ArtifactError(
+            f"The vit weights hold {tokens} position embeddings but the run's T = {model_config.seq_len} "
+            f"frames make {n_tokens(model_config.seq_len)} patches: they belong to a model of another length."
+        )
+    if hidden % HEADS:
+        raise ArtifactError(f"The vit weights are {hidden} wide, not a multiple of its {HEADS} heads.")
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
 
     def after_norm(norm, dense):
@@ -146,7 +123,6 @@ def fold_vit(weights, model_config=None):
         kernel, bias = w[f"{dense}/kernel"], w[f"{dense}/bias"]
         return w[f"{norm}/gamma"][:, None] * kernel, w[f"{norm}/beta"] @ kernel + bias
 
-    hidden = w["patch_embed/kernel"].shape[1]
     centre = np.eye(hidden) - 1.0 / hidden  # x @ centre subtracts each row's mean
     query_scale = np.r_[np.full(hidden, 1 / np.sqrt(hidden // HEADS)), np.ones(2 * hidden)]
     blocks = []

@@ -282,12 +282,8 @@ def log_mel_spectrogram(*, S, sample_rate, n_mels=128, fmin=0.0, fmax=None, htk=
     ----------
     S : np.ndarray [shape=(1 + n_fft // 2, n_frames), dtype=float32]
         Power spectrogram (:func:`power_spectrogram`); ``n_fft`` is inferred from its height.
-    sample_rate : int
-        Hz.
-    n_mels, fmin, fmax, htk, mel_norm
-        Mel filterbank, see :func:`mel_filterbank`.
-    amin, top_db
-        Log compression, see :func:`power_to_db`.
+    sample_rate, n_mels, fmin, fmax, htk, mel_norm, amin, top_db
+        As for :func:`mfcc`, which takes its cepstrum from this spectrogram.
 
     Returns
     -------
