@@ -8,7 +8,8 @@ are what it was meant for, but any per-frame features work, e.g. the 46 MFCC + c
    frames/s), flattened frame by frame: ``N = ceil(T / 10)`` tokens, 11 at T = 110, close
    to the paper's 8 patches. A tile spans the whole spectrum because a segment's spectral
    envelope (formants, tilt, energy) is what carries emotion, and few tokens make attention
-   nearly free: at N = 11 the transformer costs less than the patch embedding. A clip whose
+   nearly free: at N = 11 its N x N products are ~5 % of the model's multiply-accumulates
+   (tiles of 10 frames x 10 bands would make 44 tokens and 16 times as much). A clip whose
    T is not a multiple of 10 is zero-padded at the end first (the zeros of zero padding).
 2. Patch embedding: one Dense (10 F -> D, ``D = hidden``), plus a learned position
    embedding (N, D).
@@ -19,15 +20,17 @@ are what it was meant for, but any per-frame features work, e.g. the 46 MFCC + c
 Choices made for the edge (a microcontroller's flash, arena and int8 kernels):
 
 - 4 layers, not the paper's 8, and an MLP twice (not four times) as wide as D: vit_h64
-  then has ~165 k parameters (~170 KB int8), vit_h32 ~50 k; 8 layers would double that.
+  then has ~165 k parameters (a 185 KB int8 TFLite file at T = 110), vit_h32 ~50 k
+  (68 KB); 8 layers would nearly double both.
 - ReLU instead of ViT's GELU: TFLite Micro has no GELU kernel, and ReLU fuses into the
   FULLY_CONNECTED before it (no op, exact in int8).
 - Mean pooling, not a class token: no concatenation of a learned token in front of the
   patches (an int8 CONCATENATION must requantise its inputs to one scale) and one MEAN at
-  the end; the last layer's tokens all count, as every other family pools all frames.
-- LayerNorm stays (pre-LN trains stably from scratch); its gamma and beta fold into the
-  Dense after it at export, leaving MEAN / SQUARED_DIFFERENCE / RSQRT, which TFLite Micro
-  runs in int8 (see :mod:`sertiny.export.vit_graph`).
+  the end, over all of the last layer's tokens.
+- LayerNorm stays (pre-LN trains stably from scratch). TFLite Micro has no LAYER_NORM op;
+  at export gamma and beta fold into the Dense after it and the residual stream is kept
+  centred, leaving ``x * rsqrt(mean(x²) + eps)`` in MUL / MEAN / ADD / RSQRT, which TFLite
+  Micro runs in int8 (see :mod:`sertiny.export.vit_graph`).
 
 Zero padding only: patches and attention mix padded frames into real ones. Layer names fix
 the keys of the generic weight format (:mod:`sertiny.models.weights`), e.g.
