@@ -43,16 +43,17 @@ def padded(clip):
     return fit_frames(clip, T, "zeros")
 
 
-def baseline_weights(family, hidden=H, seed=0, aux_heads=()):
+def baseline_weights(family, hidden=H, seed=0, aux_heads=(), seq_len=T):
     """Generic weights of a baseline family (Keras' shapes and gate order) at roughly the
-    training initialisation's scales, with BatchNorm statistics and biases away from their
-    initial values so that folding them is tested. ``aux_heads`` ((name, n_classes), ...)
-    adds a multi-task model's ``dense_<name>`` heads."""
+    training initialisation's scales, with BatchNorm statistics, LayerNorm gains and biases
+    away from their initial values so that folding them is tested. ``aux_heads``
+    ((name, n_classes), ...) adds a multi-task model's ``dense_<name>`` heads; ``seq_len``
+    sizes a vit's position embedding."""
     from sertiny.export.baseline_graphs import expected_shapes
 
     rng = np.random.default_rng(seed)
     w = {}
-    shapes = expected_shapes(family, hidden, F, C)
+    shapes = expected_shapes(family, hidden, F, C, seq_len)
     for name, n in aux_heads:
         shapes.update({f"dense_{name}/kernel": (shapes["dense/kernel"][0], n), f"dense_{name}/bias": (n,)})
     for key, shape in shapes.items():
@@ -64,19 +65,19 @@ def baseline_weights(family, hidden=H, seed=0, aux_heads=()):
             w[key] = rng.normal(0, np.sqrt(2 / (fan_in + shape[-1])), shape)
         elif name in ("gamma", "moving_variance"):
             w[key] = rng.uniform(0.5, 1.5, shape)
-        else:  # bias, beta, moving_mean
+        else:  # bias, beta, moving_mean, a vit's position embedding
             w[key] = rng.normal(0, 0.2, shape)
     return {k: np.asarray(v, np.float32) for k, v in w.items()}
 
 
-def model_weights(family, hidden=H, seed=0, aux_heads=()):
+def model_weights(family, hidden=H, seed=0, aux_heads=(), seq_len=T):
     """Random weights of any family: :func:`random_weights` for LSTM-SA/ResLSTM-SA, else
     :func:`baseline_weights`."""
     from sertiny.models.weights import LSTM_SA_FAMILIES
 
     if family in LSTM_SA_FAMILIES:
         return random_weights(family, hidden, seed)
-    return baseline_weights(family, hidden, seed, aux_heads)
+    return baseline_weights(family, hidden, seed, aux_heads, seq_len)
 
 
 def write_run(root, *, family="res_lstm_sa", hidden=H, seq_len=T, padding="zeros", format_version=None,
@@ -123,7 +124,7 @@ def write_run(root, *, family="res_lstm_sa", hidden=H, seq_len=T, padding="zeros
     for i, directory in enumerate([run / "deploy"] + [run / "seed_0" / f"fold_{f['index']}" for f in folds]):
         directory.mkdir(parents=True)
         save_weights(directory / "weights.npz", model_weights(weights_family or family, hidden, seed=i,
-                                                              aux_heads=aux_heads))
+                                                              aux_heads=aux_heads, seq_len=seq_len))
         (directory / "norm.json").write_text(json.dumps(norm))
         (directory / "fold.json").write_text(json.dumps({"val_uar": 0.1 * i}))
     return run

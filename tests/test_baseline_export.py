@@ -1,9 +1,10 @@
-"""Export of the baseline families (bilstm_att, dual_lstm, cnn_lstm): the unrolled float graphs
-against the Keras models built from the same weights, full-integer int8 models under LiteRT
-and TFLite Micro, a run exported end to end and inferred from, and the chunked refusal.
+"""Export of the baseline families (bilstm_att, dual_lstm, cnn_lstm, vit): the unrolled float
+graphs against the Keras models built from the same weights, full-integer int8 models under
+LiteRT and TFLite Micro, a run exported end to end and inferred from, and the chunked refusal.
 
-Models are tiny (hidden 8/16, T = 21: odd, so cnn_lstm's 'same' pooling pads) with random
-weights; the weights come from tests/export_helpers.py, Keras only builds the reference.
+Models are tiny (hidden 8/16, T = 21: odd, so cnn_lstm's 'same' pooling pads, and not a
+multiple of vit's 10-frame patches, so its time padding is tested) with random weights; the
+weights come from tests/export_helpers.py, Keras only builds the reference.
 """
 
 import json
@@ -31,7 +32,7 @@ from sertiny.runtime.chunked import fit_frames
 from sertiny.runtime.tflite import load_interpreter, quantize
 
 T = 21
-HIDDEN = {"bilstm_att": 8, "dual_lstm": 16, "cnn_lstm": 16}
+HIDDEN = {"bilstm_att": 8, "dual_lstm": 16, "cnn_lstm": 16, "vit": 16}
 
 
 def _fit(clip):
@@ -39,7 +40,7 @@ def _fit(clip):
 
 
 def _float_model(family, schedule="wavefront"):
-    weights = baseline_weights(family, HIDDEN[family], seed=3)
+    weights = baseline_weights(family, HIDDEN[family], seed=3, seq_len=T)
     function = full_unroll_function(fold_weights(weights), T, schedule=schedule)
     return weights, function, compact(convert(function))
 
@@ -78,6 +79,32 @@ def test_cnn_lstm_block_constants_match_the_keras_builder():
         baselines.CNN_BLOCKS, baselines.CNN_KERNEL, baselines.CNN_POOL)
 
 
+def test_vit_constants_match_the_keras_builder():
+    pytest.importorskip("jax", reason="reads sertiny.models.vit, which needs Keras 3 + JAX")
+    from sertiny.export import vit_graph
+    from sertiny.models import vit
+
+    for name in ("PATCH_FRAMES", "DEPTH", "HEADS", "MLP_RATIO", "LN_EPSILON"):
+        assert getattr(vit_graph, name) == getattr(vit, name), name
+
+
+def test_vit_graph_is_built_from_ops_tflite_micro_runs_in_int8():
+    from sertiny.export.vit_graph import DEPTH
+
+    ops = describe(_float_model("vit")[2])["op_types"]
+    # No LAYER_NORM, GELU or other op TFLite Micro lacks; LayerNorm is MUL, MEAN, ADD, RSQRT,
+    # MUL on the centred stream (no SUB), 2 per layer + the final one.
+    assert set(ops) == {"PAD", "RESHAPE", "FULLY_CONNECTED", "ADD", "MUL", "MEAN", "RSQRT", "TRANSPOSE", "SPLIT",
+                        "BATCH_MATMUL", "SOFTMAX"}
+    norms = 2 * DEPTH + 1
+    assert ops["RSQRT"] == norms and ops["MUL"] == 2 * norms and ops["MEAN"] == norms + 1  # + the token mean
+    # One BATCH_MATMUL per attention product over all heads, one SPLIT into q, k, v.
+    assert ops["BATCH_MATMUL"] == 2 * DEPTH and ops["SPLIT"] == DEPTH and ops["TRANSPOSE"] == 2 * DEPTH
+    # 6 FULLY_CONNECTED per layer (ReLU fused into the first MLP one) + patch embedding + classifier.
+    assert ops["FULLY_CONNECTED"] == 4 * DEPTH + 2 and ops["SOFTMAX"] == DEPTH + 1 and ops["PAD"] == 1
+    assert sum(ops.values()) == 109
+
+
 def test_graphs_use_plain_ops_and_unroll_every_step():
     ops = {family: describe(_float_model(family)[2])["op_types"] for family in BASELINE_FAMILIES}
     sequential = describe(_float_model("bilstm_att", "sequential")[2])
@@ -105,6 +132,15 @@ def test_weights_of_another_family_or_size_fail_clearly():
         fold_weights(weights, model_config("bilstm_att_h8", seq_len=T))
     with pytest.raises(ArtifactError, match="lstm_b/bias has shape"):
         fold_weights(dict(weights, **{"lstm_b/bias": np.zeros(3, np.float32)}))
+    vit = baseline_weights("vit", 8, seq_len=T)  # T = 21: 3 patches
+    with pytest.raises(ArtifactError, match="different model or feature set"):
+        fold_weights(vit, model_config("dual_lstm_h8", seq_len=T))
+    with pytest.raises(ArtifactError, match="different model or feature set"):
+        fold_weights(weights, model_config("vit_h8", seq_len=T))
+    with pytest.raises(ArtifactError, match="3 position embeddings but the run's T = 31 frames make 4 patches"):
+        fold_weights(vit, model_config("vit_h8", seq_len=31))
+    with pytest.raises(ArtifactError, match=r"missing \['block4_mlp2/bias'\]"):
+        fold_weights({k: v for k, v in vit.items() if k != "block4_mlp2/bias"})
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +148,7 @@ def int8_models():
     """Each family's int8 model, calibrated on 16 clips with the exporter's percentile ranges."""
     models = {}
     for family in BASELINE_FAMILIES:
-        function = full_unroll_function(fold_weights(baseline_weights(family, HIDDEN[family], seed=3)), T)
+        function = full_unroll_function(fold_weights(baseline_weights(family, HIDDEN[family], seed=3, seq_len=T)), T)
         samples = [[_fit(c)[None]] for c in clips(16, seed=2)]
         raw = integer_islands(convert(function, "int8", representative=samples, clip_groups=[[s] for s in samples],
                                       range_percentile=90.0))
@@ -141,8 +177,9 @@ def test_int8_model_is_full_integer_close_to_float_and_runs_under_tflm(family, i
     assert np.abs(micro - lite).max() < 0.05
 
 
-def test_chunked_profile_is_refused_with_the_families_that_have_it():
-    fw = fold_weights(baseline_weights("dual_lstm", 8))
+@pytest.mark.parametrize("family", ["dual_lstm", "vit"])
+def test_chunked_profile_is_refused_with_the_families_that_have_it(family):
+    fw = fold_weights(baseline_weights(family, 8))
     with pytest.raises(ParameterError, match="chunked profile is implemented for lstm_sa/res_lstm_sa only"):
         chunk_function(fw, 1)
 
@@ -191,16 +228,17 @@ def test_baseline_bundle_infers_a_clip(bundle, write_audio):
     assert answer["label"] in json.loads((out / "sertiny.json").read_text())["labels"], answer
 
 
-@pytest.mark.parametrize(("options", "kwargs", "match"), [
-    (["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa only"),
-    ([], {"padding": "masked"}, "zero-padding models only"),
+@pytest.mark.parametrize(("family", "options", "kwargs", "match"), [
+    ("dual_lstm", ["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa only"),
+    ("vit", ["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa only"),
+    ("dual_lstm", [], {"padding": "masked"}, "zero-padding models only"),
 ])
-def test_cli_refuses_what_a_baseline_run_cannot_export(tmp_path, options, kwargs, match):
+def test_cli_refuses_what_a_baseline_run_cannot_export(tmp_path, family, options, kwargs, match):
     from click.testing import CliRunner
 
     from sertiny.cli import main
 
-    run = write_run(tmp_path, family="dual_lstm", seq_len=T, **kwargs)
+    run = write_run(tmp_path, family=family, seq_len=T, **kwargs)
     out = tmp_path / "bundle"
     result = CliRunner().invoke(main, ["export", str(run), "--out", str(out), "--quiet", *options])
     assert result.exit_code == 2 and match in " ".join(result.output.split()), result.output
@@ -247,3 +285,36 @@ def test_multitask_run_exports_the_emotion_head_matching_keras(tmp_path):
     interpreter = load_interpreter((out / "model_f32.tflite").read_bytes())
     assert len(interpreter.get_output_details()) == 1
     assert np.abs(_invoke_each(interpreter, x) - expected).max() <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def vit_bundle(tmp_path_factory):
+    from sertiny.export import export_run
+
+    root = tmp_path_factory.mktemp("vit_export")
+    run = write_run(root, family="vit", hidden=16, seq_len=T)
+    out = root / "bundle"
+    return out, export_run(run, out, ExportConfig(calib_clips=8))
+
+
+def test_vit_run_exports_a_full_profile_int8_bundle(vit_bundle):
+    out, manifest = vit_bundle
+    assert manifest["model"]["family"] == "vit" and set(manifest["variants"]) == {"f32", "int8"}
+    int8 = manifest["variants"]["int8"]
+    assert int8["profile"] == "full" and int8["input"]["dtype"] == int8["output"]["dtype"] == "int8"
+    assert "DEQUANTIZE" not in int8["op_types"] and not float_tensors_used((out / int8["file"]).read_bytes())
+    assert int8["arena_bytes"] > 0 and int8["tflm"]["max_op_lsb_vs_litert"] <= 1
+    metrics = manifest["metrics"]
+    assert len(metrics["per_fold"]) == 2 and 0 <= metrics["int8_agreement"] <= 1
+    assert "(34 MFCC + 12 chroma, front end in" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_run_whose_front_end_does_not_fit_the_model_is_refused(tmp_path):
+    from sertiny.export.run import load_run
+    from sertiny.features import get_preset
+
+    run = write_run(tmp_path, family="vit", seq_len=T)
+    (run / "feature_config.json").write_text(json.dumps(get_preset("logmel16k").to_dict()))
+    with pytest.raises(ArtifactError, match="the front end makes 40 log-mel bands features per frame but the model "
+                                            "takes 46"):
+        load_run(run)

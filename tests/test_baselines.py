@@ -1,4 +1,4 @@
-"""The other papers' systems as sertiny families (bilstm_att, dual_lstm, cnn_lstm): shapes,
+"""The other papers' systems as sertiny families (bilstm_att, dual_lstm, cnn_lstm, vit): shapes,
 parameter counts, padding, the generic weight format, training, and what export reads and refuses."""
 
 import numpy as np
@@ -10,7 +10,7 @@ from sertiny.errors import ArtifactError, ParameterError  # noqa: E402
 from sertiny.models import create_model, list_models, model_config  # noqa: E402
 from sertiny.models.weights import forward, get_weights, set_weights  # noqa: E402
 
-FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
+FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm", "vit")
 MASKABLE = ("bilstm_att", "dual_lstm")
 F, C = 46, 8
 
@@ -26,6 +26,11 @@ PARAMS_H64 = {
     # conv1 3*F*H + conv2..4 3*3*H*H (no bias) + 4 BatchNorms' gamma, beta (2H each)
     # + LSTM(H->H) + dense                                 = 8,832 + 36,864 + 512 + 33,024 + 520
     "cnn_lstm": 8_832 + 36_864 + 512 + 33_024 + 520,  # 79,752
+    # At T = 24: 3 patches of 10 frames x F. Patch embedding 10F*H + H, position 3H;
+    # 4 layers of 2 LayerNorms (2H each) + qkv H*3H + 3H + proj H*H + H
+    # + MLP H*2H + 2H + 2H*H + H; final LayerNorm 2H; dense H*C + C
+    #                                     = 29,504 + 192 + 4 * 33,472 + 128 + 520
+    "vit": 29_504 + 192 + 4 * 33_472 + 128 + 520,  # 164,232
 }
 
 
@@ -93,10 +98,46 @@ def test_masked_padding_gives_the_unpadded_clips_answer(family):
     assert np.abs(np.asarray(zeros(padded, training=False)) - expected).max() > 1e-4
 
 
-def test_cnn_lstm_refuses_masked_padding_by_name():
-    with pytest.raises(ParameterError, match=r"'padding' parameter of ModelConfig must be one of \['zeros'\] for "
-                                             r"the 'cnn_lstm' family\. Got 'masked' instead"):
-        model_config("cnn_lstm_h32", padding="masked")
+@pytest.mark.parametrize("family", ("cnn_lstm", "vit"))
+def test_zero_padding_only_families_refuse_masked_padding_by_name(family):
+    with pytest.raises(ParameterError, match=rf"'padding' parameter of ModelConfig must be one of \['zeros'\] for "
+                                             rf"the '{family}' family\. Got 'masked' instead"):
+        model_config(f"{family}_h32", padding="masked")
+
+
+def test_vit_cuts_patches_of_10_frames_over_all_bands_and_pads_time():
+    from sertiny.models import vit
+
+    model = create_model("vit_h32", seq_len=110, n_features=40)  # the logmel16k preset's frames
+    assert model.get_layer("patches").output.shape == (None, 11, 400)
+    assert model.get_layer("pos_embed").embedding.shape == (11, 32)
+    assert [n for n in (layer.name for layer in model.layers) if n.endswith("_attention")] == [
+        f"block{b}_attention" for b in range(1, vit.DEPTH + 1)]
+    short = create_model("vit_h32", seq_len=21)  # padded to 30 frames: 3 patches
+    assert short.get_layer("pad").output.shape == (None, 30, F)
+    assert np.asarray(short(_x(t=21), training=False)).shape == (3, C)
+    # A patch is its 10 frames one after the other: frame 13 is the 4th frame of patch 2.
+    x = np.zeros((1, 21, F), np.float32)
+    x[0, 13, 5] = 1.0
+    patches = np.asarray(short.get_layer("patches")(short.get_layer("pad")(x)))
+    assert patches[0, 1, 3 * F + 5] == 1.0 and patches.sum() == 1.0
+    with pytest.raises(ParameterError, match="'hidden' parameter of ModelConfig must be a multiple of 4"):
+        create_model("vit_h30", seq_len=10)
+
+
+def test_vit_attention_matches_a_per_head_reference():
+    from sertiny.models.vit import SelfAttention
+
+    rng = np.random.default_rng(0)
+    qkv = rng.normal(size=(2, 5, 3 * 8)).astype(np.float32)  # D = 8, 4 heads of 2
+    got = np.asarray(SelfAttention(4)(qkv))
+    q, k, v = np.split(qkv.astype(np.float64), 3, axis=-1)
+    for h in range(4):
+        cols = slice(2 * h, 2 * h + 2)
+        scores = q[..., cols] @ np.swapaxes(k[..., cols], 1, 2) / np.sqrt(2)
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        np.testing.assert_allclose(got[..., cols], weights @ v[..., cols], atol=1e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -99,6 +99,8 @@ def sample_clips():
                          "Got 9000.0 instead."),
         ("mel_norm", "l2", "The 'mel_norm' parameter of FeatureConfig must be 'slaney' or None. Got 'l2' instead."),
         ("center", 1, "The 'center' parameter of FeatureConfig must be a bool. Got 1 instead."),
+        ("kind", "mfcc", "The 'kind' parameter of FeatureConfig must be one of ['log_mel', 'mfcc_chroma']. "
+                         "Got 'mfcc' instead."),
     ],
 )
 def test_config_rejects_bad_values_with_sklearn_style_messages(field, value, message):
@@ -123,7 +125,7 @@ def test_config_is_keyword_only_frozen_and_round_trips(tmp_path):
 
 
 def test_presets():
-    assert list_presets() == ["edge16k", "paper"]
+    assert list_presets() == ["edge16k", "logmel16k", "paper"]
     paper = get_preset("paper")
     # The paper's librosa call: everything but rate, FFT size, hop and n_mfcc at defaults.
     assert paper == FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048)
@@ -134,8 +136,52 @@ def test_presets():
     assert edge.frames_per_second == 25.0
     assert edge.tuning == 0.0 and edge.top_db is None  # streamable: no whole-clip statistics
     assert edge.feature_names[0] == "mfcc_0" and edge.feature_names[-1] == "chroma_11"
+    assert paper.kind == edge.kind == "mfcc_chroma"
+    logmel = get_preset("logmel16k")
+    # edge16k's audio path (rate, window, hop, streamable top_db), 40 log-mel bands per frame.
+    assert logmel == edge.replace(kind="log_mel", n_mels=40, fmin=50.0, fmax=7600.0, tuning=None)
+    assert (logmel.n_features, logmel.frames_per_second, logmel.top_db) == (40, 25.0, None)
+    assert logmel.feature_names == tuple(f"mel_{i}" for i in range(40))
+    assert (edge.description, logmel.description) == ("34 MFCC + 12 chroma", "40 log-mel bands")
     with pytest.raises(ParameterError, match="'name' parameter of get_preset"):
         get_preset("tiny")
+
+
+def test_the_kind_field_keeps_existing_digests_and_cache_keys(tmp_path):
+    from sertiny.features.cache import cache_key
+
+    # Digests computed before FeatureConfig had a 'kind' field (commit a71b933): feature
+    # caches, runs and tuning studies made with the existing presets must keep matching.
+    assert get_preset("edge16k").digest() == "a0a7a86802a35bcc"
+    assert get_preset("paper").digest() == "5cb067e466f3884c"
+    assert get_preset("logmel16k").digest() != get_preset("edge16k").replace(n_mels=40, fmin=50.0, fmax=7600.0).digest()
+    # A cache entry's name, as that commit computed it (its to_json() had no 'kind').
+    import hashlib
+
+    from sertiny.features.config import FEATURE_CODE_VERSION
+
+    audio = tmp_path / "clip.wav"
+    audio.write_bytes(b"x")
+    config = get_preset("edge16k")
+    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k != "kind"}, sort_keys=True)
+    stat = audio.resolve().stat()
+    parts = (old_json, "numpy", FEATURE_CODE_VERSION, str(audio.resolve()), str(stat.st_size), str(stat.st_mtime_ns))
+    assert cache_key(audio, config, "numpy") == hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    assert cache_key(audio, config.replace(kind="log_mel"), "numpy") != cache_key(audio, config, "numpy")
+
+
+def test_log_mel_frames_ignore_the_cepstrum_fields():
+    # n_mfcc may exceed n_mels when there is no cepstrum; the frames are the bands, in dB.
+    config = FeatureConfig(sample_rate=16_000, n_fft=512, hop_length=256, kind="log_mel", n_mels=20, top_db=None)
+    with pytest.raises(ParameterError, match="'n_mfcc' parameter"):
+        config.replace(kind="mfcc_chroma")
+    y = tone(seconds=0.3)
+    features = extract(y, config)
+    assert features.shape == (config.n_frames(y.size), 20) and features.dtype == np.float32
+    S = nf.power_spectrogram(y, n_fft=512, hop_length=256)
+    mel = nf.mel_filterbank(sample_rate=16_000, n_fft=512, n_mels=20).astype(np.float64) @ S
+    np.testing.assert_allclose(features, 10 * np.log10(np.maximum(1e-10, mel)).T, atol=1e-4)
+    assert np.array_equal(extract(y, config.replace(n_mfcc=5, n_chroma=3, tuning=0.2)), features)
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,6 +260,18 @@ def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset):
 
 @needs_data
 @needs_librosa
+@pytest.mark.parametrize("top_db", [None, 80.0])
+def test_numpy_matches_librosa_on_log_mel_frames(sample_clips, top_db):
+    config = get_preset("logmel16k").replace(top_db=top_db)
+    clips = [load(path, config.sample_rate) for path in sample_clips[0]]
+    ours = [extract(y, config) for y in clips]
+    reference = [extract(y, config, backend="librosa") for y in clips]
+    assert all(x.dtype == np.float32 and x.shape[1] == 40 for x in ours)
+    assert max_diff_over_std(ours, reference) <= AGREEMENT_TOLERANCE
+
+
+@needs_data
+@needs_librosa
 def test_numpy_matches_librosa_on_48k_originals_including_stereo(sample_clips):
     config = get_preset("paper")
     clips = [load(path, 48_000) for path in sample_clips[1]]
@@ -239,11 +297,12 @@ def test_librosa_backend_reproduces_the_paper_features(sample_clips):
 
 
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("librosa", marks=needs_librosa)])
-def test_clip_shorter_than_n_fft_gives_one_zero_padded_frame(backend):
-    config = get_preset("edge16k")
+@pytest.mark.parametrize(("preset", "width"), [("edge16k", 46), ("logmel16k", 40)])
+def test_clip_shorter_than_n_fft_gives_one_zero_padded_frame(backend, preset, width):
+    config = get_preset(preset)
     y = tone(seconds=0.01)  # 160 samples < n_fft = 1024
     features = extract(y, config, backend=backend)
-    assert features.shape == (config.n_frames(y.size), 46) == (1, 46)
+    assert features.shape == (config.n_frames(y.size), width) == (1, width)
     assert np.isfinite(features).all()
 
 

@@ -2,6 +2,8 @@
 
 import click
 
+from ..features.config import list_presets
+
 # TrainConfig fields set by protocol_options (None = the config's default).
 PROTOCOL_FIELDS = ("epochs", "normalization", "seq_len", "padding", "folds", "n_folds", "n_val_speakers")
 
@@ -34,7 +36,8 @@ def data_source_options(f):
     return _apply([
         click.option("--dataset", default="auto", type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]),
                      show_default=True, help="Corpus layout of DATA_DIR."),
-        click.option("--preset", default="edge16k", show_default=True, help="Front-end preset for audio input (paper, edge16k)."),
+        click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
+                     help="Front-end preset for audio input (logmel16k: log-mel frames, for vit_*)."),
         click.option("--backend", default="numpy", type=click.Choice(["numpy", "librosa"]), show_default=True,
                      help="Front-end implementation for audio input."),
     ], f)

@@ -2,6 +2,8 @@
 
 import click
 
+from ..features.config import list_presets
+
 
 @click.command("quickstart")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
@@ -12,7 +14,8 @@ import click
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel.")
 @click.option("--dataset", default="auto", show_default=True,
               type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]), help="Corpus layout of DATA_DIR.")
-@click.option("--preset", default="edge16k", show_default=True, help="Front-end preset.")
+@click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
+              help="Front-end preset.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def quickstart_command(data_dir, out_dir, model, epochs, jobs, dataset, preset, quiet):
     """Data summary -> train -> export int8 (full + streaming) -> bench -> infer, in minutes.

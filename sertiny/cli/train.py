@@ -5,7 +5,7 @@ import click
 from ._options import data_source_options, protocol_options
 
 _MODELS_HELP = ("lstm_sa_h32/h64/h128, res_lstm_sa_h32/h64/h128; baselines bilstm_att_hN, dual_lstm_hN, "
-                "cnn_lstm_hN (not exportable yet) (any _hN works)")
+                "cnn_lstm_hN, vit_hN (with --preset logmel16k) (any _hN works)")
 
 
 def _seed_list(ctx, param, value):

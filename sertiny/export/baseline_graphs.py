@@ -1,4 +1,4 @@
-"""TensorFlow graphs of the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``).
+"""TensorFlow graphs of the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``).
 
 The same approach as :mod:`sertiny.export.graph`, which this module reuses for the LSTM
 cell: the generic weight dict (:mod:`sertiny.models.weights`) is folded into constant
@@ -23,6 +23,9 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
   affine), MAX_POOL_2D, then ELU. Pooling before ELU is exact because ELU is increasing
   (max(elu a, elu b) = elu(max(a, b))) and halves the ELU's work. 'same' pooling
   matches Keras: the odd last frame is pooled alone.
+
+* ``vit``: no recurrence; :mod:`sertiny.export.vit_graph` builds it, and this module only
+  dispatches to it (:func:`fold_baseline`, :func:`full_unroll_function`).
 
 Dropout is the identity at inference, and a multi-task model's auxiliary heads are left out
 (:func:`fold_baseline`): only the emotion head is exported. Zero padding only:
@@ -49,8 +52,10 @@ from .graph import (
     lstm_steps,
     wavefront_ticks,
 )
+from .vit_graph import PATCH_FRAMES, VIT_FAMILY, fold_vit, vit_graph
+from .vit_graph import expected_shapes as vit_shapes
 
-BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm")
+BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm", VIT_FAMILY)
 # cnn_lstm's blocks, as sertiny.models.baselines builds them (CNN_BLOCKS, CNN_KERNEL,
 # CNN_POOL; repeated here because that module imports Keras, which export never does).
 CNN_BLOCKS, CNN_KERNEL, CNN_POOL = 4, 3, 2
@@ -95,8 +100,15 @@ class BaselineWeights:
         return self.dense_bias.shape[0]
 
 
-def expected_shapes(family, hidden, n_features, n_classes):
-    """``{key: shape}`` of every array of a family's generic weight dict (Keras' shapes)."""
+def expected_shapes(family, hidden, n_features, n_classes, seq_len=None):
+    """``{key: shape}`` of every array of a family's generic weight dict (Keras' shapes).
+
+    ``seq_len`` (frames T) matters only to ``vit``, whose position embedding has one row per patch.
+    """
+    if family == VIT_FAMILY:
+        if seq_len is None:
+            raise ParameterError("The vit family's weight shapes depend on seq_len; pass it.")
+        return vit_shapes(hidden, n_features, n_classes, seq_len)
     h = hidden
     shapes = {}
 
@@ -128,6 +140,9 @@ def expected_shapes(family, hidden, n_features, n_classes):
 
 def _describe(w):
     """(family, hidden, n_features, n_classes) read off a generic weight dict's own arrays."""
+    if "patch_embed/kernel" in w and "pos_embed/embedding" in w:
+        d_in, hidden = w["patch_embed/kernel"].shape
+        return VIT_FAMILY, hidden, d_in // PATCH_FRAMES, w["dense/bias"].shape[0] if "dense/bias" in w else 0
     if "bilstm1/forward/kernel" in w:
         family, first = "bilstm_att", "bilstm1/forward"
     elif "lstm_a/kernel" in w:
@@ -145,7 +160,9 @@ def _describe(w):
 
 def _check_shapes(w, config):
     described = _describe(w)
-    expected = expected_shapes(*described)
+    # A vit's position embedding has one row per patch: the T its weights were made for.
+    seq_len = w["pos_embed/embedding"].shape[0] * PATCH_FRAMES if described[0] == VIT_FAMILY else None
+    expected = expected_shapes(*described, seq_len)
     missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
     if missing or unexpected:
         raise ArtifactError(f"The {described[0]} weights are incomplete: missing {missing or 'none'}, "
@@ -164,7 +181,8 @@ def _check_shapes(w, config):
 
 
 def fold_baseline(weights, model_config=None):
-    """Generic weight dict -> :class:`BaselineWeights` (folding in float64, stored float32).
+    """Generic weight dict -> :class:`BaselineWeights` (folding in float64, stored float32),
+    or a :class:`~sertiny.export.vit_graph.VitWeights` for a vit's weights or run.
 
     Checks every key and shape, and the family and sizes against ``model_config`` if given.
     A multi-task model's auxiliary heads (``model_config.aux_heads``; without a config, every
@@ -173,6 +191,8 @@ def fold_baseline(weights, model_config=None):
     aux_heads = None if model_config is None else model_config.aux_heads
     w = {k: np.asarray(v, dtype=np.float64) for k, v in without_aux_heads(weights, aux_heads).items()}
     family = _check_shapes(w, model_config)
+    if family == VIT_FAMILY:
+        return fold_vit(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
     lstms = {name: Lstm(*(f32(_reorder_gates(w[f"{name}/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
              for name in _LSTMS[family]}
@@ -269,14 +289,14 @@ def _cnn_lstm(tf, fw, x, schedule):
     return _classify(tf, fw, h)
 
 
-_GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm}
+_GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm, VIT_FAMILY: vit_graph}
 
 
 def full_unroll_function(fw, seq_len, *, schedule="sequential"):
     """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled.
 
     ``schedule="wavefront"`` fuses bilstm_att's two directions (:func:`_paired_bidirectional`)
-    and dual_lstm's two layers; cnn_lstm has one LSTM and one schedule.
+    and dual_lstm's two layers; cnn_lstm has one LSTM and one schedule, vit none.
     """
     tf = _tf()
     graph = _GRAPHS[fw.family]

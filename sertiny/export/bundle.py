@@ -44,6 +44,7 @@ from .run import (
     DEPLOY,
     choose_weights,
     fold_data,
+    front_end_config,
     load_run,
     load_table,
     load_weight_set,
@@ -254,7 +255,7 @@ def model_card(manifest):
         f"- **Weights shipped:** `{manifest['weights']}`: {manifest['weights_reason']}.",
         f"- **Labels:** {', '.join(manifest['labels'])}.",
         (f"- **Input:** T = {manifest['seq_len']} frames of {m['n_features']} features "
-        f"(MFCC + chroma, front end in `sertiny.json`), z-normalised with the statistics in "
+        f"({_front_end(manifest['feature_config'])}, front end in `sertiny.json`), z-normalised with the statistics in "
         "`sertiny.json`; shorter clips are zero-padded after normalisation, longer ones centre-cropped."),
         (f"- **Source run:** `{manifest['source_run']}`; exported {manifest['created']} with sertiny "
         f"{manifest['sertiny_version']}."),
@@ -315,6 +316,11 @@ def _recipe(train_config):
         parts.append(f"multi-task with auxiliary heads {', '.join(train_config.get('aux_tasks', []))} "
                      f"(loss weight {train_config.get('aux_loss_weight')}; not shipped)")
     return ", ".join(parts) + " per cross-validation fold (`train_config` in `sertiny.json`)" if parts else "not recorded"
+
+
+def _front_end(feature_config):
+    config = front_end_config(feature_config)
+    return "front end not recognised" if config is None else config.description
 
 
 def _fmt(value, pattern):

@@ -25,8 +25,9 @@ Two graph families are built:
   :mod:`sertiny.runtime.chunked`), where an online softmax accumulates them exactly.
 
 The baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``) are built from the same
-LSTM pieces by :mod:`sertiny.export.baseline_graphs`; :func:`fold_weights` and
-:func:`full_unroll_function` hand their weights over to it.
+LSTM pieces by :mod:`sertiny.export.baseline_graphs`, and ``vit`` by
+:mod:`sertiny.export.vit_graph`; :func:`fold_weights` and :func:`full_unroll_function` hand
+their weights over to them.
 """
 
 import dataclasses

@@ -111,12 +111,25 @@ def load_run(run_dir):
                   read_json(path / "train_config.json"), folds)
     if len(run.labels) != model_config.n_classes:
         raise ArtifactError(f"{path / 'run.json'}: {len(run.labels)} label names but the model has {model_config.n_classes} outputs.")
-    if run.feature_config.get("n_mfcc", 0) + run.feature_config.get("n_chroma", 0) not in (0, model_config.n_features):
+    front_end = front_end_config(run.feature_config)
+    if front_end is not None and front_end.n_features != model_config.n_features:
         raise ArtifactError(
-            f"{path / 'feature_config.json'}: the front end makes {run.feature_config.get('n_mfcc')} MFCC + "
-            f"{run.feature_config.get('n_chroma')} chroma features but the model takes {model_config.n_features}."
+            f"{path / 'feature_config.json'}: the front end makes {front_end.description} features per frame "
+            f"but the model takes {model_config.n_features}."
         )
     return run
+
+
+def front_end_config(feature_config):
+    """The :class:`~sertiny.features.FeatureConfig` of a run's saved front-end dict, or None
+    if it is not one this sertiny can build (then nothing is checked against it here;
+    :func:`load_table` still refuses features of another front end)."""
+    from ..features.config import FeatureConfig
+
+    try:
+        return FeatureConfig.from_dict(feature_config)
+    except (ParameterError, TypeError):
+        return None
 
 
 def _check_run_format(path, info):

@@ -1,4 +1,4 @@
-"""sertiny.features: the MFCC + chroma front end.
+"""sertiny.features: the front end (MFCC + chroma, or log-mel frames).
 
 Two back ends compute the same features from the same :class:`FeatureConfig`:
 
@@ -33,7 +33,7 @@ _LAZY = {
 
 
 def extract(y, config, *, backend="numpy"):
-    """MFCC + chroma features of one clip.
+    """Features of one clip: MFCC + chroma, or log-mel (``config.kind``).
 
     Parameters
     ----------
@@ -48,7 +48,8 @@ def extract(y, config, *, backend="numpy"):
     Returns
     -------
     features : np.ndarray [shape=(n_frames, config.n_features), dtype=float32]
-        Per frame ``config.n_mfcc`` MFCCs then ``config.n_chroma`` chroma values.
+        Per frame ``config.n_mfcc`` MFCCs then ``config.n_chroma`` chroma values, or
+        ``config.n_mels`` log-mel values (``config.feature_names`` names the columns).
     """
     return get_backend(backend).extract(y, as_config(config))
 

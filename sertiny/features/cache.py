@@ -10,6 +10,7 @@ front-end fix never reuses a stale entry, and an unchanged corpus costs only fil
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -98,7 +99,10 @@ def cache_key(path, config, backend):
     """Hex sha256 naming the cache entry of ``path`` (which must exist) under ``config`` and ``backend``."""
     path = Path(path).resolve()
     stat = path.stat()
-    parts = (config.to_json(), backend, FEATURE_CODE_VERSION, str(path), str(stat.st_size), str(stat.st_mtime_ns))
+    # The config's identity, not every field: a field added later at its default (e.g.
+    # FeatureConfig.kind) leaves the keys of existing entries, and so the cache, valid.
+    identity = json.dumps(config.identity_dict(), sort_keys=True)
+    parts = (identity, backend, FEATURE_CODE_VERSION, str(path), str(stat.st_size), str(stat.st_mtime_ns))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 

@@ -1,8 +1,10 @@
 """The front-end configuration: one frozen dataclass that fixes every number of the features.
 
 A :class:`FeatureConfig` is saved beside every feature cache, model and bundle, so a model
-always knows exactly which MFCC + chroma front end it was trained on. Both back ends
-(``numpy`` for the device, ``librosa`` as the reference) read the same config.
+always knows exactly which front end it was trained on. Both back ends (``numpy`` for the
+device, ``librosa`` as the reference) read the same config. Two kinds of frame exist
+(:data:`KINDS`): ``"mfcc_chroma"`` (MFCC + chroma, the ResLSTM-SA paper's) and
+``"log_mel"`` (the log-mel spectrum itself, the image a spectrogram ViT cuts into patches).
 
 Presets (:func:`get_preset`):
 
@@ -27,11 +29,27 @@ Presets (:func:`get_preset`):
 
     Both choices cost nothing in code size; their effect on accuracy is measured by training
     on both presets, not assumed.
+
+``logmel16k``
+    The log-mel spectrogram for the ``vit`` family (``kind="log_mel"``): edge16k's audio
+    path (16 kHz, 64 ms window, 40 ms hop, 25 frames/s, ``top_db=None`` for streaming), with
+    each frame the dB power of 40 mel bands instead of MFCC + chroma:
+
+    - 40 bands: the usual size of small-footprint speech front ends (keyword spotting on
+      microcontrollers uses 32-40); the model's input, its patch embedding and the device's
+      filterbank all grow with it, and 40 still resolve the formants (bands ~70 Hz apart
+      below 1 kHz here);
+    - ``fmin=50`` Hz: below it are mains hum and handling noise, and no voice energy
+      except the lowest male F0 (~85 Hz and up);
+    - ``fmax=7600`` Hz: resamplers and MEMS-microphone decimation filters roll off just
+      below 8 kHz, so a top band reaching Nyquist would measure the filter, not the voice.
+
+    Tuning and the chroma fields do not apply to log-mel frames (they keep their defaults).
 """
 
 import dataclasses
 
-from .._config import Config, check_choice, check_float, check_int
+from .._config import Config, added_field, check_choice, check_float, check_int
 from ..errors import ParameterError
 
 # Bump whenever the numbers either back end produces for a given config change (a bug fix,
@@ -45,16 +63,21 @@ WINDOWS = ("hann", "hamming")
 # exactly are offered.
 PAD_MODES = ("constant", "edge")
 MEL_NORMS = ("slaney", None)
+# What one frame holds: MFCC then chroma, or the log-mel spectrum (dB) itself.
+KINDS = ("mfcc_chroma", "log_mel")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FeatureConfig(Config):
-    """MFCC + chroma front end, per frame ``[mfcc_0 .. mfcc_{n_mfcc-1}, chroma_0 .. chroma_{n_chroma-1}]``.
+    """The front end: per frame ``[mfcc_0 .. mfcc_{n_mfcc-1}, chroma_0 .. chroma_{n_chroma-1}]``
+    (``kind="mfcc_chroma"``, the default) or ``[mel_0 .. mel_{n_mels-1}]`` (``kind="log_mel"``).
 
     Apart from ``n_mfcc=34`` (the paper's), the defaults are librosa 0.11's own, so a config
     built with only ``sample_rate``, ``n_fft`` and ``hop_length`` reproduces
     ``np.concatenate([librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length),
-    librosa.feature.chroma_stft(y, sr, n_chroma, n_fft, hop_length)]).T``.
+    librosa.feature.chroma_stft(y, sr, n_chroma, n_fft, hop_length)]).T``, and with
+    ``kind="log_mel"`` as well ``librosa.power_to_db(librosa.feature.melspectrogram(y, sr,
+    n_fft, hop_length), ref=1.0, amin=amin, top_db=top_db).T``.
 
     Attributes
     ----------
@@ -102,6 +125,12 @@ class FeatureConfig(Config):
         Width (octaves) of that weighting; None weights all octaves equally.
     chroma_base_c : bool
         Chroma bin 0 is C (True, librosa's default) or A (False).
+    kind : {"mfcc_chroma", "log_mel"}
+        What a frame holds. ``"log_mel"`` frames are the ``n_mels`` log-mel values (dB,
+        ``10 * log10(max(amin, mel power))``, then ``top_db``); ``n_mfcc`` and the chroma
+        fields (``n_chroma``, ``tuning``, ``chroma_*``) are ignored then. Added after the
+        first caches and runs were saved: at its default it is not part of the config's
+        identity (:func:`sertiny._config.added_field`), so their digests still match.
     """
 
     sample_rate: int
@@ -123,6 +152,7 @@ class FeatureConfig(Config):
     chroma_ctroct: float = 5.0
     chroma_octwidth: float | None = 2.0
     chroma_base_c: bool = True
+    kind: str = added_field("mfcc_chroma")
 
     def __post_init__(self):
         check_int(_OWNER, "sample_rate", self.sample_rate, min_value=1000)
@@ -136,7 +166,11 @@ class FeatureConfig(Config):
         _check_bool("center", self.center)
         check_choice(_OWNER, "pad_mode", self.pad_mode, PAD_MODES)
         check_int(_OWNER, "n_mels", self.n_mels, min_value=1)
-        check_int(_OWNER, "n_mfcc", self.n_mfcc, min_value=1, max_value=self.n_mels)
+        check_choice(_OWNER, "kind", self.kind, KINDS)
+        # The cepstrum is taken from the mel bands, so it cannot have more coefficients
+        # than there are bands; log-mel frames have no cepstrum.
+        check_int(_OWNER, "n_mfcc", self.n_mfcc, min_value=1,
+                  max_value=self.n_mels if self.kind == "mfcc_chroma" else None)
         nyquist = self.sample_rate / 2
         check_float(_OWNER, "fmin", self.fmin, min_value=0.0, max_value=nyquist)
         if self.fmax is not None:
@@ -159,13 +193,24 @@ class FeatureConfig(Config):
 
     @property
     def n_features(self):
-        """Values per frame: ``n_mfcc + n_chroma``."""
+        """Values per frame: ``n_mfcc + n_chroma``, or ``n_mels`` for log-mel frames."""
+        if self.kind == "log_mel":
+            return self.n_mels
         return self.n_mfcc + self.n_chroma
 
     @property
     def feature_names(self):
-        """Column names of a feature array: ``("mfcc_0", ..., "chroma_0", ...)``."""
+        """Column names of a feature array: ``("mfcc_0", ..., "chroma_0", ...)`` or ``("mel_0", ...)``."""
+        if self.kind == "log_mel":
+            return tuple(f"mel_{i}" for i in range(self.n_mels))
         return tuple(f"mfcc_{i}" for i in range(self.n_mfcc)) + tuple(f"chroma_{i}" for i in range(self.n_chroma))
+
+    @property
+    def description(self):
+        """What a frame holds, for messages and model cards: ``"34 MFCC + 12 chroma"``, ``"40 log-mel bands"``."""
+        if self.kind == "log_mel":
+            return f"{self.n_mels} log-mel bands"
+        return f"{self.n_mfcc} MFCC + {self.n_chroma} chroma"
 
     @property
     def frames_per_second(self):
@@ -188,6 +233,8 @@ PRESETS = {
     # See the module docstring for why each preset is what it is.
     "paper": FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048),
     "edge16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None),
+    "logmel16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, top_db=None, kind="log_mel",
+                               n_mels=40, fmin=50.0, fmax=7600.0),
 }
 
 

@@ -1,4 +1,5 @@
-"""The reference front end: librosa's own ``feature.mfcc`` and ``feature.chroma_stft``.
+"""The reference front end: librosa's own ``feature.mfcc`` and ``feature.chroma_stft``, or
+``power_to_db(feature.melspectrogram(...))`` for log-mel frames.
 
 This is how the paper's features were made. It needs the ``train`` extra (librosa, and with
 it numba and scipy), which is imported on first use, not when this module is imported.
@@ -19,7 +20,7 @@ _EXPECTED_WARNINGS = (r"n_fft=\d+ is too large", r"Trying to estimate tuning fro
 
 
 def extract(y, config):
-    """MFCC + chroma features of one clip, computed by librosa.
+    """Features of one clip (MFCC + chroma, or log-mel: ``config.kind``), computed by librosa.
 
     Parameters
     ----------
@@ -31,7 +32,8 @@ def extract(y, config):
     Returns
     -------
     features : np.ndarray [shape=(n_frames, config.n_features), dtype=float32]
-        ``np.concatenate([librosa.feature.mfcc(...), librosa.feature.chroma_stft(...)]).T``
+        ``np.concatenate([librosa.feature.mfcc(...), librosa.feature.chroma_stft(...)]).T``,
+        or ``librosa.power_to_db(librosa.feature.melspectrogram(...), ref=1.0, ...).T``,
         with every argument taken from ``config``.
     """
     librosa = require("librosa", "train")
@@ -48,6 +50,8 @@ def extract(y, config):
     with warnings.catch_warnings():
         for message in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
+        if config.kind == "log_mel":
+            return np.ascontiguousarray(_log_mel(librosa, y, config, stft_args).T, dtype=np.float32)
         mfcc = _mfcc(librosa, y, config, stft_args)
         chroma = librosa.feature.chroma_stft(
             y=y,
@@ -61,12 +65,19 @@ def extract(y, config):
     return np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32)
 
 
+def _mel_args(config):
+    return dict(n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, htk=config.htk)
+
+
 def _mfcc(librosa, y, config, stft_args):
-    mel_args = dict(n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, htk=config.htk)
     if config.amin == 1e-10 and config.top_db == 80.0:
         # librosa.feature.mfcc's own log-mel: the paper's exact call.
-        return librosa.feature.mfcc(y=y, n_mfcc=config.n_mfcc, mel_norm=config.mel_norm, **mel_args, **stft_args)
+        return librosa.feature.mfcc(y=y, n_mfcc=config.n_mfcc, mel_norm=config.mel_norm, **_mel_args(config),
+                                    **stft_args)
     # mfcc() cannot pass amin/top_db to its power_to_db, so build the log-mel here.
-    mel = librosa.feature.melspectrogram(y=y, norm=config.mel_norm, **mel_args, **stft_args)
-    log_mel = librosa.power_to_db(mel, ref=1.0, amin=config.amin, top_db=config.top_db)
-    return librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
+    return librosa.feature.mfcc(S=_log_mel(librosa, y, config, stft_args), n_mfcc=config.n_mfcc)
+
+
+def _log_mel(librosa, y, config, stft_args):
+    mel = librosa.feature.melspectrogram(y=y, norm=config.mel_norm, **_mel_args(config), **stft_args)
+    return librosa.power_to_db(mel, ref=1.0, amin=config.amin, top_db=config.top_db)

@@ -1,8 +1,8 @@
-"""MFCC + chroma in numpy alone: the device front end.
+"""MFCC + chroma, or log-mel, in numpy alone: the device front end.
 
 This module imports only numpy (no librosa, numba or scipy), so it runs on a Raspberry Pi
-with the base install. It replicates librosa 0.11's ``feature.mfcc`` and
-``feature.chroma_stft`` step by step - same windows, padding, filterbanks, tuning estimate
+with the base install. It replicates librosa 0.11's ``feature.mfcc``,
+``feature.chroma_stft`` and ``power_to_db(feature.melspectrogram(...))`` step by step - same windows, padding, filterbanks, tuning estimate
 and normalisation, in the same floating-point precision where that decides a result - so
 features computed here can feed a model trained on librosa features.
 
@@ -274,6 +274,27 @@ def mel_spectrogram(*, S, sample_rate, n_mels=128, fmin=0.0, fmax=None, htk=Fals
     return bands.apply(S)
 
 
+def log_mel_spectrogram(*, S, sample_rate, n_mels=128, fmin=0.0, fmax=None, htk=False, mel_norm="slaney",
+                        amin=1e-10, top_db=80.0):
+    """Log-mel spectrogram (dB re 1.0), as ``librosa.power_to_db(librosa.feature.melspectrogram(S=S, ...))``.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(1 + n_fft // 2, n_frames), dtype=float32]
+        Power spectrogram (:func:`power_spectrogram`); ``n_fft`` is inferred from its height.
+    sample_rate, n_mels, fmin, fmax, htk, mel_norm, amin, top_db
+        As for :func:`mfcc`, which takes its cepstrum from this spectrogram.
+
+    Returns
+    -------
+    M : np.ndarray [shape=(n_mels, n_frames), dtype=float32]
+        ``10 * log10(max(amin, mel power))`` per band and frame, in dB; with ``top_db`` at
+        least the clip's maximum minus ``top_db``.
+    """
+    mel = mel_spectrogram(S=S, sample_rate=sample_rate, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=mel_norm)
+    return power_to_db(mel, amin=amin, top_db=top_db)
+
+
 def mfcc(*, S, sample_rate, n_mfcc=20, n_mels=128, fmin=0.0, fmax=None, htk=False, mel_norm="slaney",
          amin=1e-10, top_db=80.0):
     """MFCCs from a power spectrogram, as ``librosa.feature.mfcc`` (DCT-II ortho, no lifter).
@@ -297,8 +318,8 @@ def mfcc(*, S, sample_rate, n_mfcc=20, n_mels=128, fmin=0.0, fmax=None, htk=Fals
         Cepstral coefficients of the log-mel spectrum (dB units; ``M[0]`` is
         ``sqrt(n_mels)`` times the mean log-mel level).
     """
-    mel = mel_spectrogram(S=S, sample_rate=sample_rate, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=mel_norm)
-    log_mel = power_to_db(mel, amin=amin, top_db=top_db)
+    log_mel = log_mel_spectrogram(S=S, sample_rate=sample_rate, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+                                  mel_norm=mel_norm, amin=amin, top_db=top_db)
     # Frames-major float64 operands let einsum run contiguous dot products (2x faster here).
     frames_major = np.ascontiguousarray(log_mel.T, dtype=np.float64)
     return np.einsum("tm,km->tk", frames_major, dct_matrix(n_mfcc=n_mfcc, n_mels=n_mels)).T.astype(np.float32)
@@ -527,7 +548,7 @@ def check_signal(y, config):
 
 
 def extract(y, config):
-    """MFCC + chroma features of one clip.
+    """Features of one clip: MFCC + chroma, or log-mel (``config.kind``).
 
     Parameters
     ----------
@@ -540,18 +561,24 @@ def extract(y, config):
     -------
     features : np.ndarray [shape=(n_frames, config.n_features), dtype=float32]
         Per frame ``n_mfcc`` MFCCs (dB-scaled cepstrum) then ``n_chroma`` chroma values in
-        [0, 1]; ``n_frames = config.n_frames(n_samples)``.
+        [0, 1]; or, for ``kind="log_mel"``, the ``n_mels`` log-mel values (dB).
+        ``n_frames = config.n_frames(n_samples)``.
 
     Notes
     -----
     Filterbanks, window and DCT basis are built on the first call for a config and cached
     (``functools.lru_cache`` on their arguments), so a clip costs one STFT, the tuning
-    estimate if ``config.tuning`` is None, and three small products.
+    estimate if ``config.tuning`` is None, and three small products (one for log-mel).
     """
     config = as_config(config)
     y = check_signal(y, config)
     S = power_spectrogram(y, n_fft=config.n_fft, hop_length=config.hop_length, window=config.window,
                           center=config.center, pad_mode=config.pad_mode)
+    if config.kind == "log_mel":
+        return np.ascontiguousarray(log_mel_spectrogram(
+            S=S, sample_rate=config.sample_rate, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
+            htk=config.htk, mel_norm=config.mel_norm, amin=config.amin, top_db=config.top_db,
+        ).T, dtype=np.float32)
     features = np.empty((S.shape[1], config.n_features), dtype=np.float32)
     features[:, : config.n_mfcc] = mfcc(
         S=S, sample_rate=config.sample_rate, n_mfcc=config.n_mfcc, n_mels=config.n_mels, fmin=config.fmin,

@@ -61,7 +61,7 @@ class FeatureTable:
         bad = [i for i, x in enumerate(self.features) if x.ndim != 2 or x.shape[1] != width]
         if bad:
             raise ParameterError(f"FeatureTable feature arrays must be (frames, {width}) for "
-                                 f"{self.feature_config.n_mfcc} MFCC + {self.feature_config.n_chroma} chroma; "
+                                 f"{self.feature_config.description}; "
                                  f"clip {self.names[bad[0]]!r} has shape {self.features[bad[0]].shape}.")
 
     def __len__(self):

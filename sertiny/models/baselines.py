@@ -2,9 +2,10 @@
 
 Each is a baseline for LSTM-SA / ResLSTM-SA trained through the unchanged protocol, so only
 the part of each paper that fits that protocol is built here (our features, our optimiser);
-the papers' own front ends and the ViT are not. Every family here can add auxiliary heads
+the papers' own front ends are not. Every family here can add auxiliary heads
 (``ModelConfig.aux_heads``, BiLSTM-ATT-MTL's multi-task classifiers; see
-:func:`sertiny.models.lstm_sa.classifier` and :mod:`sertiny.data.auxiliary`). ``hidden``
+:func:`sertiny.models.lstm_sa.classifier` and :mod:`sertiny.data.auxiliary`). The ViT of the
+CNN-LSTM/ViT study is :mod:`sertiny.models.vit`. ``hidden``
 is the LSTM width, as in ``lstm_sa_h64``. Layer names fix the keys of the generic weight
 format (:mod:`sertiny.models.weights`).
 

@@ -22,7 +22,7 @@ class ModelConfig(Config):
 
     family: registered family, e.g. ``"res_lstm_sa"``.
     hidden: units of the main LSTM (the paper's h32/h64/h128).
-    n_features: per-frame input dims (46 for 34 MFCC + 12 chroma).
+    n_features: per-frame input dims (46 for 34 MFCC + 12 chroma, 40 for the logmel16k preset).
     n_classes: number of output classes.
     seq_len: fixed number of frames T the model is built for.
     dropout: dropout rate before the classifier.
@@ -31,7 +31,7 @@ class ModelConfig(Config):
     padding: ``"zeros"`` runs the network over zero frames after a short clip, exactly
         as deployed; ``"masked"`` skips them (LSTM state carried, attention masked),
         like PyTorch packed sequences. A family may support only some modes
-        (``cnn_lstm``: zeros only).
+        (``cnn_lstm``, ``vit``: zeros only).
     seed: initialisation seed.
     aux_heads: auxiliary softmax heads for multi-task training, ``((name, n_classes), ...)``:
         each is a Dense layer ``dense_<name>`` on the same dropout output as the emotion
@@ -133,6 +133,7 @@ _BUILTIN = {
     "bilstm_att": ("sertiny.models.baselines", PADDING_MODES, True),
     "dual_lstm": ("sertiny.models.baselines", PADDING_MODES, True),
     "cnn_lstm": ("sertiny.models.baselines", ("zeros",), True),
+    "vit": ("sertiny.models.vit", ("zeros",), False),
 }
 
 

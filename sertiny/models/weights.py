@@ -11,14 +11,15 @@ this one format, so none of them depends on Keras or its backend. Names:
 - ``bn_out/{gamma,beta,moving_mean,moving_variance}`` (H,).
 - ``dense/kernel`` (H, C), ``dense/bias`` (C,).
 
-Other families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``; anything not in
-:data:`LSTM_SA_FAMILIES`) use a generic format that only Keras reads back:
+Other families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``; anything not in
+:data:`LSTM_SA_FAMILIES`) use a generic format that Keras and the export graphs of
+:mod:`sertiny.export.baseline_graphs` read back:
 ``<layer name>/<variable name>`` for every variable of every layer (trainable or not), with
 ``<layer name>/forward/...`` and ``<layer name>/backward/...`` for a Bidirectional layer's
-two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``. Arrays
-keep Keras' own shapes and gate order. A multi-task model's auxiliary heads are
-``dense_<name>/kernel`` and ``dense_<name>/bias`` beside the emotion head's ``dense/...``;
-:func:`without_aux_heads` drops them (export ships the emotion head only).
+two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``,
+``block1_qkv/kernel``. Arrays keep Keras' own shapes and gate order. A multi-task model's
+auxiliary heads are ``dense_<name>/kernel`` and ``dense_<name>/bias`` beside the emotion
+head's ``dense/...``; :func:`without_aux_heads` drops them (export ships the emotion head only).
 """
 
 import numpy as np

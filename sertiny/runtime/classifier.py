@@ -1,6 +1,6 @@
 """Audio in, emotion out: the whole device path for one clip.
 
-decode (soundfile) -> resample (soxr) -> MFCC + chroma (NumPy front end) -> normalise
+decode (soundfile) -> resample (soxr) -> MFCC + chroma or log-mel (NumPy front end) -> normalise
 with the bundle's statistics -> windows of T frames -> TFLite -> combined probabilities.
 
 Windows. A clip of at most T frames is one window, zero-padded at the end exactly as in
