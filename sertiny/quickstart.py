@@ -22,7 +22,8 @@ class QuickstartConfig(Config):
 
     model / epochs / seeds / jobs: the training recipe (``sertiny train`` for the rest).
     dataset / preset: corpus layout and front end.
-    chunk: chunk size of the microcontroller (streaming) profile exported beside the full one.
+    chunk: chunk size of the microcontroller (streaming) profile exported beside the full one
+        (LSTM-SA / ResLSTM-SA only; other families have no streaming profile).
     bench_runs: timed invokes per variant in the benchmark.
     infer_clips: clips classified at the end, as a user would with ``sertiny infer``.
     """
@@ -77,9 +78,14 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     metrics = train(table, train_config, run_dir, data_spec=spec, jobs=config.jobs, deploy=True, progress=progress)
     timings["train_s"] = time.time() - t
 
-    t = _stage(f"3/5 export int8 (full unroll + chunk {config.chunk})")
+    # Only LSTM-SA families stream (chunked profile); the other families export full unroll only.
+    from .models.registry import parse_model_name
+    from .models.weights import LSTM_SA_FAMILIES
+
+    chunks = (config.chunk,) if parse_model_name(config.model)[0] in LSTM_SA_FAMILIES else ()
+    t = _stage("3/5 export int8 (full unroll" + (f" + chunk {config.chunk})" if chunks else ")"))
     bundle_dir = out_dir / "bundle"
-    export_run(run_dir, bundle_dir, ExportConfig(chunks=(config.chunk,)), overwrite=True)
+    export_run(run_dir, bundle_dir, ExportConfig(chunks=chunks), overwrite=True)
     manifest = json.loads((bundle_dir / "sertiny.json").read_text())
     timings["export_s"] = time.time() - t
 

@@ -38,3 +38,22 @@ def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
     assert len(report["predictions"]) == 3
     clip = next((shared_data / "ravdess16k" / "Actor_01").glob("*.flac"))
     assert Classifier.from_path(out / "bundle").classify_file(clip).label in bundle.labels
+
+
+@pytest.mark.slow
+def test_quickstart_with_a_family_that_does_not_stream_exports_the_full_profile_only(shared_data, tmp_path):
+    from click.testing import CliRunner
+
+    from sertiny.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for actor in ACTORS:
+        (corpus / actor).symlink_to(shared_data / "ravdess16k" / actor, target_is_directory=True)
+    out = tmp_path / "qs"
+    result = CliRunner().invoke(main, ["quickstart", str(corpus), "--out", str(out), "--model", "cnn_lstm_h8",
+                                       "--epochs", "1", "--jobs", "1", "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    variants = json.loads((out / "bundle/sertiny.json").read_text())["variants"]
+    assert {v["profile"] for v in variants.values()} == {"full"} and "int8" in variants
+    assert (out / "bench/bench.json").exists()
