@@ -71,8 +71,10 @@ def _check_or_record_identity(study, config, spec, table_hash):
                 f"Study '{config.name}' in {spec} has trials but was not made by 'sertiny tune'. "
                 "Choose another --study-name."
             )
-        study.set_user_attr(_SPEC_ATTR, wanted)
+        # Data first: a worker starting at this moment takes the spec as the sign that the
+        # study is recorded, and must then find the data hash beside it.
         study.set_user_attr(_DATA_ATTR, table_hash)
+        study.set_user_attr(_SPEC_ATTR, wanted)
         return
     changes = _differences(stored, wanted)
     if stored_data != table_hash:
