@@ -181,13 +181,14 @@ def report(args):
         "All rows: RAVDESS (1440 clips, 16 kHz copy), the paper's five speaker-independent folds, pooled "
         "out-of-fold UAR, the same fixed recipe (`scripts/table1_recipe.json`: Adam with coupled L2, "
         "cosine restarts, 100 epochs, best-validation epoch per fold), untuned per model. Float UAR is mean ± std "
-        "over seeds; int8 UAR / agreement come from the exporter's parity check (seed 0's five fold models, each "
-        "converted with the same settings, on their held-out speakers). Size is the `.tflite` file; arena is "
+        "over seeds; int8 UAR and top-1 agreement with float come from the exporter's parity check (seed 0's five "
+        "fold models, each converted with the same settings, on their held-out speakers), with those float models' "
+        "pooled UAR in brackets. Size is the `.tflite` file; arena is "
         "TFLite Micro's, found by bisection; latency is LiteRT on this host, 1 thread, p50 of "
         f"{args.runs} invokes after warm-up, all bundles timed back to back in one process "
         "(`results/models/bench/`); 'x ref' is that latency over ResLSTM-SA-h64's.",
         "",
-        "| model | front end | params | float UAR | int8 UAR | agreement | int8 size | arena | ops | latency / utterance | x ref | source |",
+        "| model | front end | params | float UAR | int8 UAR (float, same models) | agreement | int8 size | arena | ops | latency / utterance | x ref | source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -201,7 +202,7 @@ def report(args):
             ratio = _fmt(ms / ref_ms if ms and ref_ms else None, ".2f")
             lines.append(
                 f"| {label} | {e.preset} | {r['params']:,} | {r['uar_mean']:.4f} ± {r['uar_std']:.4f} ({r['n_seeds']}) | "
-                f"{_fmt(v and v['uar'], '.4f')} | {_fmt(v and 100 * v['agreement'], '.1f', ' %')} | "
+                f"{_fmt(v and v['uar'], '.4f')} ({_fmt(v and v['f32_uar'], '.4f')}) | {_fmt(v and 100 * v['agreement'], '.1f', ' %')} | "
                 f"{_fmt(v and v['bytes'] / 1024, ',.0f', ' KB')} | {_fmt(v and v['arena'] and v['arena'] / 1024, ',.0f', ' KB')} | "
                 f"{_fmt(v and v['ops'], ',')} | {_fmt(ms, '.2f', ' ms')} | {ratio} | {e.paper} |")
     aux = [r for r in rows if r["aux"]]
