@@ -10,13 +10,11 @@ pytest.importorskip("tensorflow", reason="quickstart exports: needs the [train] 
 ACTORS = ("Actor_01", "Actor_02", "Actor_03", "Actor_04")
 
 
-@pytest.mark.slow
-def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
+def run_quickstart(shared_data, tmp_path, *options):
+    """``sertiny quickstart`` on four actors, one epoch; returns its output directory."""
     from click.testing import CliRunner
 
     from sertiny.cli import main
-    from sertiny.runtime.bundle import Bundle
-    from sertiny.runtime.classifier import Classifier
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -24,8 +22,17 @@ def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
         (corpus / actor).symlink_to(shared_data / "ravdess16k" / actor, target_is_directory=True)
     out = tmp_path / "qs"
     result = CliRunner().invoke(main, ["quickstart", str(corpus), "--out", str(out), "--epochs", "1",
-                                       "--jobs", "1", "--quiet"], catch_exceptions=False)
+                                       "--jobs", "1", "--quiet", *options], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
+    from sertiny.runtime.bundle import Bundle
+    from sertiny.runtime.classifier import Classifier
+
+    out = run_quickstart(shared_data, tmp_path)
     for name in ("quickstart_config.json", "quickstart_report.json", "REPORT.md", "run/metrics.json",
                  "run/confusion.png", "run/deploy/weights.npz", "bundle/sertiny.json", "bundle/model_int8.tflite",
                  "bundle/model_f32.tflite", "bundle/model_int8.h", "bundle/model_int8.cc", "bundle/MODEL_CARD.md",
@@ -42,18 +49,7 @@ def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_quickstart_with_a_family_that_does_not_stream_exports_the_full_profile_only(shared_data, tmp_path):
-    from click.testing import CliRunner
-
-    from sertiny.cli import main
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for actor in ACTORS:
-        (corpus / actor).symlink_to(shared_data / "ravdess16k" / actor, target_is_directory=True)
-    out = tmp_path / "qs"
-    result = CliRunner().invoke(main, ["quickstart", str(corpus), "--out", str(out), "--model", "cnn_lstm_h8",
-                                       "--epochs", "1", "--jobs", "1", "--quiet"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    out = run_quickstart(shared_data, tmp_path, "--model", "cnn_lstm_h8")
     variants = json.loads((out / "bundle/sertiny.json").read_text())["variants"]
     assert {v["profile"] for v in variants.values()} == {"full"} and "int8" in variants
     assert (out / "bench/bench.json").exists()
