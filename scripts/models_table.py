@@ -151,8 +151,9 @@ def _row(entry):
 
 
 def _window_ms(variant):
-    # One utterance: one invoke for the full profile, one per frame for K = 1.
-    return variant["latency"]["1"]["p50"] * variant.get("invokes_per_window", 1)
+    # The bench times one utterance's window: one invoke for the full profile, the host loop
+    # over every frame's invoke for K = 1.
+    return variant["latency"]["1"]["p50"]
 
 
 def _fmt(value, spec, unit=""):
@@ -214,7 +215,7 @@ def report(args):
     missing = [e.name for e in ENTRIES if e.name not in {r["entry"].name for r in rows}]
     if missing:
         lines += ["", f"Not trained yet: {', '.join(missing)}."]
-    lines += ["", "![UAR against int8 size and latency](models_pareto.png)", ""]
+    lines += ["", "![UAR against int8 size, TFLite Micro arena and host latency](models_pareto.png)", ""]
     text = "\n".join(lines) + "\n" + (args.notes.read_text() if args.notes.exists() else "")
     from sertiny._io import atomic_write_text
 
@@ -235,14 +236,18 @@ def _pareto_plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, (key, label) in zip(axes, [("bytes", "int8 model size (KB)"), ("invoke_ms", "int8 latency per utterance (ms, host)")]):
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    panels = [("bytes", "int8 model size (KB)"), ("arena", "TFLite Micro arena (KB)"),
+              ("invoke_ms", "int8 latency per utterance (ms, host)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.8))
+    for ax, (key, label) in zip(axes, panels):
         points, names = [], []
         for r in rows:
             for variant in ("int8", "int8_chunk1"):
                 v = r.get(variant)
                 if v and v.get(key):
-                    cost = v[key] / 1024 if key == "bytes" else v[key]
+                    cost = v[key] if key == "invoke_ms" else v[key] / 1024
                     points.append((cost, r["uar_mean"]))
                     names.append(r["entry"].name + (" K=1" if variant == "int8_chunk1" else ""))
         if not points:
@@ -254,6 +259,8 @@ def _pareto_plot(rows, path):
         xs = sorted(points[i] for i in front)
         ax.plot([p[0] for p in xs], [p[1] for p in xs], color="tab:red", lw=1, ls="--")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("float UAR, mean over seeds")
         ax.grid(alpha=0.3)
