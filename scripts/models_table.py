@@ -146,7 +146,7 @@ def _row(entry):
             if v["name"] in ("int8", "int8_chunk1") and v["name"] in row:
                 row[v["name"]]["invoke_ms"] = _window_ms(v)
                 row[v["name"]]["e2e_ms"] = v["e2e"]["total"]["p50"]
-        row["bench_created"] = bench["created"]
+        row["bench"] = {"created": bench["created"], "load": bench["load_average"]["start"].get("1min")}
     return row
 
 
@@ -206,6 +206,10 @@ def report(args):
                 f"{_fmt(v and v['uar'], '.4f')} ({_fmt(v and v['f32_uar'], '.4f')}) | {_fmt(v and 100 * v['agreement'], '.1f', ' %')} | "
                 f"{_fmt(v and v['bytes'] / 1024, ',.0f', ' KB')} | {_fmt(v and v['arena'] and v['arena'] / 1024, ',.0f', ' KB')} | "
                 f"{_fmt(v and v['ops'], ',')} | {_fmt(ms, '.2f', ' ms')} | {ratio} | {e.paper} |")
+    benches = sorted((r["bench"]["created"], r["bench"]["load"]) for r in rows if "bench" in r)
+    if benches:
+        lines += ["", f"Timed from {benches[0][0]} to {benches[-1][0]} (1-minute load average "
+                      f"{min(b[1] for b in benches)}-{max(b[1] for b in benches)} on 2 cores at the start of each bundle)."]
     aux = [r for r in rows if r["aux"]]
     if aux:
         lines += ["", "Auxiliary heads (multi-task rows; out-of-fold, all seeds):", ""]
