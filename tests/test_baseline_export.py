@@ -79,7 +79,7 @@ def test_cnn_lstm_block_constants_match_the_keras_builder():
         baselines.CNN_BLOCKS, baselines.CNN_KERNEL, baselines.CNN_POOL)
 
 
-def test_vit_constants_match_the_keras_builder():
+def test_vit_model_and_export_read_the_same_sizes():
     pytest.importorskip("jax", reason="reads sertiny.models.vit, which needs Keras 3 + JAX")
     from sertiny.export import vit_graph
     from sertiny.models import vit

@@ -33,16 +33,9 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
+from ..models.vit_spec import DEPTH, HEADS, LN_EPSILON, MLP_RATIO, PATCH_FRAMES, n_tokens
 
 VIT_FAMILY = "vit"
-# sertiny.models.vit's constants, repeated because that module imports Keras, which export
-# never does (a test checks they agree).
-PATCH_FRAMES, DEPTH, HEADS, MLP_RATIO, LN_EPSILON = 10, 4, 4, 2, 1e-6
-
-
-def n_tokens(seq_len):
-    """Patches of a clip of ``seq_len`` frames, as :func:`sertiny.models.vit.n_tokens`."""
-    return -(-seq_len // PATCH_FRAMES)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -43,21 +43,12 @@ from .._keras import import_keras
 from ..errors import ParameterError
 from .lstm_sa import classifier, model_inputs
 from .registry import register_model
+from .vit_spec import DEPTH, HEADS, LN_EPSILON, MLP_RATIO, PATCH_FRAMES, n_tokens
 
 keras = import_keras("jax")
 ops = keras.ops
 
-PATCH_FRAMES = 10
-DEPTH = 4
-HEADS = 4
-MLP_RATIO = 2
-LN_EPSILON = 1e-6
 POS_STDDEV = 0.02  # the ViT paper's position-embedding initialisation
-
-
-def n_tokens(seq_len):
-    """Patches (tokens) of a clip of ``seq_len`` frames: ``ceil(seq_len / PATCH_FRAMES)``."""
-    return -(-seq_len // PATCH_FRAMES)
 
 
 @keras.saving.register_keras_serializable("sertiny")
