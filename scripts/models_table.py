@@ -20,6 +20,7 @@ Each stage is resumable and reads what the one before left:
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -76,14 +77,13 @@ def _selected(args):
     return [BY_NAME[n] for n in args.models]
 
 
-def _load(preset, cache={}):
-    if preset not in cache:
-        from sertiny.features import get_preset
-        from sertiny.training.data import DataSpec, load_table
+@functools.lru_cache(maxsize=None)
+def _load(preset):
+    from sertiny.features import get_preset
+    from sertiny.training.data import DataSpec, load_table
 
-        spec = DataSpec(kind="audio", path=str(table1.DATA / "ravdess16k"), dataset="ravdess")
-        cache[preset] = spec, load_table(spec, get_preset(preset))
-    return cache[preset]
+    spec = DataSpec(kind="audio", path=str(table1.DATA / "ravdess16k"), dataset="ravdess")
+    return spec, load_table(spec, get_preset(preset))
 
 
 def train_stage(args):
@@ -146,7 +146,8 @@ def _row(entry):
             if v["name"] in ("int8", "int8_chunk1") and v["name"] in row:
                 row[v["name"]]["invoke_ms"] = _window_ms(v)
                 row[v["name"]]["e2e_ms"] = v["e2e"]["total"]["p50"]
-        row["bench"] = {"created": bench["created"], "load": bench["load_average"]["start"].get("1min")}
+        row["bench"] = {"created": bench["created"], "load": bench["load_average"]["start"].get("1min"),
+                        "runs": bench["config"]["runs"]}
     return row
 
 
@@ -164,6 +165,7 @@ def report(args):
     rows = [r for r in (_row(e) for e in ENTRIES) if r is not None]
     ref = next((r for r in rows if r["entry"].name == REFERENCE and "int8" in r), None)
     ref_ms = ref["int8"].get("invoke_ms") if ref else None
+    runs = sorted({r["bench"]["runs"] for r in rows if "bench" in r}) or ["?"]
     lines = [
         "# Models: accuracy, size, memory and speed",
         "",
@@ -186,7 +188,7 @@ def report(args):
         "fold models, each converted with the same settings, on their held-out speakers), with those float models' "
         "pooled UAR in brackets. Size is the `.tflite` file; arena is "
         "TFLite Micro's, found by bisection; latency is LiteRT on this host, 1 thread, p50 of "
-        f"{args.runs} invokes after warm-up, all bundles timed back to back in one process "
+        f"{'/'.join(map(str, runs))} invokes after warm-up, all bundles timed back to back in one process "
         "(`results/models/bench/`); 'x ref' is that latency over ResLSTM-SA-h64's.",
         "",
         "| model | front end | params | float UAR | int8 UAR (float, same models) | agreement | int8 size | arena | ops | latency / utterance | x ref | source |",
@@ -280,7 +282,7 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("--models", nargs="+", default=[e.name for e in ENTRIES], choices=list(BY_NAME))
         p.add_argument("--quiet", action="store_true")
-        p.add_argument("--runs", type=int, default=200, help="timed invokes per bundle (bench; recorded by report)")
+        p.add_argument("--runs", type=int, default=500, help="timed invokes per bundle (bench)")
     sub.choices["train"].add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     sub.choices["train"].add_argument("--jobs", type=int, default=2)
     sub.choices["export"].add_argument("--overwrite", action="store_true")
