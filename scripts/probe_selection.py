@@ -23,13 +23,11 @@ import table1  # noqa: E402
 
 
 def _fold(model, input_name, seed, fold_index):
-    from sertiny.data.splits import fold_indices
     from sertiny.training import TrainConfig
-    from sertiny.training.inputs import stack_clips
     from sertiny.training.loop import train_fold
     from sertiny.data.splits import Fold
     from sertiny.models import ModelConfig
-    from sertiny.training.protocol import fit_norm, fold_seed
+    from sertiny.training.protocol import fold_inputs, fold_seed
 
     _, table = table1.load_input(input_name)
     run = table1.run_dir(input_name, model)
@@ -37,15 +35,8 @@ def _fold(model, input_name, seed, fold_index):
     info = json.loads((run / "run.json").read_text())
     config = TrainConfig.from_dict(json.loads((run / "train_config.json").read_text()))
     fold = next(Fold(**f) for f in info["folds"] if f["index"] == fold_index)
-    train_idx, _, test_idx = fold_indices(table.speakers, fold)
-    norm = fit_norm(table, train_idx, config.normalization)
-
-    def inputs(idx):
-        x, _ = stack_clips([table.features[i] for i in idx], info["seq_len"], norm)
-        return x, table.labels[idx].astype(np.int32)
-
-    x_tr, y_tr = inputs(train_idx)
-    x_te, y_te = inputs(test_idx)
+    data = fold_inputs(table, fold, info["seq_len"], config.normalization)
+    x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
     seed_value = fold_seed(seed, fold.index)
     mcfg = ModelConfig.from_dict(info["model_config"]).replace(seed=seed_value)
     result, trainer = train_fold(mcfg, config, x_tr, y_tr, x_te, y_te, seed=seed_value)

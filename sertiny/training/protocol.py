@@ -157,23 +157,46 @@ def fit_norm(table, train_idx, normalization):
     return fit_norm_stats(clips)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class FoldInputs:
+    """A fold's clips as the network sees them: normalised with the fold's statistics and
+    stacked to ``seq_len`` frames; ``*_idx`` index the table, ``y_*`` are int32 labels."""
+
+    norm: object
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def fold_inputs(table, fold, seq_len, normalization):
+    """Split ``table`` by ``fold`` and build the arrays one fold trains and is tested on."""
+    from ..data.splits import fold_indices
+
+    train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
+    norm = fit_norm(table, train_idx, normalization)
+
+    def inputs(idx):
+        x, _ = stack_clips([table.features[i] for i in idx], seq_len, norm)
+        return x, table.labels[idx].astype(np.int32)
+
+    return FoldInputs(norm, train_idx, val_idx, test_idx, *inputs(train_idx), *inputs(val_idx), *inputs(test_idx))
+
+
 def run_fold(ctx, seed, fold, *, progress=None):
     """Train and evaluate one fold; write its directory atomically. Returns fold.json's dict."""
-    from ..data.splits import fold_indices
     from ..models.weights import save_weights
     from .loop import macro_recall, train_fold
 
     table, cfg = ctx.table, ctx.config
-    train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
-    norm = fit_norm(table, train_idx, cfg.normalization)
-
-    def inputs(idx):
-        x, lengths = stack_clips([table.features[i] for i in idx], ctx.seq_len, norm)
-        return x, table.labels[idx].astype(np.int32), lengths
-
-    x_tr, y_tr, _ = inputs(train_idx)
-    x_va, y_va, _ = inputs(val_idx)
-    x_te, y_te, _ = inputs(test_idx)
+    data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization)
+    norm, train_idx, val_idx, test_idx = data.norm, data.train_idx, data.val_idx, data.test_idx
+    x_tr, y_tr, x_va, y_va, x_te, y_te = data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test
     seed_value = fold_seed(seed, fold.index)
     mcfg = ctx.model_config.replace(seed=seed_value)
     aux_train = None if ctx.aux_labels is None else ctx.aux_labels[train_idx]
