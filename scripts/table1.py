@@ -117,16 +117,15 @@ def _padding_section():
             diffs = [100 * (z["uar_per_seed"][s] - m["uar_per_seed"][s]) for s in seeds]
             rows.append(f"| {input_name} | {model} | {len(seeds)} | {z['uar_mean']:.4f} ± {z['uar_std']:.4f} | "
                         f"{m['uar_mean']:.4f} ± {m['uar_std']:.4f} | {', '.join(f'{d:+.1f}' for d in diffs)} |")
-    if not rows:
-        return []
-    return ["## Padding: zero frames (as deployed) vs masked", "",
+    return _section(
+        "Padding: zero frames (as deployed) vs masked",
             ("Short clips are zero-padded at the end to T frames after normalisation (the network runs over "
              "them, exactly as the exported fixed-length graph does); longer ones are centre-cropped. "
              "`--padding masked` instead carries the LSTM state over padded frames and masks them out of "
              "the attention, like PyTorch packed sequences. Same recipe and seeds; runs made with "
-             "`python scripts/table1.py run --padding masked --models ...`."), "",
-            "| input | model | seeds | zeros: UAR mean ± std | masked: UAR mean ± std | zeros - masked per seed (pp) |",
-            "|---|---|---|---|---|---|", *rows, ""]
+             "`python scripts/table1.py run --padding masked --models ...`."),
+        ["input", "model", "seeds", "zeros: UAR mean ± std", "masked: UAR mean ± std", "zeros - masked per seed (pp)"],
+        rows)
 
 
 def _tuning_section():
@@ -159,17 +158,24 @@ def _tuning_section():
                       f"T0 {p['t0']}, batch {p['batch_size']}")
             rows.append(f"| {input_name} | {model} | {len(done)} + {pruned} pruned | {best['value']:.4f} (trial {best['trial']}) | "
                         f"{'' if fixed is None else f'{fixed:.4f}'} | {fresh or 'not run'} | {params} |")
-    if not rows:
-        return []
-    return ["## Per-model tuning (Optuna TPE over the paper's search space)", "",
+    return _section(
+        "Per-model tuning (Optuna TPE over the paper's search space)",
             ("Each trial trains the full protocol (5 folds x 100 epochs, training seed 0) and scores the pooled "
              "out-of-fold test UAR, the paper's objective, so the best trial is selected on the test speakers; "
              "the same parameters on fresh training seeds say what that selection was worth. Study: "
              "`sertiny tune --features ../shared/data/ravdess48k_paper_features.npz --model MODEL --space paper "
              "--workers 2 --out runs/tune/MODEL_paper` (median pruner after a fold); fresh seeds: "
-             "`python scripts/table1.py run --tuned --models MODEL --inputs paper --seeds 0,1,2`."), "",
-            "| input | model | trials | best trial: test UAR (seed 0) | fixed recipe, seed 0 | tuned, fresh seeds | best parameters |",
-            "|---|---|---|---|---|---|---|", *rows, ""]
+             "`python scripts/table1.py run --tuned --models MODEL --inputs paper --seeds 0,1,2`."),
+        ["input", "model", "trials", "best trial: test UAR (seed 0)", "fixed recipe, seed 0", "tuned, fresh seeds",
+         "best parameters"],
+        rows)
+
+
+def _section(title, intro, header, rows):
+    """A report section with a table, or nothing while no run behind it has finished."""
+    if not rows:
+        return []
+    return [f"## {title}", "", intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, ""]
 
 
 def report(args):
