@@ -188,13 +188,13 @@ def main():
         rng = np.random.default_rng(k)
         t = 0
         for epoch in range(args.epochs):
-            ranges = calibrate({**frozen, **train}, calib)
             order = rng.permutation(len(x))
             for start in range(0, len(x), args.batch_size):
                 idx = order[start:start + args.batch_size]
                 t += 1
                 train, m, v = adam_step(train, frozen, m, v, t, jnp.asarray(x[idx]), jnp.asarray(y[idx]), ranges)
-            report({**frozen, **train}, calibrate({**frozen, **train}, calib), f"epoch {epoch + 1}")
+            ranges = calibrate({**frozen, **train}, calib)  # what the report shows and the next epoch trains on
+            report({**frozen, **train}, ranges, f"epoch {epoch + 1}")
         tuned = {n: np.asarray(a) for n, a in {**frozen, **train}.items()}
         save_weights(args.out / f"seed_{run.seeds[0]}" / f"fold_{k}" / "weights.npz", tuned)
         print(f"fold {k} saved", file=sys.stderr, flush=True)
