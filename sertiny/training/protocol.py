@@ -191,7 +191,8 @@ def fold_inputs(table, fold, seq_len, normalization):
 def run_fold(ctx, seed, fold, *, progress=None):
     """Train and evaluate one fold; write its directory atomically. Returns fold.json's dict."""
     from ..models.weights import save_weights
-    from .loop import macro_recall, train_fold
+    from ..metrics import uar
+    from .loop import train_fold
 
     table, cfg = ctx.table, ctx.config
     data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization)
@@ -210,7 +211,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
         "fold": fold.index,
         "best_epoch": result.best_epoch + 1,
         "val_uar": result.best_val_uar,
-        "test_uar": macro_recall(y_te, test_probs.argmax(1), mcfg.n_classes),
+        "test_uar": uar(y_te, test_probs.argmax(1), mcfg.n_classes),
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "n_test": len(test_idx),
@@ -220,7 +221,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
     aux_columns = {}
     for k, (task, n_classes) in enumerate(mcfg.aux_heads):
         y_aux, predicted = ctx.aux_labels[test_idx, k], test_heads[task].argmax(1)
-        summary.setdefault("aux_test_uar", {})[task] = macro_recall(y_aux, predicted, n_classes)
+        summary.setdefault("aux_test_uar", {})[task] = uar(y_aux, predicted, n_classes)
         aux_columns[task] = (y_aux, predicted)
     with atomic_directory(fold_dir(ctx.out_dir, seed, fold), overwrite=True) as tmp:
         save_weights(tmp / "weights.npz", result.weights)
