@@ -95,7 +95,7 @@ def main():
     from sertiny.export import calibration
     from sertiny.export.run import fold_data, load_run, load_table, load_weight_set
     from sertiny.models.weights import BN_EPSILON, save_weights
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
 
     run = load_run(args.run)
     table = load_table(run)
@@ -134,7 +134,7 @@ def main():
         return ranges
 
     def stack(clips):
-        return np.stack([fit_frames(c, run.seq_len, "zeros") for c in clips]).astype(np.float32)
+        return np.stack([fit_to_length(c, run.seq_len) for c in clips]).astype(np.float32)
 
     if args.out.exists():
         shutil.rmtree(args.out)

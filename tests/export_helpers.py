@@ -38,9 +38,9 @@ def clips(n, seed=1, lengths=(7, 13, 20)):
 
 
 def padded(clip):
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
 
-    return fit_frames(clip, T, "zeros")
+    return fit_to_length(clip, T)
 
 
 def baseline_weights(family, hidden=H, seed=0, aux_heads=(), seq_len=T):

@@ -28,7 +28,7 @@ from sertiny.export.convert import (
     io_details,
 )
 from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
-from sertiny.runtime.chunked import fit_frames
+from sertiny.features.frames import fit_to_length
 from sertiny.runtime.tflite import load_interpreter, quantize
 
 T = 21
@@ -36,7 +36,7 @@ HIDDEN = {"bilstm_att": 8, "dual_lstm": 16, "cnn_lstm": 16, "vit": 16}
 
 
 def _fit(clip):
-    return fit_frames(clip, T, "zeros")
+    return fit_to_length(clip, T)
 
 
 def _float_model(family, schedule="wavefront"):

@@ -156,11 +156,11 @@ def micro_report(variant, clips, seq_len):
         chunked_runner(variant).predict(clips[0], trace=trace)
         op_inputs = trace[len(trace) // 2][0]  # mid-clip: states well away from zero
     else:
-        from ..runtime.chunked import fit_frames
+        from ..features.frames import fit_to_length
         from ..runtime.tflite import load_interpreter, quantize
 
         detail = load_interpreter(variant.model).get_input_details()[0]
-        op_inputs = [quantize(fit_frames(clips[0], seq_len, "zeros")[None], detail)]
+        op_inputs = [quantize(fit_to_length(clips[0], seq_len)[None], detail)]
     op_lsb, worst_op = tflm.op_conformance(variant.model, op_inputs)
     lite = predict(variant, clips, seq_len)
     micro = predict(variant, clips, seq_len, interpreter=tflm.MicroAsLite(variant.model, arena))
