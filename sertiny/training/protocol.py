@@ -33,30 +33,16 @@ from ..errors import ArtifactError, ParameterError
 from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
 
-RAVDESS_SPEAKERS = {f"{i:02d}" for i in range(1, 25)}
 RUN_FORMAT_VERSION = 1  # bump when the run directory layout changes; export checks it
 
 
 def resolve_folds(table, config):
-    """The folds for this table: the paper's RAVDESS folds or speaker-grouped k-fold / LOSO."""
-    from ..data import splits
+    """The folds for this table (:func:`sertiny.data.splits.folds_for` decides; a table does
+    not know its corpus, so RAVDESS is recognised by its actors)."""
+    from ..data.splits import folds_for
 
-    scheme = config.folds
-    speakers = sorted(set(table.speakers.tolist()))
-    if scheme == "auto":
-        scheme = "paper" if set(speakers) == RAVDESS_SPEAKERS and len(table.label_names) == 8 else "kfold"
-    if scheme == "paper":
-        folds = splits.ravdess_paper_folds()
-        missing = sorted({s for f in folds for s in f.test_speakers + f.val_speakers} - set(speakers))
-        if missing:
-            raise ParameterError(
-                f"The paper's RAVDESS folds need actors {missing}, which are not in the data. "
-                "Use --folds kfold for a subset of actors."
-            )
-        return folds
-    if scheme == "kfold":
-        return splits.speaker_kfold(speakers, n_folds=min(config.n_folds, len(speakers)), n_val_speakers=config.n_val_speakers, seed=0)
-    return splits.leave_one_speaker_out(speakers, n_val_speakers=config.n_val_speakers, seed=0)
+    return folds_for(None, table.speakers, config.folds, n_folds=config.n_folds,
+                     n_val_speakers=config.n_val_speakers, seed=0)
 
 
 def fold_seed(seed, fold_index):
