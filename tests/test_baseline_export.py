@@ -70,15 +70,6 @@ def _invoke_each(interpreter, x):
     return np.stack(got)
 
 
-def test_cnn_lstm_block_constants_match_the_keras_builder():
-    pytest.importorskip("jax", reason="reads sertiny.models.baselines, which needs Keras 3 + JAX")
-    from sertiny.export import baseline_graphs
-    from sertiny.models import baselines
-
-    assert (baseline_graphs.CNN_BLOCKS, baseline_graphs.CNN_KERNEL, baseline_graphs.CNN_POOL) == (
-        baselines.CNN_BLOCKS, baselines.CNN_KERNEL, baselines.CNN_POOL)
-
-
 def test_vit_model_and_export_read_the_same_sizes():
     pytest.importorskip("jax", reason="reads sertiny.models.vit, which needs Keras 3 + JAX")
     from sertiny.export import vit_graph

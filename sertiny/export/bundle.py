@@ -31,14 +31,13 @@ from .._io import (
     atomic_write_text,
 )
 from ..errors import ArtifactError, ParameterError
-from ..models.weights import LSTM_SA_FAMILIES
+from ..models.registry import get_family
 from ..runtime.bundle import primary_int8
 from . import tflm
-from .baseline_graphs import CHUNK_REFUSAL
 from .carray import write_c_array
 from .config import ExportConfig
 from .convert import sha256
-from .graph import fold_weights
+from .graph import chunk_refusal, fold_weights
 from .parity import measure
 from .run import (
     DEPLOY,
@@ -75,9 +74,9 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
             f"{run.path}: the model was trained with padding={run.model_config.padding!r}; this exporter "
             "builds zero-padding models only (train with --padding zeros, the default)."
         )
-    if config.chunks and run.model_config.family not in LSTM_SA_FAMILIES:
+    if config.chunks and not get_family(run.model_config.family).streaming:
         raise ParameterError(
-            f"{CHUNK_REFUSAL}; {run.path} trained {run.model_config.name}. Export it without --chunk "
+            f"{chunk_refusal()}; {run.path} trained {run.model_config.name}. Export it without --chunk "
             "(the full profile: one invoke per clip)."
         )
     name, reason = choose_weights(run, config.weights)
