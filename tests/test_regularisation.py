@@ -92,3 +92,31 @@ def test_training_with_every_option_is_deterministic_and_keeps_the_last_average(
     a = np.load(tmp_path / "a" / "seed_0" / "fold_1" / "weights.npz")
     b = np.load(tmp_path / "b" / "seed_0" / "fold_1" / "weights.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_speaker_normalisation_uses_each_speakers_own_statistics(small_table):
+    from sertiny.training.protocol import speaker_normalized
+
+    normalized = speaker_normalized(small_table)
+    for speaker in set(small_table.speakers.tolist()):
+        frames = np.concatenate([x for x, s in zip(normalized.features, normalized.speakers) if s == speaker])
+        np.testing.assert_allclose(frames.mean(0), 0, atol=1e-3)
+        np.testing.assert_allclose(frames.std(0), 1, atol=1e-3)
+    assert list(normalized.labels) == list(small_table.labels)
+
+
+@pytest.mark.slow
+def test_speaker_adaptive_runs_train_but_refuse_deploy_and_export(small_table, tmp_path):
+    pytest.importorskip("jax")
+    from sertiny.errors import ArtifactError
+    from sertiny.export.run import load_run
+    from sertiny.training import TrainConfig, train
+
+    config = TrainConfig(model="lstm_sa_h8", epochs=1, batch_size=16, folds="kfold", n_folds=3, n_val_speakers=1,
+                         seq_len=40, normalization="speaker")
+    with pytest.raises(ParameterError, match="speaker-adaptive"):
+        train(small_table, config, tmp_path / "run", deploy=True, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was trained or written
+    train(small_table, config, tmp_path / "run", progress=False)
+    with pytest.raises(ArtifactError, match="speaker-adaptive"):
+        load_run(tmp_path / "run")

@@ -7,7 +7,7 @@ from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
 from ..errors import ParameterError
 from ..models.registry import PADDING_MODES, multitask_families, parse_model_name
 
-NORMALIZATIONS = ("train", "global")
+NORMALIZATIONS = ("train", "global", "speaker")
 SELECTIONS = ("best_val", "last")
 FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
 
@@ -24,7 +24,12 @@ class TrainConfig(Config):
     epochs: epochs per fold; the epoch with the best validation UAR is kept.
     seeds: one full cross-validation per seed; results are reported as mean ± std, max.
     normalization: ``train`` = z-score statistics from each fold's training speakers
-        (honest); ``global`` = over every clip, as the reference code does (leaks).
+        (honest); ``global`` = over every clip, as the reference code does (leaks);
+        ``speaker`` = speaker-adaptive: every clip is first z-scored with the statistics of
+        all clips of its own speaker, test speakers included (their audio, never their
+        labels), then with the training speakers' statistics. It models a device that has
+        heard some of its user's speech (enrolment), so its results are reported apart and
+        its runs are not exported.
     seq_len: fixed frames T; ``None`` = the ``seq_len_percentile`` of clip lengths.
         Shorter clips are zero-padded at the end (after normalisation, so padding is
         the feature mean); longer clips are cropped to their centre.

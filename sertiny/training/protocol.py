@@ -153,6 +153,7 @@ def fold_dir(out_dir, seed, fold):
 def fit_norm(table, train_idx, normalization, utterance="none"):
     from ..features.normalize import fit_norm_stats
 
+    # "speaker" tables are already speaker-normalised; their training speakers' stats follow.
     clips = table.features if normalization == "global" else [table.features[i] for i in train_idx]
     return fit_norm_stats(clips, utterance=utterance)
 
@@ -174,11 +175,26 @@ class FoldInputs:
     y_test: np.ndarray
 
 
+def speaker_normalized(table, utterance="none"):
+    """A copy of ``table`` whose clips are z-scored with their own speaker's statistics
+    (over all that speaker's clips, labels unused): speaker-adaptive normalisation."""
+    from ..features.normalize import fit_norm_stats, normalize_utterance
+
+    features = [normalize_utterance(x, utterance) for x in table.features]
+    stats = {s: fit_norm_stats([features[i] for i in np.flatnonzero(table.speakers == s)])
+             for s in sorted(set(table.speakers.tolist()))}
+    normalized = [stats[s].apply(x) for x, s in zip(features, table.speakers)]
+    return dataclasses.replace(table, features=normalized)
+
+
 def fold_inputs(table, fold, seq_len, normalization, utterance="none"):
     """Split ``table`` by ``fold`` and build the arrays one fold trains and is tested on."""
     from ..data.splits import fold_indices
 
     train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
+    if normalization == "speaker":
+        table = speaker_normalized(table, utterance)
+        utterance = "none"  # already applied per clip
     norm = fit_norm(table, train_idx, normalization, utterance)
 
     def inputs(idx):
@@ -266,11 +282,18 @@ def read_predictions(out_dir, seed, fold):
         return list(csv.DictReader(f))
 
 
+def check_deployable(config):
+    if config.normalization == "speaker":
+        raise ParameterError("A deployment model cannot use speaker-adaptive normalisation (it needs each "
+                             "user's statistics); train it with --normalization train.")
+
+
 def train_deploy(ctx, *, progress=True):
     """Train the deployment model on all speakers; write ``deploy/`` atomically."""
     from ..models.weights import save_weights
     from .loop import train_fold
 
+    check_deployable(ctx.config)
     best_epochs = [read_fold(ctx.out_dir, s, f)["best_epoch"] for s in ctx.config.seeds for f in ctx.folds]
     epochs = int(np.median(best_epochs))
     all_idx = np.arange(len(ctx.table.features))
