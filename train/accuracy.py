@@ -1,11 +1,16 @@
 """Issue 14's accuracy ablations: named recipes x seeds on the paper's speaker-independent folds.
 
-    python train/accuracy.py run    --recipes base,utt_mean [--model res_lstm_sa_h64] [--input edge16k] [--seeds 0,1,2]
+    python train/accuracy.py run    --recipes base,utt_mean [--models res_lstm_sa_h64] [--input edge16k] [--seeds 0,1,2]
+    python train/accuracy.py export --recipe base [--models res_lstm_sa_h64] [--input edge16k]
     python train/accuracy.py report [--out results/accuracy.md]
 
 ``run`` trains each recipe of ``train/accuracy_recipes.json`` into
 ``runs/accuracy/<input>/<model>/<recipe>`` (a normal, resumable run directory: rerun the same
 command after an interruption). Start one process per core with different ``--recipes``.
+
+``export`` exports a finished run to int8 (``runs/accuracy_bundles/...``): the streaming K = 1
+profile for LSTM-SA families, the full unroll for the others, with float-vs-int8 UAR and
+agreement measured on seed 0's five fold models' held-out speakers.
 
 ``report`` reads every finished run and writes ``results/accuracy.md`` and
 ``results/accuracy.json`` with the command, date and machine. Recipes are *compared on the
@@ -78,6 +83,37 @@ def run(args):
             print(f"   test UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}", flush=True)
 
 
+def bundle_dir(input_name, model, recipe):
+    return ROOT / "runs" / "accuracy_bundles" / input_name / model / recipe
+
+
+def export(args):
+    from sertiny.export import ExportConfig, export_run
+    from sertiny.models.registry import parse_model_name
+    from sertiny.models.weights import LSTM_SA_FAMILIES
+
+    for model in args.models:
+        run = run_dir(args.input, model, args.recipe)
+        streaming = parse_model_name(model)[0] in LSTM_SA_FAMILIES
+        config = ExportConfig(full=not streaming, chunks=(1,) if streaming else (), c_arrays=False,
+                              weights="seed0_fold1", parity_seed=0)
+        out = bundle_dir(args.input, model, args.recipe)
+        print(f"== export {run} -> {out}", flush=True)
+        manifest = export_run(run, out, config, overwrite=True, progress=lambda m: print("  ", m, flush=True))
+        m = manifest["metrics"]
+        print(f"   float {m['float_uar']:.4f}, {m.get('int8_variant')} {m.get('int8_uar', float('nan')):.4f}, "
+              f"agreement {m.get('int8_agreement', float('nan')):.4f}", flush=True)
+
+
+def int8_metrics(input_name, model, recipe):
+    manifest = bundle_dir(input_name, model, recipe) / "sertiny.json"
+    if not manifest.is_file():
+        return {}
+    m = json.loads(manifest.read_text())["metrics"]
+    return {"uar_int8": m.get("int8_uar"), "int8_variant": m.get("int8_variant"),
+            "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar")}
+
+
 def late_val_uar(run, config):
     """Mean validation UAR over the last ``t0`` epochs of every fold and seed (see module doc)."""
     values = []
@@ -97,11 +133,13 @@ def collect():
         config = json.loads((run / "train_config.json").read_text())
         input_name, model, recipe = run.relative_to(RUNS).parts
         rows.append({
-            "input": input_name, "model": model, "recipe": recipe, "seeds": config["seeds"],
+            "model": model, "front_end": input_name, "recipe": recipe, "seeds": config["seeds"],
+            "speaker_adaptive": config.get("normalization") == "speaker",
             "late_val_uar": late_val_uar(run, config),
             "kept_val_uar": _mean([json.loads(f.read_text())["val_uar"] for f in run.glob("seed_*/fold_*/fold.json")]),
             "uar_float_mean": m["uar_mean"], "uar_float_std": m["uar_std"],
             "uar_per_seed": m["uar_per_seed"], "params": m.get("trainable_params"),
+            **int8_metrics(input_name, model, recipe),
         })
     return rows
 
@@ -134,11 +172,11 @@ def report(args):
         "|---|---|---|---|---|---|---|---|",
     ]
     base = load_recipes().get("base", {})
-    for r in sorted(rows, key=lambda r: (r["input"], r["model"], -r["late_val_uar"])):
+    for r in sorted(rows, key=lambda r: (r["front_end"], r["model"], -r["late_val_uar"])):
         spec = load_recipes().get(r["recipe"], {})
         changes = ", ".join(f"{k}={v}" for k, v in spec.items() if base.get(k) != v) or "—"
         per_seed = ", ".join(f"{v:.3f}" for v in r["uar_per_seed"].values())
-        lines.append(f"| {r['input']} | {r['model']} | {r['recipe']} | {changes} | {len(r['seeds'])} | "
+        lines.append(f"| {r['front_end']} | {r['model']} | {r['recipe']} | {changes} | {len(r['seeds'])} | "
                      f"{r['late_val_uar']:.4f} | {r['uar_float_mean']:.4f} ± {r['uar_float_std']:.4f} | {per_seed} |")
     lines += ["", f"Why these recipes: {recipes['why']}", ""]
     out = Path(args.out)
@@ -157,6 +195,11 @@ def main():
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+    p = sub.add_parser("export")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--models", type=lambda s: s.split(","), default=["res_lstm_sa_h64"])
+    p.add_argument("--input", choices=INPUTS, default="edge16k")
+    p.set_defaults(func=export)
     p = sub.add_parser("report")
     p.add_argument("--out", default=str(ROOT / "results" / "accuracy.md"))
     p.set_defaults(func=report)
