@@ -89,12 +89,11 @@ def bundle_dir(input_name, model, recipe):
 
 def export(args):
     from sertiny.export import ExportConfig, export_run
-    from sertiny.models.registry import parse_model_name
-    from sertiny.models.weights import LSTM_SA_FAMILIES
+    from sertiny.models.registry import get_family, parse_model_name
 
     for model in args.models:
         run = run_dir(args.input, model, args.recipe)
-        streaming = parse_model_name(model)[0] in LSTM_SA_FAMILIES
+        streaming = get_family(parse_model_name(model)[0]).streaming
         config = ExportConfig(full=not streaming, chunks=(1,) if streaming else (), c_arrays=False,
                               weights="seed0_fold1", parity_seed=0)
         out = bundle_dir(args.input, model, args.recipe)
