@@ -99,6 +99,20 @@ def check_float(owner, name, value, *, min_value=None, max_value=None, min_inclu
         _fail(owner, name, _range_text("a float", min_value, max_value, min_inclusive), value)
 
 
+def check_bool(owner, name, value):
+    # Only True/False: 0, 1, "false" or None in a JSON config are mistakes, not flags.
+    if not isinstance(value, bool):
+        _fail(owner, name, "a bool", value)
+
+
+def check_bool_fields(config):
+    """:func:`check_bool` on every field a config dataclass declares ``bool``, so a flag
+    added later is checked without anyone remembering to."""
+    for field in dataclasses.fields(config):
+        if field.type is bool:
+            check_bool(type(config).__name__, field.name, getattr(config, field.name))
+
+
 def check_choice(owner, name, value, choices):
     if value not in choices:
         _fail(owner, name, f"one of {sorted(choices)}", value)

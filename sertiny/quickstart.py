@@ -12,8 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from ._config import Config, check_int
+from ._config import Config, check_choice, check_int
 from ._io import atomic_write_json, atomic_write_text
+from .errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -39,9 +40,32 @@ class QuickstartConfig(Config):
     infer_clips: int = 3
 
     def __post_init__(self):
+        from .data.datasets import DATASET_KINDS
+        from .features.config import list_presets
+
+        owner = "QuickstartConfig"
         object.__setattr__(self, "seeds", tuple(self.seeds))
         for name in ("epochs", "jobs", "chunk", "bench_runs", "infer_clips"):
-            check_int("QuickstartConfig", name, getattr(self, name), min_value=1)
+            check_int(owner, name, getattr(self, name), min_value=1)
+        check_choice(owner, "dataset", self.dataset, set(DATASET_KINDS))
+        check_choice(owner, "preset", self.preset, set(list_presets()))
+        self.train_config()  # the model name and seeds are checked by the stage that uses them
+        if not self.family().exportable:
+            raise ParameterError(f"The 'model' parameter of {owner} must be a model the exporter builds (the "
+                                 f"quickstart ships a bundle); {self.model} has no export graph. Got "
+                                 f"{self.model!r} instead.")
+
+    def family(self):
+        """The model's :class:`~sertiny.models.registry.Family` record."""
+        from .models.registry import get_family, parse_model_name
+
+        return get_family(parse_model_name(self.model)[0])
+
+    def train_config(self):
+        """The training recipe of the quickstart's train stage."""
+        from .training.config import TrainConfig
+
+        return TrainConfig(model=self.model, epochs=self.epochs, seeds=self.seeds)
 
 
 def _stage(title):
@@ -55,7 +79,7 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     from .data.summary import format_summary, summarize
     from .export import ExportConfig, export_run
     from .features import get_preset
-    from .training import TrainConfig, train
+    from .training import train
     from .training.data import DataSpec, load_table
 
     config = config or QuickstartConfig()
@@ -73,15 +97,12 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     t = _stage(f"2/5 train {config.model} ({config.epochs} epochs per fold)")
     spec = DataSpec(kind="audio", path=str(Path(data_dir).resolve()), dataset=config.dataset)
     table = load_table(spec, get_preset(config.preset), progress=progress)
-    train_config = TrainConfig(model=config.model, epochs=config.epochs, seeds=config.seeds)
     run_dir = out_dir / "run"
-    metrics = train(table, train_config, run_dir, data_spec=spec, jobs=config.jobs, deploy=True, progress=progress)
+    metrics = train(table, config.train_config(), run_dir, data_spec=spec, jobs=config.jobs, deploy=True, progress=progress)
     timings["train_s"] = time.time() - t
 
     # Families without a streaming (chunked) profile export the full unroll only.
-    from .models.registry import get_family, parse_model_name
-
-    chunks = (config.chunk,) if get_family(parse_model_name(config.model)[0]).streaming else ()
+    chunks = (config.chunk,) if config.family().streaming else ()
     t = _stage("3/5 export int8 (full unroll" + (f" + chunk {config.chunk})" if chunks else ")"))
     bundle_dir = out_dir / "bundle"
     export_run(run_dir, bundle_dir, ExportConfig(chunks=chunks), overwrite=True)

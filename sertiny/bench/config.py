@@ -2,11 +2,11 @@
 
 import dataclasses
 
-from .._config import Config, check_choice, check_int
+from .._config import Config, check_bool_fields, check_choice, check_int
 from ..errors import ParameterError
+from ..runtime.tflite import RUNTIMES
+from .peers import PEERS
 
-PEER_NAMES = ("keras", "onnxruntime", "torch")
-RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,7 +32,7 @@ class BenchConfig(Config):
     max_clips: int = 20
     variants: tuple = ()
     threads: tuple = (1, 0)
-    peers: tuple = PEER_NAMES
+    peers: tuple = PEERS
     cold_start: bool = True
     tflm: bool = True
     runtime: str | None = None
@@ -40,6 +40,7 @@ class BenchConfig(Config):
 
     def __post_init__(self):
         owner = "BenchConfig"
+        check_bool_fields(self)
         check_int(owner, "runs", self.runs, min_value=1)
         check_int(owner, "warmup", self.warmup, min_value=0)
         check_int(owner, "max_clips", self.max_clips, min_value=1)
@@ -51,7 +52,7 @@ class BenchConfig(Config):
         if not self.threads:
             raise ParameterError(f"The 'threads' parameter of {owner} must list at least one thread count.")
         for peer in self.peers:
-            check_choice(owner, "peers", peer, PEER_NAMES)
+            check_choice(owner, "peers", peer, PEERS)
         if self.runtime is not None:
             check_choice(owner, "runtime", self.runtime, RUNTIMES)
         check_int(owner, "seed", self.seed, min_value=0)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..data.audio import AUDIO_EXTENSIONS
 from ..runtime.bundle import Bundle, primary_int8
 from ..runtime.runner import load_runner, runtime_name
 from ..features.frames import fit_to_length
@@ -29,7 +30,6 @@ from .measure import latency_stats, probe_cli, tflm_arena, time_calls
 
 SCHEMA = "sertiny-bench"
 SCHEMA_VERSION = 1
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 # Targets from the project brief, checked (not enforced) in every host run.
 TARGETS = {"cold_start_s": 1.0, "peak_rss_mb": 120.0, "int8_e2e_over_keras_e2e": 0.5}
 

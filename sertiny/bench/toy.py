@@ -17,11 +17,10 @@ import warnings
 import numpy as np
 
 from .._io import atomic_directory
+from ..data.datasets import RAVDESS_LABELS
 from ..features import extract, fit_norm_stats
 from ..features.config import get_preset
 from ..features.frames import fit_to_length
-
-RAVDESS_LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 
 def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset="edge16k",

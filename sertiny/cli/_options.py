@@ -1,8 +1,13 @@
-"""Options shared by commands that run the training protocol (train, tune)."""
+"""Options shared by several commands; their choices come from the stage that owns them."""
 
 import click
 
+from ..data.datasets import DATASET_KINDS
+from ..data.splits import FOLD_SCHEMES
+from ..features import BACKENDS
 from ..features.config import list_presets
+from ..models.registry import PADDING_MODES
+from ..training.config import NORMALIZATIONS
 
 # TrainConfig fields set by protocol_options (None = the config's default).
 PROTOCOL_FIELDS = ("epochs", "normalization", "seq_len", "padding", "folds", "n_folds", "n_val_speakers")
@@ -18,14 +23,14 @@ def protocol_options(f):
     """--epochs, --normalization, --seq-len, --padding, --folds, --n-folds, --val-speakers."""
     return _apply([
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. [default: 100]"),
-        click.option("--normalization", type=click.Choice(["train", "global", "speaker"]),
+        click.option("--normalization", type=click.Choice(NORMALIZATIONS),
                      help="z-score stats from each fold's training speakers (default), from all clips (reference "
                           "code), or per speaker first (speaker-adaptive: uses each test speaker's unlabelled "
                           "audio; a measurement, not exportable)."),
         click.option("--seq-len", type=click.IntRange(min=1),
                      help="Fixed frames T. [default: 99th percentile of clip lengths]"),
-        click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]"),
-        click.option("--folds", type=click.Choice(["auto", "paper", "kfold", "loso"]),
+        click.option("--padding", type=click.Choice(PADDING_MODES), help="How short clips are padded. [default: zeros]"),
+        click.option("--folds", type=click.Choice(FOLD_SCHEMES),
                      help="Speaker-independent split. [default: auto = paper folds on full RAVDESS, else kfold]"),
         click.option("--n-folds", type=click.IntRange(min=2), help="Folds for --folds kfold. [default: 5]"),
         click.option("--val-speakers", "n_val_speakers", type=click.IntRange(min=1),
@@ -33,13 +38,22 @@ def protocol_options(f):
     ], f)
 
 
+def dataset_option(param="dataset"):
+    """--dataset: the corpus layout, passed to the command as ``param``."""
+    return click.option("--dataset", param, default="auto", show_default=True, type=click.Choice(DATASET_KINDS),
+                        help="Corpus layout; auto recognises RAVDESS and EMO-DB names, label folders and CSV "
+                             "manifests.")
+
+
+preset_option = click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
+                             help="Front-end preset for audio input (logmel16k: log-mel frames, for vit_*).")
+
+
 def data_source_options(f):
     """--dataset, --preset, --backend: how a corpus folder becomes features."""
     return _apply([
-        click.option("--dataset", default="auto", type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]),
-                     show_default=True, help="Corpus layout of DATA_DIR."),
-        click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
-                     help="Front-end preset for audio input (logmel16k: log-mel frames, for vit_*)."),
-        click.option("--backend", default="numpy", type=click.Choice(["numpy", "librosa"]), show_default=True,
+        dataset_option(),
+        preset_option,
+        click.option("--backend", default="numpy", type=click.Choice(list(BACKENDS)), show_default=True,
                      help="Front-end implementation for audio input."),
     ], f)

@@ -2,9 +2,8 @@
 
 import click
 
-# Copies of sertiny.bench.config names: this module may import only click at load time.
-_PEERS = ("keras", "onnxruntime", "torch")
-_RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+from ..bench.peers import PEERS
+from ..runtime.tflite import RUNTIMES
 
 
 class _BenchGroup(click.Group):
@@ -43,12 +42,12 @@ def bench_group():
 @click.option("--variant", "variants", multiple=True, help="Variant to measure (repeatable) [default: all].")
 @click.option("--threads", "threads", multiple=True, type=click.IntRange(min=0),
               help="Interpreter threads to time (repeatable; 0 = all cores) [default: 1 and all cores].")
-@click.option("--peer", "peers", multiple=True, type=click.Choice(_PEERS),
+@click.option("--peer", "peers", multiple=True, type=click.Choice(PEERS),
               help="Float-model peers to time when installed (repeatable) [default: all].")
 @click.option("--no-peers", is_flag=True, help="Time no peers (e.g. on a Pi).")
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold start and peak RSS probe.")
 @click.option("--no-tflm", is_flag=True, help="Skip the TensorFlow Lite Micro arena measurement.")
-@click.option("--runtime", type=click.Choice(_RUNTIMES), default=None, help="Force a TFLite runtime.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None, help="Force a TFLite runtime.")
 def bench_run(bundle, clips, out_dir, runs, warmup, max_clips, variants, threads, peers, no_peers, no_cold_start,
               no_tflm, runtime):
     """Measure every variant of BUNDLE on this machine and print the Markdown table.
@@ -61,7 +60,7 @@ def bench_run(bundle, clips, out_dir, runs, warmup, max_clips, variants, threads
     from ..bench import BenchConfig, format_markdown, run_bench, save_results
 
     config = BenchConfig(runs=runs, warmup=warmup, max_clips=max_clips, variants=variants,
-                         threads=threads or (1, 0), peers=() if no_peers else (peers or _PEERS),
+                         threads=threads or (1, 0), peers=() if no_peers else (peers or PEERS),
                          cold_start=not no_cold_start, tflm=not no_tflm, runtime=runtime)
     command = "sertiny " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = run_bench(bundle, clips, config, progress=True, command=command)

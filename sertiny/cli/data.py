@@ -2,8 +2,7 @@
 
 import click
 
-# A copy of sertiny.data.DATASET_KINDS: this module may import only click at load time.
-_DATASET_KINDS = ("auto", "ravdess", "emodb", "folder", "csv")
+from ._options import dataset_option
 
 
 @click.group("data")
@@ -13,8 +12,7 @@ def data_group():
 
 @data_group.command("summary")
 @click.argument("root", metavar="DIR", type=click.Path(exists=True))
-@click.option("--dataset", "kind", type=click.Choice(_DATASET_KINDS), default="auto", show_default=True,
-              help="Corpus layout; auto recognises RAVDESS and EMO-DB names, label folders and CSV manifests.")
+@dataset_option("kind")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--strict", is_flag=True, help="Exit with an error if any file cannot be used.")
 @click.option("--no-check-audio", is_flag=True, help="Read headers only; skip decoding every file (faster).")

@@ -2,6 +2,9 @@
 
 import click
 
+from ..export.calibration import STRATEGIES
+from ..export.graph import SCHEDULES
+
 
 def _chunk_list(ctx, param, value):
     chunks = []
@@ -45,13 +48,13 @@ def _clips(ctx, param, value):
               help="Write .h/.cc C arrays of the integer models for firmware.")
 @click.option("--weights", default="auto", show_default=True,
               help="Model to ship: auto (deploy if the run has it, else the best fold), deploy, or seed<S>_fold<K>.")
-@click.option("--schedule", type=click.Choice(["wavefront", "sequential"]), default="wavefront", show_default=True,
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="wavefront", show_default=True,
               help="Full-unroll recurrence: wavefront fuses the two LSTMs' steps, or a BiLSTM's two "
                    "directions (half the ops).")
 @click.option("--per-channel", is_flag=True, help="Per-channel int8 weight scales (TFLite Micro needs more arena).")
 @click.option("--calib-clips", default="200", callback=_clips, show_default=True,
               help="Training clips to calibrate int8 ranges on, or 'all'.")
-@click.option("--calib-strategy", type=click.Choice(["stratified", "random"]), default="stratified", show_default=True,
+@click.option("--calib-strategy", type=click.Choice(STRATEGIES), default="stratified", show_default=True,
               help="How calibration clips are drawn.")
 @click.option("--calib-seed", default=0, show_default=True, type=click.IntRange(min=0), help="Which clips are drawn.")
 @click.option("--range-percentile", default=90.0, show_default=True, type=click.FloatRange(50, 100),

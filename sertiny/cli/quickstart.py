@@ -2,20 +2,21 @@
 
 import click
 
-from ..features.config import list_presets
+from ..quickstart import QuickstartConfig
+from ._options import dataset_option, preset_option
+
+_DEFAULTS = QuickstartConfig()
 
 
 @click.command("quickstart")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", default="quickstart", show_default=True, type=click.Path(file_okay=False),
               help="Where the run, bundle, benchmark and report go.")
-@click.option("--model", default="res_lstm_sa_h64", show_default=True, help="Model to train.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1), help="Epochs per fold (the paper uses 100).")
-@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel.")
-@click.option("--dataset", default="auto", show_default=True,
-              type=click.Choice(["auto", "ravdess", "emodb", "folder", "csv"]), help="Corpus layout of DATA_DIR.")
-@click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
-              help="Front-end preset.")
+@click.option("--model", default=_DEFAULTS.model, show_default=True, help="Model to train.")
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=click.IntRange(min=1), help="Epochs per fold (the paper uses 100).")
+@click.option("--jobs", default=_DEFAULTS.jobs, show_default=True, type=click.IntRange(min=1), help="Folds trained in parallel.")
+@dataset_option()
+@preset_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def quickstart_command(data_dir, out_dir, model, epochs, jobs, dataset, preset, quiet):
     """Data summary -> train -> export int8 (full + streaming) -> bench -> infer, in minutes.
@@ -27,7 +28,7 @@ def quickstart_command(data_dir, out_dir, model, epochs, jobs, dataset, preset, 
     Example:
       sertiny quickstart ../shared/data/ravdess16k --out quickstart
     """
-    from ..quickstart import QuickstartConfig, quickstart
+    from ..quickstart import quickstart
 
     config = QuickstartConfig(model=model, epochs=epochs, jobs=jobs, dataset=dataset, preset=preset)
     quickstart(data_dir, out_dir, config, progress=not quiet)

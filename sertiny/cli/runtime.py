@@ -2,10 +2,9 @@
 
 import click
 
-# Copies of sertiny.runtime defaults: this module may import only click at load time.
-_DEFAULT_SILENCE_DB = -55.0
-_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-_RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+from ..data.audio import AUDIO_EXTENSIONS
+from ..runtime.classifier import DEFAULT_SILENCE_DB
+from ..runtime.tflite import KERNELS, RUNTIMES
 
 
 def _variant_option(f):
@@ -14,7 +13,7 @@ def _variant_option(f):
 
 
 def _silence_option(f):
-    return click.option("--silence-db", type=float, default=_DEFAULT_SILENCE_DB, show_default=True,
+    return click.option("--silence-db", type=float, default=DEFAULT_SILENCE_DB, show_default=True,
                         help="Windows whose loudest block is below this level (dBFS) are reported as silence.")(f)
 
 
@@ -34,9 +33,9 @@ def _is_bundle(path):
 @_silence_option
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
               help="Classes shown per file in the text output.")
-@click.option("--runtime", type=click.Choice(_RUNTIMES), default=None,
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
               help="TFLite runtime to use [default: the lightest installed].")
-@click.option("--kernels", type=click.Choice(("optimized", "reference")), default="optimized", show_default=True,
+@click.option("--kernels", type=click.Choice(KERNELS), default="optimized", show_default=True,
               help="reference: TFLite's portable kernels, slower but bit-identical across CPUs (cross-device checks).")
 def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runtime, kernels):
     """Classify audio files with a bundle (the Raspberry Pi path).
@@ -87,7 +86,7 @@ def _holds_no_audio(path):
     from pathlib import Path
 
     path = Path(path)
-    return path.is_dir() and not any(f.suffix.lower() in _AUDIO_EXTENSIONS for f in path.rglob("*"))
+    return path.is_dir() and not any(f.suffix.lower() in AUDIO_EXTENSIONS for f in path.rglob("*"))
 
 
 def _expand_audio(paths):
@@ -96,7 +95,7 @@ def _expand_audio(paths):
 
     for p in map(Path, paths):
         if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.suffix.lower() in _AUDIO_EXTENSIONS)
+            yield from sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
         else:
             yield p
 

@@ -4,6 +4,8 @@ import re
 
 import click
 
+from ..tuning.config import OBJECTIVES, PRUNERS
+from ..tuning.space import SPACES, TUNED_FIELDS
 from ._options import PROTOCOL_FIELDS, data_source_options, protocol_options
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -20,7 +22,6 @@ def _duration(ctx, param, value):
 
 
 _INT_FIELDS = ("t0", "batch_size")
-_TUNED = ("lr", "weight_decay", "dropout", "t0", "batch_size")
 
 
 def _fixed_params(ctx, param, values):
@@ -28,8 +29,8 @@ def _fixed_params(ctx, param, values):
     for item in values:
         name, _, text = item.partition("=")
         name = name.strip().replace("-", "_")
-        if name not in _TUNED or not text:
-            raise click.BadParameter(f"give NAME=VALUE with NAME one of {', '.join(_TUNED)}; got {item!r}")
+        if name not in TUNED_FIELDS or not text:
+            raise click.BadParameter(f"give NAME=VALUE with NAME one of {', '.join(TUNED_FIELDS)}; got {item!r}")
         try:
             fixed[name] = int(text) if name in _INT_FIELDS else float(text)
         except ValueError:
@@ -45,11 +46,11 @@ def _fixed_params(ctx, param, values):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory: study.db (default storage), best_params.json, plots. Resumed if it exists.")
 @click.option("--model", default=None, help="Model to tune, e.g. res_lstm_sa_h64 (any _hN works). [default: res_lstm_sa_h64]")
-@click.option("--space", default="paper", show_default=True, type=click.Choice(["paper", "wide"]),
+@click.option("--space", default="paper", show_default=True, type=click.Choice(list(SPACES)),
               help="Search space: the paper's ranges, or the reference notebook's wider ones.")
 @click.option("--fix", "fixed", multiple=True, callback=_fixed_params, metavar="NAME=VALUE",
               help="Pin a tuned parameter instead of searching it, e.g. --fix batch_size=32 (repeatable).")
-@click.option("--objective", default="validation", show_default=True, type=click.Choice(["validation", "val", "test"]),
+@click.option("--objective", default="validation", show_default=True, type=click.Choice(["validation", *OBJECTIVES]),
               callback=lambda ctx, param, value: "val" if value == "validation" else value,
               help="validation (alias val) = mean validation-speaker UAR over folds: no test speaker is seen, "
                    "so the tuned recipe's test UAR is an honest estimate. test = pooled out-of-fold test UAR, "
@@ -63,7 +64,7 @@ def _fixed_params(ctx, param, values):
               help="Study storage: a *.db path (SQLite), journal:PATH, or a database URL "
                    "(postgresql://user@host:5432/db) shared by several machines. [default: OUT/study.db]")
 @click.option("--study-name", default=None, help="Study name in the storage. [default: MODEL-SPACE-OBJECTIVE]")
-@click.option("--pruner", default="median", show_default=True, type=click.Choice(["median", "halving", "none"]),
+@click.option("--pruner", default="median", show_default=True, type=click.Choice(PRUNERS),
               help="Stop hopeless trials after a fold: median rule, successive halving, or never.")
 @click.option("--pruner-startup-trials", default=5, show_default=True, type=click.IntRange(min=0),
               help="Finished trials before the median pruner may prune.")

@@ -2,10 +2,11 @@
 
 import dataclasses
 
-from .._config import Config, check_choice, check_float, check_int
+from .._config import Config, check_bool_fields, check_choice, check_float, check_int
 from ..errors import ParameterError
 from .calibration import STRATEGIES
 from .graph import SCHEDULES
+from .run import DEPLOY, parse_weights_name
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -75,9 +76,13 @@ class ExportConfig(Config):
 
     def __post_init__(self):
         owner = "ExportConfig"
-        object.__setattr__(self, "chunks", tuple(sorted({int(k) for k in self.chunks})))
-        for k in self.chunks:
+        check_bool_fields(self)
+        if not isinstance(self.chunks, (tuple, list)):
+            raise ParameterError(f"The 'chunks' parameter of {owner} must be a list of ints >= 1 (e.g. (1,)). "
+                                 f"Got {self.chunks!r} instead.")
+        for k in self.chunks:  # before int(): 1.7 frames is a mistake, not 1
             check_int(owner, "chunks", k, min_value=1)
+        object.__setattr__(self, "chunks", tuple(sorted({int(k) for k in self.chunks})))
         if not self.full and not self.chunks:
             raise ParameterError(
                 "ExportConfig: full=False leaves nothing to ship; also pass chunks (e.g. chunks=(1,), "
@@ -90,6 +95,10 @@ class ExportConfig(Config):
         if self.chunk_calib_samples is not None:
             check_int(owner, "chunk_calib_samples", self.chunk_calib_samples, min_value=1)
         check_int(owner, "calib_seed", self.calib_seed, min_value=0)
+        if self.parity_seed is not None:
+            check_int(owner, "parity_seed", self.parity_seed, min_value=0)
+        if self.weights not in ("auto", DEPLOY):
+            parse_weights_name(self.weights)
         check_float(owner, "range_percentile", self.range_percentile, min_value=50.0, max_value=100.0)
         if self.cell_range is not None:
             check_float(owner, "cell_range", self.cell_range, min_value=0.5)

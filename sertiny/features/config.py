@@ -49,7 +49,7 @@ Presets (:func:`get_preset`):
 
 import dataclasses
 
-from .._config import Config, added_field, check_choice, check_float, check_int
+from .._config import Config, added_field, check_bool_fields, check_choice, check_float, check_int
 from ..errors import ParameterError
 
 # Bump whenever the numbers either back end produces for a given config change (a bug fix,
@@ -155,6 +155,7 @@ class FeatureConfig(Config):
     kind: str = added_field("mfcc_chroma")
 
     def __post_init__(self):
+        check_bool_fields(self)
         check_int(_OWNER, "sample_rate", self.sample_rate, min_value=1000)
         check_int(_OWNER, "n_fft", self.n_fft, min_value=16)
         if self.n_fft % 2:
@@ -163,7 +164,6 @@ class FeatureConfig(Config):
             )
         check_int(_OWNER, "hop_length", self.hop_length, min_value=1)
         check_choice(_OWNER, "window", self.window, WINDOWS)
-        _check_bool("center", self.center)
         check_choice(_OWNER, "pad_mode", self.pad_mode, PAD_MODES)
         check_int(_OWNER, "n_mels", self.n_mels, min_value=1)
         check_choice(_OWNER, "kind", self.kind, KINDS)
@@ -175,7 +175,6 @@ class FeatureConfig(Config):
         check_float(_OWNER, "fmin", self.fmin, min_value=0.0, max_value=nyquist)
         if self.fmax is not None:
             check_float(_OWNER, "fmax", self.fmax, min_value=self.fmin, max_value=nyquist, min_inclusive=False)
-        _check_bool("htk", self.htk)
         if self.mel_norm not in MEL_NORMS:
             raise ParameterError(
                 f"The 'mel_norm' parameter of {_OWNER} must be 'slaney' or None. Got {self.mel_norm!r} instead."
@@ -189,7 +188,6 @@ class FeatureConfig(Config):
         check_float(_OWNER, "chroma_ctroct", self.chroma_ctroct)
         if self.chroma_octwidth is not None:
             check_float(_OWNER, "chroma_octwidth", self.chroma_octwidth, min_value=0.0, min_inclusive=False)
-        _check_bool("chroma_base_c", self.chroma_base_c)
 
     @property
     def n_features(self):
@@ -222,11 +220,6 @@ class FeatureConfig(Config):
         if self.center:
             return 1 + n_samples // self.hop_length
         return max(0, 1 + (n_samples - self.n_fft) // self.hop_length)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ParameterError(f"The '{name}' parameter of {_OWNER} must be a bool. Got {value!r} instead.")
 
 
 PRESETS = {

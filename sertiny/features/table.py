@@ -5,11 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.datasets import RAVDESS_LABELS as RAVDESS_EMOTIONS  # code order: label index = code - 1
 from ..errors import ArtifactError, ParameterError
 from .config import FeatureConfig, get_preset
-
-# RAVDESS emotion codes 01..08, in code order: label index = code - 1.
-RAVDESS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 _PAPER_KEYS = ("features", "offsets", "names", "emotion", "actor")
 

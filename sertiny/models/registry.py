@@ -11,7 +11,7 @@ import fnmatch
 import importlib
 import re
 
-from .._config import Config, added_field, check_choice, check_float, check_int
+from .._config import Config, added_field, check_bool_fields, check_choice, check_float, check_int
 from ..errors import ParameterError
 
 _NAME_RE = re.compile(r"^(?P<family>[a-z_]+?)_h(?P<hidden>\d+)$")
@@ -92,9 +92,7 @@ class Family:
             raise ParameterError(f"The 'paddings' parameter of Family must be a non-empty subset of {PADDING_MODES}. "
                                  f"Got {self.paddings!r} instead.")
         check_choice(owner, "weight_format", self.weight_format, set(WEIGHT_FORMATS))
-        for field in ("multitask", "wavefront"):
-            if not isinstance(getattr(self, field), bool):
-                raise ParameterError(f"The '{field}' parameter of Family must be a bool. Got {getattr(self, field)!r} instead.")
+        check_bool_fields(self)
         if self.multitask and self.weight_format == "named":
             raise ParameterError(f"Family {self.name!r}: the named weight format has no place for auxiliary heads; "
                                  "a multitask family uses weight_format='generic'.")

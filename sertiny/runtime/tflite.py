@@ -9,18 +9,20 @@ import numpy as np
 
 from ..errors import ArtifactError, MissingDependencyError
 
-_RUNTIMES = (
-    ("ai_edge_litert", "ai_edge_litert.interpreter"),
-    ("tflite_runtime", "tflite_runtime.interpreter"),
-    ("tensorflow", "tensorflow.lite"),
-)
+# Runtime name -> the module holding its Interpreter, lightest first.
+_INTERPRETER_MODULES = {
+    "ai_edge_litert": "ai_edge_litert.interpreter",
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+RUNTIMES = tuple(_INTERPRETER_MODULES)
 
 
 def interpreter_class(prefer=None):
     """``(Interpreter class, runtime name)`` of the first importable runtime."""
     import importlib
 
-    names = [r for r in _RUNTIMES if prefer is None or r[0] == prefer]
+    names = [r for r in _INTERPRETER_MODULES.items() if prefer is None or r[0] == prefer]
     for name, module in names:
         try:
             mod = importlib.import_module(module)

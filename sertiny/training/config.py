@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from .._config import Config, added_field, check_choice, check_float, check_int
+from .._config import Config, added_field, check_bool_fields, check_choice, check_float, check_int
 from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
 from ..data.splits import DEFAULT_VAL_SPEAKERS, FOLD_SCHEMES
 from ..errors import ParameterError
@@ -104,6 +104,7 @@ class TrainConfig(Config):
 
     def __post_init__(self):
         owner = "TrainConfig"
+        check_bool_fields(self)
         parse_model_name(self.model)
         check_float(owner, "lr", self.lr, min_value=0.0, min_inclusive=False)
         check_float(owner, "weight_decay", self.weight_decay, min_value=0.0)
@@ -162,8 +163,6 @@ class TrainConfig(Config):
         return self.mixup_alpha > 0 or self.time_masks > 0 or self.feature_masks > 0
 
     def _check_multitask(self, owner):
-        if not isinstance(self.multitask, bool):
-            raise ParameterError(f"The 'multitask' parameter of {owner} must be a bool. Got {self.multitask!r} instead.")
         object.__setattr__(self, "aux_tasks", tuple(self.aux_tasks) if isinstance(self.aux_tasks, list) else self.aux_tasks)
         check_aux_tasks(owner, self.aux_tasks)
         check_float(owner, "aux_loss_weight", self.aux_loss_weight, min_value=0.0)

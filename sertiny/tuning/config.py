@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from .._config import Config, check_choice, check_float, check_int
+from .._config import Config, check_bool_fields, check_choice, check_float, check_int
 from ..errors import ParameterError
 from ..training.config import TrainConfig
 from .space import SPACES, TUNED_FIELDS
@@ -77,6 +77,7 @@ class TuneConfig(Config):
 
     def __post_init__(self):
         owner = "TuneConfig"
+        check_bool_fields(self)
         if not isinstance(self.train, TrainConfig):
             raise ParameterError(f"The 'train' parameter of {owner} must be a TrainConfig. Got {self.train!r} instead.")
         check_choice(owner, "space", self.space, set(SPACES))
