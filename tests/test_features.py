@@ -101,6 +101,8 @@ def sample_clips():
         ("center", 1, "The 'center' parameter of FeatureConfig must be a bool. Got 1 instead."),
         ("kind", "mfcc", "The 'kind' parameter of FeatureConfig must be one of ['log_mel', 'mfcc_chroma']. "
                          "Got 'mfcc' instead."),
+        ("chroma_floor", 0.0, "The 'chroma_floor' parameter of FeatureConfig must be a float > 0.0. "
+                              "Got 0.0 instead."),
     ],
 )
 def test_config_rejects_bad_values_with_sklearn_style_messages(field, value, message):
@@ -147,15 +149,16 @@ def test_presets():
         get_preset("tiny")
 
 
-def test_the_kind_field_keeps_existing_digests_and_cache_keys(tmp_path):
+def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     from sertiny.features.cache import cache_key
 
-    # Digests computed before FeatureConfig had a 'kind' field (commit a71b933): feature
-    # caches, runs and tuning studies made with the existing presets must keep matching.
+    # Digests computed before FeatureConfig had the 'kind' and 'chroma_floor' fields (commit
+    # a71b933): feature caches, runs and tuning studies made with the existing presets must
+    # keep matching.
     assert get_preset("edge16k").digest() == "a0a7a86802a35bcc"
     assert get_preset("paper").digest() == "5cb067e466f3884c"
     assert get_preset("logmel16k").digest() != get_preset("edge16k").replace(n_mels=40, fmin=50.0, fmax=7600.0).digest()
-    # A cache entry's name, as that commit computed it (its to_json() had no 'kind').
+    # A cache entry's name, as that commit computed it (its to_json() had neither field).
     import hashlib
 
     from sertiny.features.config import FEATURE_CODE_VERSION
@@ -163,11 +166,13 @@ def test_the_kind_field_keeps_existing_digests_and_cache_keys(tmp_path):
     audio = tmp_path / "clip.wav"
     audio.write_bytes(b"x")
     config = get_preset("edge16k")
-    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k != "kind"}, sort_keys=True)
+    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("kind", "chroma_floor")},
+                          sort_keys=True)
     stat = audio.resolve().stat()
     parts = (old_json, "numpy", FEATURE_CODE_VERSION, str(audio.resolve()), str(stat.st_size), str(stat.st_mtime_ns))
     assert cache_key(audio, config, "numpy") == hashlib.sha256("\0".join(parts).encode()).hexdigest()
     assert cache_key(audio, config.replace(kind="log_mel"), "numpy") != cache_key(audio, config, "numpy")
+    assert cache_key(audio, config.replace(chroma_floor=1e-4), "numpy") != cache_key(audio, config, "numpy")
 
 
 def test_log_mel_frames_ignore_the_cepstrum_fields():
@@ -248,9 +253,10 @@ def test_spectrogram_and_tuning_estimate_are_librosas(sample_clips):
 
 @needs_data
 @needs_librosa
-@pytest.mark.parametrize("preset", ["edge16k", "paper"])
-def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset):
-    config = get_preset(preset)
+@pytest.mark.parametrize(("preset", "changes"), [("edge16k", {}), ("edge16k", {"amin": 1e-7, "chroma_floor": 1e-4}),
+                                                 ("paper", {})], ids=["edge16k", "edge16k-floors", "paper"])
+def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset, changes):
+    config = get_preset(preset).replace(**changes)
     clips = [load(path, config.sample_rate) for path in sample_clips[0]]  # paper: resampled to 48 kHz
     ours = [extract(y, config) for y in clips]
     reference = [extract(y, config, backend="librosa") for y in clips]

@@ -131,6 +131,12 @@ class FeatureConfig(Config):
         fields (``n_chroma``, ``tuning``, ``chroma_*``) are ignored then. Added after the
         first caches and runs were saved: at its default it is not part of the config's
         identity (:func:`sertiny._config.added_field`), so their digests still match.
+    chroma_floor : float or None
+        Power floor (units of the power spectrogram ``|STFT|^2``, per FFT bin) applied before
+        the chroma filterbank and the per-frame normalisation: chroma is taken from
+        ``np.maximum(S, chroma_floor)``. A frame whose every bin is below the floor gets one
+        constant chroma vector instead of its noise's normalised to a peak of 1. None (the
+        default, librosa's ``chroma_stft``) applies no floor. Added later, like ``kind``.
     """
 
     sample_rate: int
@@ -153,6 +159,7 @@ class FeatureConfig(Config):
     chroma_octwidth: float | None = 2.0
     chroma_base_c: bool = True
     kind: str = added_field("mfcc_chroma")
+    chroma_floor: float | None = added_field(None)
 
     def __post_init__(self):
         check_int(_OWNER, "sample_rate", self.sample_rate, min_value=1000)
@@ -190,6 +197,8 @@ class FeatureConfig(Config):
         if self.chroma_octwidth is not None:
             check_float(_OWNER, "chroma_octwidth", self.chroma_octwidth, min_value=0.0, min_inclusive=False)
         _check_bool("chroma_base_c", self.chroma_base_c)
+        if self.chroma_floor is not None:
+            check_float(_OWNER, "chroma_floor", self.chroma_floor, min_value=0.0, min_inclusive=False)
 
     @property
     def n_features(self):
