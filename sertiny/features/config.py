@@ -25,10 +25,33 @@ Presets (:func:`get_preset`):
       histogram of the whole clip; a fixed A440 reference needs no look-ahead, and no pitch
       tracking on the device;
     - ``top_db=None`` instead of 80: that floor is relative to the loudest frame of the
-      whole clip; the absolute floor ``amin`` (-100 dB) already bounds the log.
+      whole clip; a fixed absolute floor (next item) bounds the log instead.
 
     Both choices cost nothing in code size; their effect on accuracy is measured by training
     on both presets, not assumed.
+
+    Quiet frames get fixed, clip-independent floors (so the front end stays streamable),
+    chosen from the measured levels of RAVDESS's silent frames (results/frontend_floor.md).
+    Without them the same recording gave another label in ~4 % of clips when read from the
+    48 kHz original instead of the 16 kHz copy: the two differ only by 16-bit requantisation,
+    which moves silence between its digital zero and the quantisation noise, and with
+    librosa's ``amin`` (1e-10, -100 dB) and unfloored chroma that moved near-silent frames
+    by more than one normalisation std.
+
+    - ``amin=1e-7`` (-70 dB mel power, was 1e-10): 16-bit quantisation noise gives about
+      -88 dB per mel band (this filterbank sums ~0.064 of a bin's power per band) and silent
+      frames reach -77 dB at their 99th percentile, so requantisation noise alone never lifts
+      a band off the floor; only ~6 % of speech frames' band values lie below it.
+    - ``chroma_floor=1e-4`` (-40 dB per FFT bin of ``|STFT|^2``): chroma is normalised per
+      frame, so without a floor a near-silent frame's chroma is its noise scaled to a peak of
+      1 (the feature that moved most). Quantisation noise is -75 dB per bin and silent frames'
+      bins reach -61 dB at their 99.9th percentile, while a voiced frame's harmonics are tens
+      of dB above -40 dB even in RAVDESS's quietest clips: frames above -40 dB mean mel power
+      keep their chroma (0.1 % of them change by more than 0.1), silent ones get a constant one.
+
+    Earlier sertiny versions shipped edge16k with ``amin=1e-10`` and no chroma floor; runs
+    and bundles store their whole FeatureConfig, so those made then keep computing the
+    features they were trained on.
 
 ``logmel16k``
     The log-mel spectrogram for the ``vit`` family (``kind="log_mel"``): edge16k's audio
@@ -43,6 +66,9 @@ Presets (:func:`get_preset`):
       except the lowest male F0 (~85 Hz and up);
     - ``fmax=7600`` Hz: resamplers and MEMS-microphone decimation filters roll off just
       below 8 kHz, so a top band reaching Nyquist would measure the filter, not the voice.
+
+    - ``amin=1e-7``: edge16k's mel floor, for the same reason (this filterbank, too, sums
+      ~0.064 of a bin's power per band); was 1e-10 before the floors were added.
 
     Tuning and the chroma fields do not apply to log-mel frames (they keep their defaults).
 """
@@ -241,9 +267,10 @@ def _check_bool(name, value):
 PRESETS = {
     # See the module docstring for why each preset is what it is.
     "paper": FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048),
-    "edge16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None),
+    "edge16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None,
+                             amin=1e-7, chroma_floor=1e-4),
     "logmel16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, top_db=None, kind="log_mel",
-                               n_mels=40, fmin=50.0, fmax=7600.0),
+                               n_mels=40, fmin=50.0, fmax=7600.0, amin=1e-7),
 }
 
 
