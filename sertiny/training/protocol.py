@@ -150,11 +150,12 @@ def fold_dir(out_dir, seed, fold):
     return Path(out_dir) / f"seed_{seed}" / f"fold_{fold.index}"
 
 
-def fit_norm(table, train_idx, normalization):
+def fit_norm(table, train_idx, normalization, utterance="none"):
     from ..features.normalize import fit_norm_stats
 
+    # "speaker" tables are already speaker-normalised; their training speakers' stats follow.
     clips = table.features if normalization == "global" else [table.features[i] for i in train_idx]
-    return fit_norm_stats(clips)
+    return fit_norm_stats(clips, utterance=utterance)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -174,12 +175,27 @@ class FoldInputs:
     y_test: np.ndarray
 
 
-def fold_inputs(table, fold, seq_len, normalization):
+def speaker_normalized(table, utterance="none"):
+    """A copy of ``table`` whose clips are z-scored with their own speaker's statistics
+    (over all that speaker's clips, labels unused): speaker-adaptive normalisation."""
+    from ..features.normalize import fit_norm_stats, normalize_utterance
+
+    features = [normalize_utterance(x, utterance) for x in table.features]
+    stats = {s: fit_norm_stats([features[i] for i in np.flatnonzero(table.speakers == s)])
+             for s in sorted(set(table.speakers.tolist()))}
+    normalized = [stats[s].apply(x) for x, s in zip(features, table.speakers)]
+    return dataclasses.replace(table, features=normalized)
+
+
+def fold_inputs(table, fold, seq_len, normalization, utterance="none"):
     """Split ``table`` by ``fold`` and build the arrays one fold trains and is tested on."""
     from ..data.splits import fold_indices
 
     train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
-    norm = fit_norm(table, train_idx, normalization)
+    if normalization == "speaker":
+        table = speaker_normalized(table, utterance)
+        utterance = "none"  # already applied per clip
+    norm = fit_norm(table, train_idx, normalization, utterance)
 
     def inputs(idx):
         x, _ = stack_clips([table.features[i] for i in idx], seq_len, norm)
@@ -194,7 +210,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
     from .loop import macro_recall, train_fold
 
     table, cfg = ctx.table, ctx.config
-    data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization)
+    data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization, cfg.utterance_norm)
     norm, train_idx, val_idx, test_idx = data.norm, data.train_idx, data.val_idx, data.test_idx
     x_tr, y_tr, x_va, y_va, x_te, y_te = data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test
     seed_value = fold_seed(seed, fold.index)
@@ -266,15 +282,22 @@ def read_predictions(out_dir, seed, fold):
         return list(csv.DictReader(f))
 
 
+def check_deployable(config):
+    if config.normalization == "speaker":
+        raise ParameterError("A deployment model cannot use speaker-adaptive normalisation (it needs each "
+                             "user's statistics); train it with --normalization train.")
+
+
 def train_deploy(ctx, *, progress=True):
     """Train the deployment model on all speakers; write ``deploy/`` atomically."""
     from ..models.weights import save_weights
     from .loop import train_fold
 
+    check_deployable(ctx.config)
     best_epochs = [read_fold(ctx.out_dir, s, f)["best_epoch"] for s in ctx.config.seeds for f in ctx.folds]
     epochs = int(np.median(best_epochs))
     all_idx = np.arange(len(ctx.table.features))
-    norm = fit_norm(ctx.table, all_idx, "global")
+    norm = fit_norm(ctx.table, all_idx, "global", ctx.config.utterance_norm)
     x, _ = stack_clips(ctx.table.features, ctx.seq_len, norm)
     y = ctx.table.labels.astype(np.int32)
     seed_value = fold_seed(ctx.config.seeds[0], 0)
