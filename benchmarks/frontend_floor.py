@@ -210,6 +210,8 @@ def label_agreement(run, name, features, names, speakers, labels, progress):
     training_uar = [pooled_test_uar(run_dir, seed, run.folds, run.labels) for seed in per_seed]
     return {"run": str(run_dir), "feature_config": FeatureConfig.from_dict(run.feature_config).to_dict(), "seeds": list(per_seed), "per_seed": per_seed,
             "training_uar_per_seed": training_uar,
+            "utterance_norm": run.train_config.get("utterance_norm", "none"),
+            "recipe": "{model}, batch {batch_size}, {epochs} epochs, lr {lr:g}, {folds} folds".format(**run.train_config),
             "clips_whose_label_differs_from_training_predictions": stored_mismatch}
 
 
@@ -337,10 +339,12 @@ def markdown(result):
     names = list(result["runs"])
     lines = ["# Front end floors: the same speech keeps its label", "",
              f"Command: `{result['command']}`", "", *machine_lines(result["machine"]), "",
-             "Front ends compared (each run's own `feature_config.json`; otherwise identical: edge16k, "
-             "16 kHz, n_fft 1024, hop 640, tuning 0, top_db None):", ""]
-    lines += [f"- **{n}**: {describe(result['runs'][n]['feature_config'])} (run `{Path(result['runs'][n]['run']).name}`)"
-              for n in names]
+             "Runs compared (each with its own `feature_config.json`: edge16k, 16 kHz, n_fft 1024, hop 640, "
+             "tuning 0, top_db None, and the floors below; same training recipe unless noted):", ""]
+    for n in names:
+        r = result["runs"][n]
+        note = "" if r["utterance_norm"] == "none" else f"; training: utterance_norm {r['utterance_norm']}"
+        lines.append(f"- **{n}**: {describe(r['feature_config'])}{note} (run `{Path(r['run']).name}`)")
     lines += ["", "## 1. Diagnosis: actor 01, 48 kHz original vs 16 kHz copy, features in normalisation stds", "",
               "Per frame, the largest |original - copy| over the group's coefficients, divided by each "
               "coefficient's std in the normalisation of the fold model that holds actor 01 out "
@@ -398,12 +402,12 @@ def markdown(result):
     rows = []
     for n in names:
         r = result["runs"][n]
-        rows.append([n, len(r["seeds"]), mean_std(r["training_uar_per_seed"]),
+        rows.append([n, r["recipe"], len(r["seeds"]), mean_std(r["training_uar_per_seed"]),
                      ", ".join(f"{u:.4f}" for u in r["training_uar_per_seed"]),
                      r["clips_whose_label_differs_from_training_predictions"]])
-    lines += ["Pooled test UAR of the runs (from their predictions.csv, as `sertiny train` reports it; res_lstm_sa_h64, batch 32, 40 epochs, paper "
-              "folds). Few seeds: an indication, not a measurement of a small difference.", "",
-              format_table(["front end", "seeds", "UAR mean ± std", "per seed",
+    lines += ["Pooled test UAR of the runs (from their predictions.csv, as `sertiny train` reports it). "
+              "Few seeds: an indication, not a measurement of a small difference.", "",
+              format_table(["front end", "recipe", "seeds", "UAR mean ± std", "per seed",
                             "clips whose copy label here differs from the run's predictions.csv"], rows), ""]
     b = result.get("bundle")
     if b:
@@ -435,6 +439,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", type=Path, required=True, help="run directory trained on the front end without floors")
     parser.add_argument("--new", type=Path, required=True, help="run directory trained on the front end with floors")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=RUN",
+                        help="another run to compare, e.g. 'floors + utterance mean=runs/x' (repeatable)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
                         help="folder holding ravdess16k/ and ravdess48k_sample/")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for audio and features")
@@ -448,6 +454,11 @@ def main():
     args = parse_args()
     machine = machine_info()  # before the run, so the load average is the one it started under
     runs = {"no floors": args.old, "floors": args.new}
+    for item in args.also:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            sys.exit(f"Error: --also takes LABEL=RUN_DIR; got {item!r}.")
+        runs[label] = Path(path)
     from sertiny.errors import SertinyError
     from sertiny.export.run import load_run
 
