@@ -275,6 +275,28 @@ def diagnosis(features, levels, name, std, config):
     return dict(rows)
 
 
+def movement_by_version(features, name, std, config):
+    """Per version, over all frames of all clips and per feature group (MFCC 0, the level, apart
+    from the other MFCCs): the median over frames of the group's largest shift (stds), and the
+    share of frames in which it exceeds 1 std."""
+    groups = (("log-mel", slice(None)),) if config.kind == "log_mel" else (
+        ("mfcc_0", slice(0, 1)), ("mfcc_1+", slice(1, config.n_mfcc)), ("chroma", slice(config.n_mfcc, None)))
+    out = {}
+    for version in (ORIGINALS, *VERSIONS):
+        shifts = []
+        for clip in features.values():
+            if version in clip[name]:
+                reference, other = clip[name]["copy"], clip[name][version]
+                frames = min(len(reference), len(other))
+                shifts.append(np.abs(other[:frames].astype(np.float64) - reference[:frames]) / std)
+        shift = np.concatenate(shifts)
+        worst = {group: shift[:, columns].max(axis=1) for group, columns in groups}
+        out[version] = {"frames": len(shift), **{group: {"median": float(np.median(w)),
+                                                         "share_over_1_std": float(np.mean(w > 1.0))}
+                                                 for group, w in worst.items()}}
+    return out
+
+
 def quantisation_noise_db(seed=0, seconds=60):
     """Mel-band and FFT-bin power (dB) of 16-bit rounding noise (uniform, +-0.5 LSB)."""
     y = (np.random.default_rng(seed).uniform(-0.5, 0.5, RATE * seconds) / 32768).astype(np.float32)
@@ -358,6 +380,18 @@ def markdown(result):
                 rows.append([n, level, row["frames"], group, f"{g['median']:.3f}", f"{g['p99']:.3f}",
                              f"{100 * g['share_over_1_std']:.1f} %"])
     lines += [format_table(["front end", "frames", "n", "features", "median", "99th pct", "> 1 std"], rows), ""]
+    lines += ["Every version of section 3 against the copy, all frames of all its clips (same stds): per "
+              "group, the median over frames of the largest shift, and the share of frames where it exceeds "
+              "1 std. MFCC 0 is the frame's level: a gain of 6 dB moves it by 6 x sqrt(128) = 68 units in "
+              "every frame above the floor, a small shift per frame but the same in all of them.", ""]
+    groups = []
+    for by_version in result["movement"].values():
+        for row in by_version.values():
+            groups += [g for g in row if g != "frames" and g not in groups]
+    rows = [[n, version, row["frames"], *(f"{row[g]['median']:.2f} / {100 * row[g]['share_over_1_std']:.1f} %"
+                                          if g in row else "-" for g in groups)]
+            for n, by_version in result["movement"].items() for version, row in by_version.items()]
+    lines += [format_table(["front end", "input", "frames", *(f"{g}: median / > 1 std" for g in groups)], rows), ""]
     lv = result["levels"]
     lines += [f"## 2. Levels the floors were chosen from ({result['clips']} clips of the 16 kHz copy)", "",
               f"{lv['frames']} frames; {lv['silent_frames']} silent (mean mel-band power < {SILENT_DB:g} dB), "
@@ -492,7 +526,8 @@ def main():
     speakers = [dataset[n].speaker for n in names]
     labels = [dataset[n].label for n in names]
 
-    result = {"command": command_line(), "machine": machine, "clips": len(names), "runs": {}, "diagnosis": {}}
+    result = {"command": command_line(), "machine": machine, "clips": len(names), "runs": {}, "diagnosis": {},
+              "movement": {}}
     n_models = sum(len(finished_seeds(run)) * len(run.folds) for run in loaded.values())
     with tqdm(total=n_models, unit="model", desc="fold models") as progress:
         for name, run in loaded.items():
@@ -501,9 +536,11 @@ def main():
         fold = next(f for f in run.folds if "01" in f.test_speakers)
         std = read_json(run.weights_dir(f"seed{finished_seeds(run)[0]}_fold{fold.index}") / "norm.json")["std"]
         result["diagnosis"][name] = diagnosis(features, levels, name, np.asarray(std), configs[name])
+        result["movement"][name] = movement_by_version(features, name, np.asarray(std), configs[name])
     for name, config in logmel_configs.items():
         std = fit_norm_stats([features[n][name]["copy"] for n in names]).std
         result["diagnosis"][name] = diagnosis(features, levels, name, std, config)
+        result["movement"][name] = movement_by_version(features, name, std, config)
     result["levels"] = level_report(summaries, configs)
     if not args.no_bundle:
         result["bundle"] = bundle_agreement(args.data, sorted(n for n in names if n.endswith("-01")))
