@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from sertiny._io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from sertiny.data.audio import load_audio  # noqa: E402
 from sertiny.export.parity import uar  # noqa: E402
-from sertiny.features import FeatureConfig, extract, fit_norm_stats, get_preset  # noqa: E402
+from sertiny.features import FeatureConfig, NormStats, extract, fit_norm_stats, get_preset  # noqa: E402
 from sertiny.features import numpy_frontend as nf  # noqa: E402
 from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
@@ -257,11 +257,12 @@ def feature_groups(config):
     return (("mfcc", slice(0, config.n_mfcc)), ("chroma", slice(config.n_mfcc, None)))
 
 
-def diagnosis(features, levels, name, std, config):
+def diagnosis(features, levels, name, norm, config):
     """Per level class and feature group: how far actor 01's originals move from the copies."""
     pairs = [(features[n][name]["copy"], features[n][name][ORIGINALS], levels[n]) for n in features
              if ORIGINALS in features[n][name]]
-    shift = np.concatenate([np.abs(b.astype(np.float64) - a) for a, b, _ in pairs]) / std
+    # Through the model's own normalisation (its per-utterance step included), in its stds.
+    shift = np.concatenate([np.abs(norm.apply(b).astype(np.float64) - norm.apply(a)) for a, b, _ in pairs])
     level = np.concatenate([lv[: len(a)] for a, _, lv in pairs])
     rows = []
     for label, lo, hi in LEVEL_CLASSES:
@@ -275,7 +276,7 @@ def diagnosis(features, levels, name, std, config):
     return dict(rows)
 
 
-def movement_by_version(features, name, std, config):
+def movement_by_version(features, name, norm, config):
     """Per version, over all frames of all clips and per feature group (MFCC 0, the level, apart
     from the other MFCCs): the median over frames of the group's largest shift (stds), and the
     share of frames in which it exceeds 1 std."""
@@ -288,7 +289,7 @@ def movement_by_version(features, name, std, config):
             if version in clip[name]:
                 reference, other = clip[name]["copy"], clip[name][version]
                 frames = min(len(reference), len(other))
-                shifts.append(np.abs(other[:frames].astype(np.float64) - reference[:frames]) / std)
+                shifts.append(np.abs(norm.apply(other)[:frames].astype(np.float64) - norm.apply(reference)[:frames]))
         shift = np.concatenate(shifts)
         worst = {group: shift[:, columns].max(axis=1) for group, columns in groups}
         out[version] = {"frames": len(shift), **{group: {"median": float(np.median(w)),
@@ -368,9 +369,10 @@ def markdown(result):
         note = "" if r["utterance_norm"] == "none" else f"; training: utterance_norm {r['utterance_norm']}"
         lines.append(f"- **{n}**: {describe(r['feature_config'])}{note} (run `{Path(r['run']).name}`)")
     lines += ["", "## 1. Diagnosis: actor 01, 48 kHz original vs 16 kHz copy, features in normalisation stds", "",
-              "Per frame, the largest |original - copy| over the group's coefficients, divided by each "
-              "coefficient's std in the normalisation of the fold model that holds actor 01 out "
-              "(seed 0); for the log-mel rows (no model) by the std over all the copies. Frames "
+              "Per frame, the largest |original - copy| over the group's coefficients after the "
+              "normalisation of the fold model that holds actor 01 out (seed 0; its per-utterance step "
+              "included, if any), i.e. in that model's stds; for the log-mel rows (no model) in stds over "
+              "all the copies. Frames "
               "classed by the copy's mean mel-band power (128 bands, no floor).", ""]
     rows = []
     for n, by_level in result["diagnosis"].items():
@@ -380,7 +382,7 @@ def markdown(result):
                 rows.append([n, level, row["frames"], group, f"{g['median']:.3f}", f"{g['p99']:.3f}",
                              f"{100 * g['share_over_1_std']:.1f} %"])
     lines += [format_table(["front end", "frames", "n", "features", "median", "99th pct", "> 1 std"], rows), ""]
-    lines += ["Every version of section 3 against the copy, all frames of all its clips (same stds): per "
+    lines += ["Every version of section 3 against the copy, all frames of all its clips (through the same normalisation): per "
               "group, the median over frames of the largest shift, and the share of frames where it exceeds "
               "1 std. MFCC 0 is the frame's level: a gain of 6 dB moves it by 6 x sqrt(128) = 68 units in "
               "every frame above the floor, a small shift per frame but the same in all of them.", ""]
@@ -534,13 +536,14 @@ def main():
             result["runs"][name] = label_agreement(run, name, features, names, speakers, labels, progress)
     for name, run in loaded.items():
         fold = next(f for f in run.folds if "01" in f.test_speakers)
-        std = read_json(run.weights_dir(f"seed{finished_seeds(run)[0]}_fold{fold.index}") / "norm.json")["std"]
-        result["diagnosis"][name] = diagnosis(features, levels, name, np.asarray(std), configs[name])
-        result["movement"][name] = movement_by_version(features, name, np.asarray(std), configs[name])
+        norm = NormStats.from_dict(read_json(run.weights_dir(f"seed{finished_seeds(run)[0]}_fold{fold.index}")
+                                             / "norm.json"))
+        result["diagnosis"][name] = diagnosis(features, levels, name, norm, configs[name])
+        result["movement"][name] = movement_by_version(features, name, norm, configs[name])
     for name, config in logmel_configs.items():
-        std = fit_norm_stats([features[n][name]["copy"] for n in names]).std
-        result["diagnosis"][name] = diagnosis(features, levels, name, std, config)
-        result["movement"][name] = movement_by_version(features, name, std, config)
+        norm = fit_norm_stats([features[n][name]["copy"] for n in names])
+        result["diagnosis"][name] = diagnosis(features, levels, name, norm, config)
+        result["movement"][name] = movement_by_version(features, name, norm, config)
     result["levels"] = level_report(summaries, configs)
     if not args.no_bundle:
         result["bundle"] = bundle_agreement(args.data, sorted(n for n in names if n.endswith("-01")))
