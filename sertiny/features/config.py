@@ -31,23 +31,27 @@ Presets (:func:`get_preset`):
     on both presets, not assumed.
 
     Quiet frames get fixed, clip-independent floors (so the front end stays streamable),
-    chosen from the measured levels of RAVDESS's silent frames (results/frontend_floor.md).
-    Without them the same recording gave another label in ~4 % of clips when read from the
-    48 kHz original instead of the 16 kHz copy: the two differ only by 16-bit requantisation,
-    which moves silence between its digital zero and the quantisation noise, and with
-    librosa's ``amin`` (1e-10, -100 dB) and unfloored chroma that moved near-silent frames
-    by more than one normalisation std.
+    chosen from the measured levels of RAVDESS's silent frames (results/frontend_floor.md,
+    all 1440 clips). Without them the same recording often got another label when read from
+    the 48 kHz original instead of the 16 kHz copy: the two differ only by 16-bit
+    requantisation, which moves silence between digital zero and quantisation noise, and
+    with librosa's ``amin`` (1e-10, -100 dB) and unfloored chroma that moved near-silent
+    frames by more than one normalisation std.
 
     - ``amin=1e-7`` (-70 dB mel power, was 1e-10): 16-bit quantisation noise gives about
       -88 dB per mel band (this filterbank sums ~0.064 of a bin's power per band) and silent
-      frames reach -77 dB at their 99th percentile, so requantisation noise alone never lifts
-      a band off the floor; only ~6 % of speech frames' band values lie below it.
+      frames reach -74 dB at their 99th percentile, so requantisation noise alone does not
+      lift a band off the floor; ~5 % of speech frames' band values lie below it.
     - ``chroma_floor=1e-4`` (-40 dB per FFT bin of ``|STFT|^2``): chroma is normalised per
       frame, so without a floor a near-silent frame's chroma is its noise scaled to a peak of
-      1 (the feature that moved most). Quantisation noise is -75 dB per bin and silent frames'
-      bins reach -61 dB at their 99.9th percentile, while a voiced frame's harmonics are tens
-      of dB above -40 dB even in RAVDESS's quietest clips: frames above -40 dB mean mel power
-      keep their chroma (0.1 % of them change by more than 0.1), silent ones get a constant one.
+      1 (the feature that moved most). Quantisation noise is about -77 dB per bin and silent
+      frames' bins reach -58 dB at their 99.9th percentile, while a voiced frame's harmonics
+      lie tens of dB above -40 dB even in RAVDESS's quietest clips: of the frames above -40 dB
+      mean mel power 0.25 % change their chroma by more than 0.1; silent ones get a constant one.
+
+    Not solved by floors: a gain change shifts every log energy (and so MFCC 0, a loudness
+    cue models lean on) and moves frames across the floors; results/frontend_floor.md
+    measures it.
 
     Earlier sertiny versions shipped edge16k with ``amin=1e-10`` and no chroma floor; runs
     and bundles store their whole FeatureConfig, so those made then keep computing the
