@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RUNS = ROOT / "runs" / "accuracy"
 RECIPES = Path(__file__).with_name("accuracy_recipes.json")
+# The recipe that ships (the built-in bundle, Table I's second block): chosen on the validation
+# speakers' late val UAR among the ablations (results/accuracy.md), never on test speakers.
+FINAL_RECIPE = "reg_all"
 # edge16k_nofloor: the edge16k preset as it was before its quiet-frame floors (amin 1e-10, no
 # chroma floor), where the first ablations ran.
 INPUTS = ("edge16k", "edge16k_nofloor", "paper", "logmel16k")
