@@ -11,6 +11,7 @@ from sertiny.features.config import FeatureConfig
 from sertiny.models.registry import Family
 from sertiny.quickstart import QuickstartConfig
 from sertiny.training.config import TrainConfig
+from sertiny.training.data import DataSpec
 from sertiny.tuning.config import TuneConfig
 
 
@@ -19,18 +20,21 @@ def _construct(cls, **changes):
         return Family(name="toy", builder="toy.module:build", **changes)
     if cls is TuneConfig:
         return TuneConfig(train=TrainConfig(), **changes)
+    if cls is DataSpec:
+        return DataSpec(kind="audio", path="corpus", **changes)
     if cls is FeatureConfig:
         return FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, **changes)
     return cls(**changes)
 
 
-BOOL_FIELDS = [(cls, field.name) for cls in (BenchConfig, ExportConfig, FeatureConfig, Family, TrainConfig, TuneConfig)
+BOOL_FIELDS = [(cls, field.name)
+               for cls in (BenchConfig, DataSpec, ExportConfig, FeatureConfig, Family, TrainConfig, TuneConfig)
                for field in dataclasses.fields(cls) if field.type is bool]
 
 
 def test_every_stage_config_has_bool_fields_to_check():
-    assert {cls for cls, _ in BOOL_FIELDS} == {BenchConfig, ExportConfig, FeatureConfig, Family, TrainConfig,
-                                               TuneConfig}
+    assert {cls for cls, _ in BOOL_FIELDS} == {BenchConfig, DataSpec, ExportConfig, FeatureConfig, Family,
+                                               TrainConfig, TuneConfig}
     assert {"int8", "full", "c_arrays", "parity", "tflm"} <= {name for cls, name in BOOL_FIELDS if cls is ExportConfig}
 
 
@@ -70,6 +74,15 @@ def test_export_config_checks_its_other_fields(changes, match):
 def test_quickstart_config_checks_its_choices(changes, match):
     with pytest.raises(ParameterError, match=match):
         QuickstartConfig(**changes)
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"dataset": "timit"}, "'dataset' parameter of DataSpec"),
+    ({"backend": "torchaudio"}, "'backend' parameter of DataSpec"),
+])
+def test_data_spec_checks_its_choices(changes, match):
+    with pytest.raises(ParameterError, match=match):
+        DataSpec(kind="audio", path="corpus", **changes)
 
 
 def test_cli_choices_are_the_stages_own_lists():

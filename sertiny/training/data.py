@@ -4,7 +4,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .._config import Config, check_choice
+from .._config import Config, check_bool_fields, check_choice
 from ..errors import ParameterError, SertinyError
 
 DATA_KINDS = ("paper_npz", "audio")
@@ -35,8 +35,13 @@ class DataSpec(Config):
     strict: bool = False
 
     def __post_init__(self):
+        from ..data.datasets import DATASET_KINDS
+        from ..features import BACKENDS
+
+        check_bool_fields(self)
         check_choice("DataSpec", "kind", self.kind, set(DATA_KINDS))
-        check_choice("DataSpec", "backend", self.backend, {"numpy", "librosa"})
+        check_choice("DataSpec", "dataset", self.dataset, set(DATASET_KINDS))
+        check_choice("DataSpec", "backend", self.backend, set(BACKENDS))
 
 
 def load_table(spec, feature_config=None, *, progress=True, n_jobs=None):
