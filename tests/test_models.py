@@ -118,6 +118,33 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not np.array_equal(a["lstm2/kernel"], c["lstm2/kernel"])
 
 
+@pytest.mark.parametrize("name", ["lstm_sa_h8", "bilstm_att_h8"])
+def test_building_leaves_global_random_state_alone(name):
+    import random
+
+    random.seed(12345)
+    np.random.seed(999)
+    python_state, numpy_state = random.getstate(), np.random.get_state()[1].copy()
+    a = get_weights(create_model(name, seq_len=5, seed=3))
+    assert random.getstate() == python_state
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state)
+    random.seed(1)  # the weights do not depend on it either
+    b = get_weights(create_model(name, seq_len=5, seed=3))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_attention_starts_where_it_did_when_builds_reseeded_keras():
+    # The values models had when every build called keras.utils.set_random_seed(seed):
+    # runs and recorded results stay reproducible (see lstm_sa.legacy_seed).
+    kw = {"n_features": 46, "seq_len": 32, "n_classes": 8, "seed": 3}
+    lstm_sa = get_weights(create_model("lstm_sa_h8", **kw))
+    np.testing.assert_allclose(lstm_sa["attention/u"].ravel()[:3], [0.41598171, -0.54452115, -0.10467337], rtol=1e-6)
+    bilstm = get_weights(create_model("bilstm_att_h8", **kw))
+    np.testing.assert_allclose(bilstm["attention/v"].ravel()[:2], [0.22266135, -0.05433007], rtol=1e-6)
+    np.testing.assert_allclose(bilstm["attention/kernel"].ravel()[:2], [-0.36446810, -0.49392676], rtol=1e-6)
+
+
 def test_masked_model_ignores_padding_and_matches_packed_reference():
     zeros = create_model("res_lstm_sa_h32", seq_len=20)
     masked = create_model("res_lstm_sa_h32", seq_len=20, padding="masked")

@@ -21,7 +21,7 @@ format (:mod:`sertiny.models.weights`).
 
 from .._keras import import_keras
 from .cnn_lstm_spec import CNN_BLOCKS, CNN_KERNEL, CNN_POOL
-from .lstm_sa import BN_ARGS, SoftAttention, classifier, model_inputs, seeded_lstm
+from .lstm_sa import BN_ARGS, SoftAttention, classifier, legacy_seed, model_inputs, seeded_lstm
 
 keras = import_keras("jax")
 ops = keras.ops
@@ -31,23 +31,27 @@ class AdditiveAttention(SoftAttention):
     """Additive (Bahdanau) attention pooling: e_t = vᵀ tanh(W h_t + b), then as SoftAttention.
 
     Input (batch, T, D) -> output (batch, D). ``units`` is the width of W h_t (the BiLSTM
-    paper does not give it; we use the per-direction ``hidden``).
+    paper does not give it; we use the per-direction ``hidden``). ``kernel_seed`` seeds W,
+    ``seed`` v.
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, kernel_seed=None, **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.kernel_seed = kernel_seed
 
     def build(self, input_shape):
-        self.w = self.add_weight(name="kernel", shape=(input_shape[-1], self.units), initializer="glorot_uniform")
+        self.w = self.add_weight(name="kernel", shape=(input_shape[-1], self.units),
+                                 initializer=keras.initializers.GlorotUniform(seed=self.kernel_seed))
         self.b = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-        self.v = self.add_weight(name="v", shape=(self.units, 1), initializer="glorot_normal")
+        self.v = self.add_weight(name="v", shape=(self.units, 1),
+                                 initializer=keras.initializers.GlorotNormal(seed=self.seed))
 
     def scores(self, h):
         return ops.squeeze(ops.matmul(ops.tanh(ops.matmul(h, self.w) + self.b), self.v), -1)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "kernel_seed": self.kernel_seed}
 
 
 def _bidirectional(config, name, index):
@@ -64,7 +68,9 @@ def build_bilstm_att(config):
     features, x = model_inputs(config)
     h = _bidirectional(config, "bilstm1", 1)(x)
     h = _bidirectional(config, "bilstm2", 2)(h)
-    context = AdditiveAttention(config.hidden, name="attention")(h)
+    # Draws 0-5 seeded the four LSTMs and two Bidirectional copies (see legacy_seed).
+    context = AdditiveAttention(config.hidden, kernel_seed=legacy_seed(config, 6), seed=legacy_seed(config, 7),
+                                name="attention")(h)
     return keras.Model(features, classifier(context, config), name=config.name)
 
 

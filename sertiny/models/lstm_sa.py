@@ -4,6 +4,8 @@ Layer names are part of the format: :func:`sertiny.models.weights.get_weights` r
 them to produce backend-free NumPy weights that export and the C reference consume.
 """
 
+import random
+
 from .._keras import import_keras
 
 keras = import_keras("jax")
@@ -19,15 +21,18 @@ class SoftAttention(keras.layers.Layer):
     """Soft attention pooling over time: e_t = u·h_t, alpha = softmax_t(e), c = sum_t alpha_t h_t.
 
     Input (batch, T, H) -> output (batch, H). With a mask, masked steps get zero weight.
+    ``seed`` seeds the initial attention vector (None: Keras picks one).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
+        self.seed = seed
 
     def build(self, input_shape):
         # Xavier-normal on an (H, 1) vector, as the reference code initialises it.
-        self.u = self.add_weight(name="u", shape=(input_shape[-1], 1), initializer="glorot_normal")
+        self.u = self.add_weight(name="u", shape=(input_shape[-1], 1),
+                                 initializer=keras.initializers.GlorotNormal(seed=self.seed))
 
     def scores(self, h):
         """Unnormalised attention score e_t of every step: (B, T, H) -> (B, T)."""
@@ -46,6 +51,9 @@ class SoftAttention(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
 
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
 
 @keras.saving.register_keras_serializable("sertiny")
 class _ForgetBias(keras.initializers.Initializer):
@@ -63,7 +71,6 @@ class _ForgetBias(keras.initializers.Initializer):
 
 
 def model_inputs(config):
-    keras.utils.set_random_seed(config.seed)  # seeds the attention vector and dropout too
     features = keras.Input(shape=(config.seq_len, config.n_features), name="features")
     x = features
     if config.padding == "masked":
@@ -72,8 +79,8 @@ def model_inputs(config):
     return features, x
 
 
-def _head(h, config):
-    context = SoftAttention(name="attention")(h)
+def _head(h, config, draw):
+    context = SoftAttention(seed=legacy_seed(config, draw), name="attention")(h)
     context = keras.layers.BatchNormalization(name="bn_out", **BN_ARGS)(context)
     return classifier(context, config)
 
@@ -109,7 +116,7 @@ def build_lstm_sa(config):
     """LSTM(F->H) -> soft attention -> BatchNorm -> Dropout -> Dense softmax."""
     features, x = model_inputs(config)
     h = seeded_lstm(config.hidden, config, "lstm2", 2)(x)
-    return keras.Model(features, _head(h, config), name=config.name)
+    return keras.Model(features, _head(h, config, draw=1), name=config.name)
 
 
 def build_res_lstm_sa(config):
@@ -119,7 +126,23 @@ def build_res_lstm_sa(config):
     r = keras.layers.Add(name="residual")([r, x])
     r = keras.layers.BatchNormalization(name="bn_in", **BN_ARGS)(r)
     h = seeded_lstm(config.hidden, config, "lstm2", 2)(r)
-    return keras.Model(features, _head(h, config), name=config.name)
+    return keras.Model(features, _head(h, config, draw=2), name=config.name)
+
+
+def legacy_seed(config, draw):
+    """The seed of an initialiser that sertiny once left unseeded, as Keras drew it then.
+
+    Builders used to start with ``keras.utils.set_random_seed(config.seed)``, which reseeds
+    Python's, NumPy's and Keras' global generators on every build (a parameter count
+    included), under whoever called it. An unseeded initialiser then took its seed as the
+    next ``randint(1, 10**9)`` of Python's generator, after one draw per LSTM layer built
+    before it (``draw`` says how many). Drawing the same number from a private generator
+    gives every model the weights it had before, without touching global state.
+    """
+    rng = random.Random(config.seed)
+    for _ in range(draw):
+        rng.randint(1, int(1e9))
+    return rng.randint(1, int(1e9))
 
 
 def seeded_lstm(units, config, name, index, *, return_sequences=True, go_backwards=False):
@@ -133,5 +156,6 @@ def seeded_lstm(units, config, name, index, *, return_sequences=True, go_backwar
         recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 1),
         bias_initializer=_ForgetBias(units, config.forget_bias),
         unit_forget_bias=False,
+        seed=seed + 2,  # its dropout's generator (unused at dropout 0), else drawn from Python's global one
         name=name,
     )
