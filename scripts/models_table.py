@@ -83,7 +83,7 @@ def _load(preset):
     from sertiny.training.data import DataSpec, load_table
 
     spec = DataSpec(kind="audio", path=str(table1.DATA / "ravdess16k"), dataset="ravdess")
-    return spec, load_table(spec, get_preset(preset))
+    return spec, load_table(spec, get_preset(preset), say=print)
 
 
 def train_stage(args):

@@ -60,7 +60,7 @@ def load_input(name):
         spec = DataSpec(kind="paper_npz", path=str(DATA / "ravdess48k_paper_features.npz"))
         return spec, load_table(spec)
     spec = DataSpec(kind="audio", path=str(DATA / "ravdess16k"), dataset="ravdess")
-    return spec, load_table(spec, get_preset(name))
+    return spec, load_table(spec, get_preset(name), say=print)
 
 
 def run(args):

@@ -68,13 +68,17 @@ class QuickstartConfig(Config):
         return TrainConfig(model=self.model, epochs=self.epochs, seeds=self.seeds)
 
 
-def _stage(title):
-    print(f"\n== {title}", flush=True)
+def _stage(say, title):
+    say(f"\n== {title}")
     return time.time()
 
 
-def quickstart(data_dir, out_dir, config=None, *, progress=True):
-    """Run every stage on ``data_dir`` into ``out_dir``; return (and write) a short report."""
+def quickstart(data_dir, out_dir, config=None, *, progress=True, say=None):
+    """Run every stage on ``data_dir`` into ``out_dir``; return (and write) a short report.
+
+    ``progress`` shows the stages' progress bars; ``say``, if given, is called with every
+    line of the story a user reads (stage titles, the data summary, predictions, the report).
+    """
     from .data import load_dataset
     from .data.summary import format_summary, summarize
     from .export import ExportConfig, export_run
@@ -83,33 +87,34 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     from .training.data import DataSpec, load_table
 
     config = config or QuickstartConfig()
+    say = say or (lambda line: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save(out_dir / "quickstart_config.json")
     timings = {}
 
-    t = _stage("1/5 data summary")
+    t = _stage(say, "1/5 data summary")
     dataset = load_dataset(data_dir, config.dataset)
     summary = summarize(dataset, progress=progress)
-    print(format_summary(summary))
+    say(format_summary(summary))
     timings["summary_s"] = time.time() - t
 
-    t = _stage(f"2/5 train {config.model} ({config.epochs} epochs per fold)")
+    t = _stage(say, f"2/5 train {config.model} ({config.epochs} epochs per fold)")
     spec = DataSpec(kind="audio", path=str(Path(data_dir).resolve()), dataset=config.dataset)
-    table = load_table(spec, get_preset(config.preset), progress=progress)
+    table = load_table(spec, get_preset(config.preset), progress=progress, say=say)
     run_dir = out_dir / "run"
     metrics = train(table, config.train_config(), run_dir, data_spec=spec, jobs=config.jobs, deploy=True, progress=progress)
     timings["train_s"] = time.time() - t
 
     # Families without a streaming (chunked) profile export the full unroll only.
     chunks = (config.chunk,) if config.family().streaming else ()
-    t = _stage("3/5 export int8 (full unroll" + (f" + chunk {config.chunk})" if chunks else ")"))
+    t = _stage(say, "3/5 export int8 (full unroll" + (f" + chunk {config.chunk})" if chunks else ")"))
     bundle_dir = out_dir / "bundle"
     export_run(run_dir, bundle_dir, ExportConfig(chunks=chunks), overwrite=True)
     manifest = json.loads((bundle_dir / "sertiny.json").read_text())
     timings["export_s"] = time.time() - t
 
-    t = _stage("4/5 bench")
+    t = _stage(say, "4/5 bench")
     from .bench import BenchConfig, run_bench, save_results
 
     clips = [c.path for c in dataset.clips[:: max(1, len(dataset.clips) // 20)]]
@@ -118,7 +123,7 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     save_results(bench, out_dir / "bench")
     timings["bench_s"] = time.time() - t
 
-    t = _stage("5/5 infer")
+    t = _stage(say, "5/5 infer")
     from .runtime.classifier import Classifier
 
     classifier = Classifier.from_path(bundle_dir)
@@ -126,13 +131,13 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     for clip in dataset.clips[: config.infer_clips]:
         p = classifier.classify_file(clip.path)
         predictions.append({"file": clip.path, "true": clip.label, **p.to_dict()})
-        print(f"{Path(clip.path).name}: {p.label} (true: {clip.label})")
+        say(f"{Path(clip.path).name}: {p.label} (true: {clip.label})")
     timings["infer_s"] = time.time() - t
 
     report = _report(out_dir, metrics, manifest, bench, predictions, timings)
     atomic_write_json(out_dir / "quickstart_report.json", report)
     atomic_write_text(out_dir / "REPORT.md", _markdown(report))
-    print("\n" + _markdown(report))
+    say("\n" + _markdown(report))
     return report
 
 

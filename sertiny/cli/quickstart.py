@@ -31,7 +31,7 @@ def quickstart_command(data_dir, out_dir, model, epochs, jobs, dataset, preset, 
     from ..quickstart import quickstart
 
     config = QuickstartConfig(model=model, epochs=epochs, jobs=jobs, dataset=dataset, preset=preset)
-    quickstart(data_dir, out_dir, config, progress=not quiet)
+    quickstart(data_dir, out_dir, config, progress=not quiet, say=click.echo)
 
 
 COMMANDS = [quickstart_command]

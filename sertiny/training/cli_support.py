@@ -23,6 +23,8 @@ def build_train_config(config_file, params_file, flags):
 
 
 def data_spec_and_table(data_dir, features_npz, dataset, preset, backend, *, progress=True):
+    import click
+
     from ..features import get_preset
     from .data import DataSpec, load_table
 
@@ -30,7 +32,7 @@ def data_spec_and_table(data_dir, features_npz, dataset, preset, backend, *, pro
         spec = DataSpec(kind="paper_npz", path=str(Path(features_npz).resolve()))
         return spec, load_table(spec, progress=progress)
     spec = DataSpec(kind="audio", path=str(Path(data_dir).resolve()), dataset=dataset, backend=backend)
-    return spec, load_table(spec, get_preset(preset), progress=progress)
+    return spec, load_table(spec, get_preset(preset), progress=progress, say=click.echo if progress else None)
 
 
 def print_summary(metrics, out_dir):

@@ -44,8 +44,12 @@ class DataSpec(Config):
         check_choice("DataSpec", "backend", self.backend, set(BACKENDS))
 
 
-def load_table(spec, feature_config=None, *, progress=True, n_jobs=None):
-    """The :class:`~sertiny.features.table.FeatureTable` a spec describes."""
+def load_table(spec, feature_config=None, *, progress=True, n_jobs=None, say=None):
+    """The :class:`~sertiny.features.table.FeatureTable` a spec describes.
+
+    ``progress`` shows the feature extraction's progress bar; ``say``, if given, is called
+    with a line for the user when unusable files are skipped.
+    """
     from ..features.table import FeatureTable, load_paper_features
 
     if spec.kind == "paper_npz":
@@ -67,8 +71,8 @@ def load_table(spec, feature_config=None, *, progress=True, n_jobs=None):
         listing = "\n".join(f"  {p}: {r}" for p, r in problems[:20])
         raise SertinyError(f"{len(problems)} unusable file(s) (--strict):\n{listing}")
     keep = [i for i, f in enumerate(features) if f is not None]
-    if problems and progress:
-        print(f"Skipped {len(problems)} unusable file(s); first: {problems[0][0]}: {problems[0][1]}")
+    if problems and say is not None:
+        say(f"Skipped {len(problems)} unusable file(s); first: {problems[0][0]}: {problems[0][1]}")
     return FeatureTable(
         features=[features[i] for i in keep],
         labels=dataset.labels()[keep],
