@@ -40,6 +40,17 @@ def test_import_stays_light(statement):
     assert _loaded_heavy(statement) == ""
 
 
+def test_every_command_module_registers_its_commands():
+    import importlib
+
+    from sertiny.cli import _COMMAND_MODULES, main
+
+    expected = {command.name for name in _COMMAND_MODULES
+                for command in importlib.import_module(f"sertiny.cli.{name}").COMMANDS}
+    assert expected >= {"data", "train", "tune", "export", "infer", "listen", "bench", "quickstart"}
+    assert set(main.commands) == expected
+
+
 def test_cli_help_lists_every_stage_without_heavy_imports():
     code = (
         "import sys\n"

@@ -42,14 +42,10 @@ def main():
 def _register_commands():
     import importlib
 
+    # A command module that fails to import stops `sertiny` with its own error: a CLI that
+    # starts without one of its commands would hide the fault until someone needs it.
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue  # stage not built yet
-            raise
-        for command in getattr(module, "COMMANDS", ()):
+        for command in importlib.import_module(f"{__name__}.{name}").COMMANDS:
             main.add_command(command)
 
 
