@@ -265,6 +265,30 @@ def test_bundle_round_trips(bundle):
     assert (out / "MODEL_CARD.md").read_text().count("deploy") >= 1
 
 
+def test_arena_is_one_figure_in_bundle_card_and_bench(bundle):
+    """One measurement (tflm.arena_size) gives the arena of every variant, float included:
+    the manifest, the model card, the C header and the benchmark all show that figure."""
+    from sertiny.bench import BenchConfig, format_markdown, run_bench
+    from sertiny.export import tflm
+
+    out, manifest = bundle
+    card = (out / "MODEL_CARD.md").read_text()
+    config = BenchConfig(runs=2, warmup=1, max_clips=1, threads=(1,), peers=(), cold_start=False)
+    result = run_bench(out, (), config, progress=False)
+    bench = {v["name"]: v for v in result["variants"]}
+    bench_md = format_markdown(result)
+    for name, entry in manifest["variants"].items():
+        arena = entry["arena_bytes"]
+        assert isinstance(arena, int) and arena > 0, name
+        assert any(line.startswith(f"| {name} |") and f"| {arena:,} |" in line for line in card.splitlines()), name
+        assert bench[name]["tflm"] == {"arena_bytes": arena, "source": "bundle"}
+        assert any(line.startswith(f"| {name} |") and f"| {arena:,} |" in line for line in bench_md.splitlines())
+    assert "found by bisection" in card and "found by bisection" in bench_md  # how it was measured
+    int8 = manifest["variants"]["int8"]
+    io = {"inputs": [int8["input"]]}
+    assert tflm.arena_size((out / int8["file"]).read_bytes(), io) == int8["arena_bytes"]  # measured again
+
+
 def test_bundle_loads_in_the_device_runtime(bundle):
     from sertiny.runtime.bundle import Bundle
     from sertiny.runtime.runner import load_runner

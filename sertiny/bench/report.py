@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from ..errors import ArtifactError
+from ..export.tflm import ARENA_METHOD
 
 _MCU_CORES = ("Cortex-M4 @ 80 MHz", "Cortex-M7 @ 480 MHz")
 
@@ -90,7 +91,7 @@ def _variant_table(result, emulated):
     threads = sorted({t for v in result["variants"] for t in v["latency"]}, key=int)
     head = ["variant", "size KB", "UAR", "ops/window", "MACs/window", "load ms"]
     head += [f"p50/p90/p99 ms @{t}T" for t in threads]
-    head += ["e2e ms/clip p50", "RTF", "cold start s", "peak RSS MB", "TFLM arena KB"]
+    head += ["e2e ms/clip p50", "RTF", "cold start s", "peak RSS MB", "TFLM arena (bytes)"]
     head += [f"{c.split(' @')[0]} est. ms" for c in _MCU_CORES]
     rows = [head, ["---"] * len(head)]
     for v in result["variants"]:
@@ -155,7 +156,8 @@ def _notes(result, plot_note):
              "- Cold start: spawn of a fresh `sertiny infer` process to its first label (Python start, imports, "
              "bundle load, one clip); peak RSS is that process's maximum resident set.",
              "- MACs: multiply-accumulates of weight ops counted from the model's tensors (`+`: loop bodies not seen).",
-             "- TFLM arena: TensorFlow Lite Micro's recording allocator after one invoke (host build of TFLM).",
+             f"- TFLM arena: {ARENA_METHOD} (`sertiny.export.tflm.arena_size`): the bundle's figure, as its model "
+             "card gives it, or measured here the same way for a variant whose bundle has none.",
              "- Cortex-M figures are **estimates, not measurements**: cycles = ops x dispatch overhead + MACs x "
              "cycles/MAC + element-wise values x cycles/value (more for sigmoid/tanh/softmax), divided by the clock; "
              "the per-core constants and their basis are in `sertiny/bench/mcu.py` (expect within ~2x; flash wait "
@@ -181,9 +183,7 @@ def _num(value, fmt):
 
 def _arena(tflm):
     if "arena_bytes" in tflm:
-        return f"{tflm['arena_bytes'] / 1024:.1f}"
-    if "exporter_arena_bytes" in tflm:
-        return f"{tflm['exporter_arena_bytes'] / 1024:.1f} (exporter)"
+        return f"{tflm['arena_bytes']:,}"
     return "—" if "skipped" in tflm or not tflm else "error"
 
 

@@ -131,14 +131,21 @@ def _bench_variant(ctx, name):
     ctx.step(f"{name}: end to end")
     if ctx.config.cold_start:
         row["cold_start"] = probe_cli(ctx.bundle.path, name, ctx.clips[0])
-    if ctx.config.tflm:
-        row["tflm"] = tflm_arena(variant.path)
-    recorded = variant.meta.get("arena_bytes")
-    if isinstance(recorded, int):
-        row.setdefault("tflm", {})["exporter_arena_bytes"] = recorded
+    row["tflm"] = _arena(ctx, variant, runner)
     row["mcu_estimate"] = mcu.estimate(cost, quantized=variant.quantized)
     ctx.step(f"{name}: cold start, arena")
     return row
+
+
+def _arena(ctx, variant, runner):
+    """The bundle's TFLite Micro arena figure, or, for a variant without one, the same
+    measurement made here (one function owns it: :func:`sertiny.export.tflm.arena_size`)."""
+    recorded = variant.meta.get("arena_bytes")
+    if isinstance(recorded, int):
+        return {"arena_bytes": recorded, "source": "bundle"}
+    if not ctx.config.tflm:
+        return {"skipped": "not recorded in the bundle, and not measured (--no-tflm)"}
+    return tflm_arena(variant.path, {"inputs": runner.interpreter.get_input_details()})
 
 
 def window_cost(cost, variant, seq_len):

@@ -30,7 +30,7 @@ from .._io import (
     atomic_write_json,
     atomic_write_text,
 )
-from ..errors import ArtifactError, ParameterError
+from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.weights import LSTM_SA_FAMILIES
 from ..runtime.bundle import primary_int8
 from . import tflm
@@ -100,6 +100,9 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
                 say(f"TFLite Micro: arena and op check for {variant.name}")
                 variant.meta["tflm"] = micro_report(variant, data.train_clips[:MICRO_CHECK_CLIPS], run.seq_len)
                 variant.meta["arena_bytes"] = variant.meta["tflm"]["arena_bytes"]
+            else:  # float models: the arena only (there is no integer rounding to compare)
+                say(f"TFLite Micro: arena for {variant.name}")
+                _float_arena(variant)
     manifest = _manifest(run, weight_set, name, reason, shipped, parity, config)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for variant in shipped.values():
@@ -144,13 +147,25 @@ def _write_variant(directory, variant, entry, c_arrays=True):
         entry["c_source"] = write_c_array(directory, stem, variant.model, entry)
 
 
+def _model_io(variant):
+    return {"inputs": variant.meta["inputs"] if variant.profile == "chunked" else [variant.meta["input"]]}
+
+
+def _float_arena(variant):
+    """Record a float variant's TFLite Micro arena; a model TFLite Micro cannot run gets the
+    reason instead (float models are the Pi's, so this does not fail the export)."""
+    try:
+        variant.meta["arena_bytes"] = tflm.arena_size(variant.model, _model_io(variant))
+    except SertinyError as exc:
+        variant.meta["tflm"] = {"error": str(exc)}
+
+
 def micro_report(variant, clips, seq_len):
-    """TFLite Micro figures for an int8 variant: arena (bisection), per-op LSB difference
-    to LiteRT, and end-to-end agreement with LiteRT on a few clips."""
+    """TFLite Micro figures for an int8 variant: arena (:func:`~sertiny.export.tflm.arena_size`),
+    per-op LSB difference to LiteRT, and end-to-end agreement with LiteRT on a few clips."""
     from .variants import chunked_runner
 
-    io = {"inputs": variant.meta["inputs"] if variant.profile == "chunked" else [variant.meta["input"]]}
-    arena = tflm.arena_size(variant.model, io)
+    arena = tflm.arena_size(variant.model, _model_io(variant))
     if variant.profile == "chunked":
         trace = []
         chunked_runner(variant).predict(clips[0], trace=trace)
@@ -273,7 +288,8 @@ def model_card(manifest):
             f"{_fmt(v.get('arena_bytes'), '{:,}')} | {_fmt(v.get('uar'), '{:.4f}')} | "
             f"{_fmt(v.get('agreement'), '{:.2%}')} |"
         )
-    lines += ["", "## Accuracy", ""]
+    lines += ["", f"TFLM arena: {tflm.ARENA_METHOD} (`sertiny.export.tflm.arena_size`); a firmware adds its "
+              "own stack and globals. `sertiny bench` reports the same figure.", "", "## Accuracy", ""]
     if metrics:
         lines += [
             (f"Measured on {metrics['evaluated_on']}. The shipped model itself has no held-out speakers "
