@@ -262,7 +262,9 @@ def test_bundle_round_trips(bundle):
     assert "alignas(16)" in (out / "model_int8.cc").read_text()
     metrics = on_disk["metrics"]
     assert {"float_uar", "int8_uar", "int8_agreement"} <= set(metrics) and len(metrics["per_fold"]) == 2
-    assert (out / "MODEL_CARD.md").read_text().count("deploy") >= 1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.count("deploy") >= 1
+    assert "C arrays `model_int8_chunk1.h`, `model_int8_chunk1.cc`" in card  # the files it ships
 
 
 def test_arena_is_one_figure_in_bundle_card_and_bench(bundle):
@@ -379,6 +381,8 @@ def test_chunked_only_bundle_ships_float_and_int8_chunks_without_c_arrays(tmp_pa
     metrics = manifest["metrics"]
     assert metrics["int8_variant"] == "int8_chunk1" and 0 <= metrics["int8_agreement"] <= 1
     assert "CC BY-NC-SA" in manifest["data_terms"]  # the paper's feature format is RAVDESS's
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "model_int8_chunk1.h" not in card and "`model_int8_chunk1.tflite` (this bundle ships no C arrays" in card
     loaded = Bundle.load(out)
     assert loaded.default_variant == "int8_chunk1"
     clip = padded(clips(1, seed=8)[0])

@@ -312,9 +312,7 @@ def model_card(manifest):
         ("- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` "
          + ("(full profile, one invoke per clip)." if any(v["profile"] == "full" for v in manifest["variants"].values())
             else "(chunked profile: the host runs the invokes per clip, pools attention and classifies).")),
-        ("- Microcontrollers: the chunked variants (`model_int8_chunk<K>.h/.cc`), run K frames per invoke; "
-        "the firmware keeps the LSTM states and pools attention between invokes as "
-        "`firmware_bench/c_reference` shows."),
+        *_microcontroller_use(manifest["variants"]),
         f"- **Data terms:** {manifest.get('data_terms') or 'not recorded'}",
         (f"- Trained on `{manifest['source_data']}`. A model trained on acted speech (such as RAVDESS) "
         "will do worse on spontaneous speech, other languages and noisy rooms; not for decisions about people."),
@@ -323,6 +321,23 @@ def model_card(manifest):
     if manifest.get("notes"):  # added by whoever publishes the bundle, e.g. scripts/build_default_bundle.py
         lines += ["## Notes", "", *(f"- {note}" for note in manifest["notes"]), ""]
     return "\n".join(lines)
+
+
+def _microcontroller_use(variants):
+    """The card's microcontroller line, naming the files this bundle really ships."""
+    chunked = {n: v for n, v in variants.items()
+               if v["profile"] == "chunked" and str(v.get("dtype", "")).startswith("int")}
+    if not chunked:
+        return []
+    c_files = [f"`{f}`" for v in chunked.values() for f in v.get("c_source", [])]
+    models = ", ".join(f"`{v['file']}`" for v in chunked.values())
+    ships = (f"as C arrays {', '.join(c_files)} (arena size and tensor quantisation as #defines)" if c_files
+             else f"{models} (this bundle ships no C arrays; `sertiny export` writes `.h`/`.cc` files unless "
+             "`--no-c-arrays`)")
+    ks = ", ".join(str(v["chunk"]) for v in chunked.values())
+    return [f"- Microcontrollers: the chunked integer model{'s' if len(chunked) > 1 else ''} {ships}, run K "
+            f"frames per invoke (K = {ks}); the firmware keeps the LSTM states and pools attention between "
+            "invokes as `firmware_bench/c_reference` shows."]
 
 
 def _recipe(train_config):
