@@ -199,7 +199,7 @@ def test_bench_cli_run_and_compare(bundle_dir, tmp_path, write_audio):
     clip = write_audio("clip.wav", (0.2 * np.sin(np.arange(32000) / 10)).astype(np.float32), sr=16000)
     runner = CliRunner()
     out = tmp_path / "host"
-    res = runner.invoke(main, ["bench", str(bundle_dir), "--clips", str(clip), "--runs", "5", "--warmup", "1",
+    res = runner.invoke(main, ["bench", "--bundle", str(bundle_dir), "--clips", str(clip), "--runs", "5", "--warmup", "1",
                                "--variant", "int8", "--threads", "1", "--no-peers", "--no-cold-start", "--no-tflm",
                                "--out", str(out)])
     assert res.exit_code == 0, res.output

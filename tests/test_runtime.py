@@ -349,6 +349,12 @@ def test_listen_smooths_resamples_and_shows_silence(classifier):
     assert updates[0].label in format_update(updates[0])
 
 
+def test_listen_takes_the_bundle_as_argument_or_option_not_both(bundle_dir, tmp_path):
+    result = _cli("listen", bundle_dir, "--bundle", tmp_path)
+    assert result.exit_code == 2 and "Two bundles given" in result.output
+    assert "--bundle" in _cli("listen", "--help").output
+
+
 def test_listen_without_portaudio_is_a_clear_error(bundle_dir, monkeypatch):
     from sertiny.runtime.stream import import_sounddevice
 
