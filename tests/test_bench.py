@@ -211,6 +211,19 @@ def test_bench_cli_run_and_compare(bundle_dir, tmp_path, write_audio):
     assert (tmp_path / "cmp" / "compare.md").exists()
 
 
+def test_bench_help_shows_the_run_options_at_top_level(bundle_dir, tmp_path):
+    from sertiny.cli import main
+
+    res = CliRunner().invoke(main, ["bench", "--help"], prog_name="sertiny")
+    assert res.exit_code == 0
+    assert "Usage: sertiny bench [OPTIONS] [BUNDLE]" in res.output
+    for option in ("--bundle", "--clips", "--out", "--runs", "--no-peers", "--no-tflm"):
+        assert option in res.output, option
+    assert "compare" in res.output
+    res = CliRunner().invoke(main, ["bench", str(bundle_dir), "--bundle", str(tmp_path)])
+    assert res.exit_code == 2 and "Two bundles given" in res.output
+
+
 def _e2e(decode, features, inference):
     total = decode + features + inference
     return {"decode_ms": decode, "features_ms": features, "inference_ms": inference, "total_ms": total,

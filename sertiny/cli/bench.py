@@ -19,6 +19,17 @@ class _BenchGroup(click.Group):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_help(self, ctx, formatter):
+        # `sertiny bench BUNDLE` is how the benchmark is run, so its help shows run's
+        # usage and options, then the subcommands.
+        run = self.commands["run"]
+        run_ctx = click.Context(run, info_name=ctx.info_name, parent=ctx.parent)
+        run.format_usage(run_ctx, formatter)
+        formatter.write_text(f"       {ctx.command_path} compare RESULTS... --out DIR")
+        self.format_help_text(ctx, formatter)
+        run.format_options(run_ctx, formatter)
+        self.format_commands(ctx, formatter)
+
 
 @click.group("bench", cls=_BenchGroup)
 def bench_group():
