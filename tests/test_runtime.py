@@ -209,7 +209,8 @@ def test_infer_cli_text_and_json(bundle_dir, write_audio):
     silent = write_audio("silent.wav", np.zeros(SR, np.float32), sr=SR)
     result = _cli("infer", bundle_dir, a, b, silent)
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    header, *lines = result.output.strip().splitlines()
+    assert header == f"Bundle {bundle_dir}: toy_dense_mean_h16, variant int8"  # which model answered
     assert len(lines) == 3 and "silence" in lines[2]
     result = _cli("infer", bundle_dir, a.parent, "--json", "--variant", "f32")
     rows = [json.loads(line) for line in result.output.strip().splitlines()]

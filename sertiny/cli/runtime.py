@@ -78,6 +78,8 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
         raise click.UsageError(f"{bundle} is a bundle; also give the audio files or folders to classify.")
     clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db, runtime=runtime,
                                kernels=kernels)
+    if not as_json:  # the JSON names the variant on every line
+        click.echo(_describe(clf))
     failed = 0
     for path in _expand_audio(audio):
         try:
@@ -94,6 +96,17 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
             click.echo(_format_prediction(prediction, top, silence_db))
     if failed:
         sys.exit(1)
+
+
+def _describe(clf):
+    """Which bundle and variant answer, e.g. ``Bundle .../default_bundle (built-in): res_lstm_sa_h64, variant int8_chunk1``."""
+    from ..runtime.bundle import DEFAULT_BUNDLE
+
+    path = clf.bundle.path
+    where = f"{path} (built-in)" if path.resolve() == DEFAULT_BUNDLE else str(path)
+    model = clf.bundle.manifest.get("model") or {}
+    name = f"{model['family']}_h{model['hidden']}" if {"family", "hidden"} <= set(model) else "model"
+    return f"Bundle {where}: {name}, variant {clf.variant.name}"
 
 
 def _holds_no_audio(path):
