@@ -255,3 +255,25 @@ def test_report_compares_integer_models_with_each_peer_without_pass_or_fail():
     assert "NOT met" not in text and "target" not in text.lower()
     chunked_only = {**result, "variants": result["variants"][1:]}
     assert "no full-unroll integer model" in "\n".join(_against_peers(chunked_only, emulated=False))
+
+
+def test_pareto_axes_keep_a_small_uar_spread_small_and_label_only_major_latency_ticks():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sertiny.bench.report import MIN_UAR_RANGE, _honest_uar_range, _log_ms_axis
+
+    fig, ax = plt.subplots()
+    ax.scatter([0.3, 2.0], [0.4043, 0.4076])  # a 0.33 pp spread, as in the built-in bundle
+    _log_ms_axis(ax)
+    _honest_uar_range(ax, [0.4043, 0.4076])
+    low, high = ax.get_ylim()
+    assert high - low == pytest.approx(MIN_UAR_RANGE) and low < 0.4043 and 0.4076 < high
+    fig.canvas.draw()
+    minor = [t.get_text() for t in ax.xaxis.get_minorticklabels() if t.get_text()]
+    major = [t.get_text() for t in ax.xaxis.get_majorticklabels() if t.get_text()]
+    assert minor == [] and {"0.5", "1", "2"} <= set(major)
+    plt.close(fig)

@@ -275,7 +275,8 @@ def plot_pareto(results, path, *, title="sertiny bench"):
         front = _pareto_front(points)
         ax.plot([p[1] for p in front], [p[2] for p in front], color=colour, linestyle="--", linewidth=1)
     ax.margins(x=0.25, y=0.15)
-    ax.set_xscale("log")
+    _log_ms_axis(ax)
+    _honest_uar_range(ax, [p[2] for points in all_points for p in points])
     ax.set_xlabel("inference latency p50 per window, 1 thread (ms, log)")
     ax.set_ylabel("UAR (bundle metrics)")
     note = f" ({left_out} variant(s) without UAR or emulated, not shown)" if left_out else ""
@@ -292,6 +293,31 @@ def plot_pareto(results, path, *, title="sertiny bench"):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
+
+
+# UAR differences smaller than this are drawn within a range this tall, so that a fraction
+# of a point does not fill the plot's height.
+MIN_UAR_RANGE = 0.06
+
+
+def _log_ms_axis(ax):
+    """Log-scale latency with plain labels at 1-2-5 steps and none on the minor ticks
+    (matplotlib's default labels every minor tick when the range is short, and they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _honest_uar_range(ax, uars):
+    if not uars:
+        return
+    low, high = ax.get_ylim()
+    if high - low < MIN_UAR_RANGE:
+        middle = (min(uars) + max(uars)) / 2
+        ax.set_ylim(middle - MIN_UAR_RANGE / 2, middle + MIN_UAR_RANGE / 2)
 
 
 def _plot_points(result):
