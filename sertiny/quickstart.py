@@ -26,6 +26,9 @@ class QuickstartConfig(Config):
         (LSTM-SA / ResLSTM-SA only; other families have no streaming profile).
     bench_runs: timed invokes per variant in the benchmark.
     infer_clips: clips classified at the end, as a user would with ``sertiny infer``.
+
+    ``epochs`` and ``jobs`` differ from ``sertiny train``'s defaults (100, 1) on purpose: the
+    quickstart is meant to finish in minutes on two free cores.
     """
 
     model: str = "res_lstm_sa_h64"
