@@ -7,6 +7,7 @@ Every stage writes where a user would put it by hand (``OUT/run``, ``OUT/bundle`
 ``OUT/bench``), so each can be rerun or continued with its own command afterwards.
 """
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -73,7 +74,7 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     print(format_summary(summary))
     timings["summary_s"] = time.time() - t
 
-    t = _stage(f"2/5 train {config.model} ({config.epochs} epochs per fold)")
+    t = _stage(f"2/5 train {config.model} ({config.epochs} epoch{'s' if config.epochs > 1 else ''} per fold)")
     spec = DataSpec(kind="audio", path=str(Path(data_dir).resolve()), dataset=config.dataset)
     table = load_table(spec, get_preset(config.preset), progress=progress)
     train_config = TrainConfig(model=config.model, epochs=config.epochs, seeds=config.seeds)
@@ -88,7 +89,8 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     chunks = (config.chunk,) if parse_model_name(config.model)[0] in LSTM_SA_FAMILIES else ()
     t = _stage("3/5 export int8 (full unroll" + (f" + chunk {config.chunk})" if chunks else ")"))
     bundle_dir = out_dir / "bundle"
-    export_run(run_dir, bundle_dir, ExportConfig(chunks=chunks), overwrite=True)
+    with _step_counter("export", progress) as say:
+        export_run(run_dir, bundle_dir, ExportConfig(chunks=chunks), overwrite=True, progress=say)
     manifest = json.loads((bundle_dir / "sertiny.json").read_text())
     timings["export_s"] = time.time() - t
 
@@ -117,6 +119,20 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     atomic_write_text(out_dir / "REPORT.md", _markdown(report))
     print("\n" + _markdown(report))
     return report
+
+
+@contextlib.contextmanager
+def _step_counter(title, enabled):
+    """A progress line for a stage that reports steps by name (the exporter's ``progress``)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=title, unit="step", disable=not enabled,
+              bar_format="{desc}: step {n_fmt}, {elapsed} elapsed: {postfix}") as bar:
+        def say(message):
+            bar.set_postfix_str(message, refresh=False)
+            bar.update(1)
+
+        yield say
 
 
 def _report(out_dir, metrics, manifest, bench, predictions, timings):
