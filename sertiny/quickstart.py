@@ -26,7 +26,8 @@ class QuickstartConfig(Config):
     chunk: chunk size of the microcontroller (streaming) profile exported beside the full one
         (LSTM-SA / ResLSTM-SA only; other families have no streaming profile).
     bench_runs: timed invokes per variant in the benchmark.
-    infer_clips: clips classified at the end, as a user would with ``sertiny infer``.
+    infer_clips: clips classified at the end, as a user would with ``sertiny infer``: one per
+        emotion, of speakers a fold model never heard.
 
     ``epochs`` and ``jobs`` differ from ``sertiny train``'s defaults (100, 1) on purpose: the
     quickstart is meant to finish in minutes on two free cores.
@@ -40,7 +41,7 @@ class QuickstartConfig(Config):
     preset: str = "edge16k"
     chunk: int = 1
     bench_runs: int = 50
-    infer_clips: int = 3
+    infer_clips: int = 8
 
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(self.seeds))
@@ -103,15 +104,8 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     save_results(bench, out_dir / "bench")
     timings["bench_s"] = time.time() - t
 
-    t = _stage("5/5 infer")
-    from .runtime.classifier import Classifier
-
-    classifier = Classifier.from_path(bundle_dir)
-    predictions = []
-    for clip in dataset.clips[: config.infer_clips]:
-        p = classifier.classify_file(clip.path)
-        predictions.append({"file": clip.path, "true": clip.label, **p.to_dict()})
-        print(f"{Path(clip.path).name}: {p.label} (true: {clip.label})")
+    t = _stage("5/5 infer: a fold model on speakers it never heard")
+    predictions = _infer_held_out(run_dir, out_dir / "fold_bundle", dataset, config, progress)
     timings["infer_s"] = time.time() - t
 
     report = _report(out_dir, metrics, manifest, bench, predictions, timings)
@@ -135,12 +129,43 @@ def _step_counter(title, enabled):
         yield say
 
 
+def _infer_held_out(run_dir, bundle_dir, dataset, config, progress):
+    """Classify one clip per emotion of a fold's test speakers with that fold's model,
+    exported as a bundle of its own: the deployment model heard every speaker, so its
+    answers on the corpus would show nothing."""
+    from .export import ExportConfig, export_run
+    from .export.run import load_run
+    from .runtime.classifier import Classifier
+
+    fold = load_run(run_dir).folds[0]
+    weights = f"seed{config.seeds[0]}_fold{fold.index}"
+    with _step_counter(f"export {weights}", progress) as say:
+        export_run(run_dir, bundle_dir, ExportConfig(weights=weights, parity=False, tflm=False, c_arrays=False),
+                   overwrite=True, progress=say)
+    classifier = Classifier.from_path(bundle_dir)
+    unheard = [c for c in dataset.clips if c.speaker in fold.test_speakers]
+    picks = [next(c for c in unheard if c.label == label) for label in dataset.label_names
+             if any(c.label == label for c in unheard)][: config.infer_clips]
+    print(f"fold {fold.index} model ({bundle_dir}, variant {classifier.variant.name}); test speakers "
+          f"{', '.join(fold.test_speakers)}:")
+    predictions = []
+    for clip in picks:
+        p = classifier.classify_file(clip.path)
+        predictions.append({"speaker": clip.speaker, "true": clip.label, "variant": classifier.variant.name,
+                            **p.to_dict()})
+        mark = "right" if p.label == clip.label else "wrong"
+        print(f"  speaker {clip.speaker}  {Path(clip.path).name}: {p.label} {p.confidence:.2f} "
+              f"(true: {clip.label}, {mark})")
+    return predictions
+
+
 def _report(out_dir, metrics, manifest, bench, predictions, timings):
     variants = manifest["variants"]
     return {
         "out_dir": str(out_dir),
         "run_dir": str(out_dir / "run"),
         "bundle_dir": str(out_dir / "bundle"),
+        "fold_bundle_dir": str(out_dir / "fold_bundle"),
         "bench_dir": str(out_dir / "bench"),
         "cv_uar_float": metrics["uar_mean"],
         "bundle_metrics": manifest.get("metrics", {}),
@@ -173,6 +198,21 @@ def _markdown(report):
         latency = f"{p50:.3f}" if p50 is not None else "n/a"
         arena = v["arena_bytes"] if v["arena_bytes"] is not None else "n/a"  # float models: no TFLM
         lines.append(f"| {name} | {v['file']} | {v['bytes']} | {arena} | {v['ops']} | {latency} |")
+    lines += [""] + _prediction_lines(report["predictions"], report["fold_bundle_dir"])
     lines += ["", f"Run: `{report['run_dir']}`; bundle: `{report['bundle_dir']}`; benchmark: `{report['bench_dir']}`; "
               f"timings (s): {report['timings_s']}"]
     return "\n".join(lines) + "\n"
+
+
+def _prediction_lines(predictions, fold_bundle_dir):
+    if not predictions:
+        return []
+    variant = predictions[0]["variant"]
+    right = sum(p["label"] == p["true"] for p in predictions)
+    lines = ["## A fold model on speakers it never heard", "",
+             f"`sertiny infer` with the fold model's bundle (`{fold_bundle_dir}`, variant {variant}) on one clip per "
+             f"emotion of its test speakers: {right} of {len(predictions)} right.", "",
+             "| speaker | clip | true | predicted | confidence |", "|---|---|---|---|---:|"]
+    for p in predictions:
+        lines.append(f"| {p['speaker']} | {Path(p['file']).name} | {p['true']} | {p['label']} | {p['confidence']:.2f} |")
+    return lines

@@ -42,7 +42,12 @@ def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
     assert any(v.get("profile") == "chunked" for v in json.loads((out / "bundle/sertiny.json").read_text())["variants"].values())
     assert len(bundle.labels) == 8
     report = json.loads((out / "quickstart_report.json").read_text())
-    assert len(report["predictions"]) == 3
+    # The demo: fold 1's model on one clip per emotion of the speaker it was tested on.
+    test_speakers = json.loads((out / "run/run.json").read_text())["folds"][0]["test_speakers"]
+    predictions = report["predictions"]
+    assert len(predictions) == 8 and len({p["true"] for p in predictions}) == 8
+    assert all(p["speaker"] in test_speakers for p in predictions)
+    assert "never heard" in (out / "REPORT.md").read_text()
     clip = next((shared_data / "ravdess16k" / "Actor_01").glob("*.flac"))
     assert Classifier.from_path(out / "bundle").classify_file(clip).label in bundle.labels
 
