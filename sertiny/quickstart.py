@@ -98,9 +98,10 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     t = _stage("4/5 bench")
     from .bench import BenchConfig, run_bench, save_results
 
+    command = command_line(data_dir, out_dir, config)
     clips = [c.path for c in dataset.clips[:: max(1, len(dataset.clips) // 20)]]
     bench = run_bench(bundle_dir, clips, BenchConfig(runs=config.bench_runs, warmup=5, max_clips=10,
-                                                     cold_start=False), progress=progress)
+                                                     cold_start=False), progress=progress, command=command)
     save_results(bench, out_dir / "bench")
     timings["bench_s"] = time.time() - t
 
@@ -108,11 +109,23 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     predictions = _infer_held_out(run_dir, out_dir / "fold_bundle", dataset, config, progress)
     timings["infer_s"] = time.time() - t
 
-    report = _report(out_dir, metrics, manifest, bench, predictions, timings)
+    report = _report(out_dir, metrics, manifest, bench, predictions, timings, command)
     atomic_write_json(out_dir / "quickstart_report.json", report)
     atomic_write_text(out_dir / "REPORT.md", _markdown(report))
     print("\n" + _markdown(report))
     return report
+
+
+def command_line(data_dir, out_dir, config):
+    """The ``sertiny quickstart`` command that repeats a run with ``config``."""
+    import shlex
+
+    defaults = QuickstartConfig()
+    words = ["sertiny", "quickstart", str(data_dir), "--out", str(out_dir)]
+    for name in ("model", "epochs", "jobs", "dataset", "preset"):  # the command's options
+        if getattr(config, name) != getattr(defaults, name):
+            words += [f"--{name}", str(getattr(config, name))]
+    return shlex.join(words)
 
 
 @contextlib.contextmanager
@@ -159,9 +172,10 @@ def _infer_held_out(run_dir, bundle_dir, dataset, config, progress):
     return predictions
 
 
-def _report(out_dir, metrics, manifest, bench, predictions, timings):
+def _report(out_dir, metrics, manifest, bench, predictions, timings, command):
     variants = manifest["variants"]
     return {
+        "command": command,
         "out_dir": str(out_dir),
         "run_dir": str(out_dir / "run"),
         "bundle_dir": str(out_dir / "bundle"),
@@ -182,25 +196,30 @@ def _latencies(bench):
 
 
 def _markdown(report):
+    from .export.tflm import ARENA_METHOD
+
     m = report["bundle_metrics"]
     lines = [
         "# sertiny quickstart report",
+        "",
+        f"Command: `{report['command']}`",
         "",
         f"- cross-validated UAR (float, this short recipe): {report['cv_uar_float']:.4f}",
         f"- held-out float vs int8 UAR: {m.get('float_uar', float('nan')):.4f} vs {m.get('int8_uar', float('nan')):.4f}"
         f" (top-1 agreement {m.get('int8_agreement', float('nan')):.3f})",
         "",
-        "| variant | file | bytes | TFLM arena | ops | invoke p50 ms (1 thread, per window) |",
-        "|---|---|---|---|---|---|",
+        "| variant | file | bytes | TFLM arena (bytes) | ops | invoke p50 ms (1 thread, per window) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for name, v in report["variants"].items():
         p50 = (report["latency"].get(name) or {}).get("p50")
         latency = f"{p50:.3f}" if p50 is not None else "n/a"
-        arena = v["arena_bytes"] if v["arena_bytes"] is not None else "n/a"  # float models: no TFLM
-        lines.append(f"| {name} | {v['file']} | {v['bytes']} | {arena} | {v['ops']} | {latency} |")
-    lines += [""] + _prediction_lines(report["predictions"], report["fold_bundle_dir"])
-    lines += ["", f"Run: `{report['run_dir']}`; bundle: `{report['bundle_dir']}`; benchmark: `{report['bench_dir']}`; "
-              f"timings (s): {report['timings_s']}"]
+        arena = f"{v['arena_bytes']:,}" if v["arena_bytes"] is not None else "n/a"
+        lines.append(f"| {name} | {v['file']} | {v['bytes']:,} | {arena} | {v['ops']:,} | {latency} |")
+    lines += ["", f"TFLM arena: {ARENA_METHOD}; the bundle's model card and `bench.md` give the same figures.", ""]
+    lines += _prediction_lines(report["predictions"], report["fold_bundle_dir"])
+    lines += ["", f"Run: `{report['run_dir']}`; bundle: `{report['bundle_dir']}`; benchmark: `{report['bench_dir']}`.",
+              "", f"Time per stage: {_timings_text(report['timings_s'])}."]
     return "\n".join(lines) + "\n"
 
 
@@ -216,3 +235,13 @@ def _prediction_lines(predictions, fold_bundle_dir):
     for p in predictions:
         lines.append(f"| {p['speaker']} | {Path(p['file']).name} | {p['true']} | {p['label']} | {p['confidence']:.2f} |")
     return lines
+
+
+def _timings_text(timings_s):
+    parts = [f"{key.removesuffix('_s')} {_duration(seconds)}" for key, seconds in timings_s.items()]
+    return ", ".join(parts) + f" (total {_duration(sum(timings_s.values()))})"
+
+
+def _duration(seconds):
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
