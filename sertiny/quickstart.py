@@ -134,7 +134,7 @@ def _step_counter(title, enabled):
     from tqdm.auto import tqdm
 
     with tqdm(desc=title, unit="step", disable=not enabled,
-              bar_format="{desc}: step {n_fmt}, {elapsed} elapsed: {postfix}") as bar:
+              bar_format="{desc}: step {n_fmt}, {elapsed}{postfix}") as bar:
         def say(message):
             bar.set_postfix_str(message, refresh=False)
             bar.update(1)
