@@ -40,7 +40,7 @@ from sertiny.data.audio import load_audio  # noqa: E402
 from sertiny.export.parity import uar  # noqa: E402
 from sertiny.features import FeatureConfig, NormStats, extract, fit_norm_stats, get_preset  # noqa: E402
 from sertiny.features import numpy_frontend as nf  # noqa: E402
-from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
+from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
 
 RATE = 16_000

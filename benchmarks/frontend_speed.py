@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sertiny.features import extract, get_preset  # noqa: E402
-from sertiny.features._report import command_line, machine_info, machine_lines, update_section  # noqa: E402
+from sertiny._io import update_section  # noqa: E402
+from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
 
 BACKENDS = ("librosa", "numpy")
@@ -157,7 +158,7 @@ def write_report(path, machine, table, note, rounds, n_clips):
         "cap BLAS at one thread per process (`sertiny.features.cache.limit_blas_threads`) and get "
         "parallelism from one process per core.",
     ])
-    update_section(path, "speed", body)
+    update_section(path, "speed", body, title="Front end: agreement and speed")
     print(f"wrote {path}")
 
 

@@ -78,8 +78,9 @@ def time_torch(train, y_train, val, y_val, epochs, batch_size=32):
 
 
 def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}"
+    from sertiny.machine import cpu_model
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"
 
 
 def main():

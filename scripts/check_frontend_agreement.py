@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from sertiny.features import extract, get_preset  # noqa: E402
 from sertiny.features import numpy_frontend as nf  # noqa: E402
-from sertiny.features._report import command_line, machine_info, machine_lines, update_section  # noqa: E402
+from sertiny._io import update_section  # noqa: E402
+from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
 
 # Tolerances on max |ours - reference| per coefficient, in units of that coefficient's std.
@@ -233,7 +234,7 @@ def write_report(path, machine, table, tuning_line, passed):
         "",
         f"Verdict: {verdict}.",
     ])
-    update_section(path, "agreement", body)
+    update_section(path, "agreement", body, title="Front end: agreement and speed")
     print(f"wrote {path}")
 
 

@@ -24,12 +24,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sertiny._io import atomic_write_text
+from sertiny._io import update_section
 from sertiny.export import ExportConfig
-from sertiny.features._report import command_line, machine_info, update_section
+from sertiny.machine import command_line, machine_info
 
 RESULTS = REPO / "results" / "export.md"
-TITLE = "# Export: size, ops, arena and int8 parity\n\n"
+TITLE = "Export: size, ops, arena and int8 parity"
 
 
 def main(argv=None):
@@ -56,9 +56,7 @@ def main(argv=None):
         text = "\n".join(lines)
         print(text + "\n")
         if args.write:
-            if not RESULTS.exists():
-                atomic_write_text(RESULTS, TITLE)
-            update_section(RESULTS, key, text)
+            update_section(RESULTS, key, text, title=TITLE)
     print(f"[{time.time() - started:.0f} s]", file=sys.stderr)
 
 

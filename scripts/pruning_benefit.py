@@ -123,13 +123,9 @@ def _key(trial):
 
 
 def machine(load=None):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+    from sertiny.machine import cpu_model
+
+    text = f"{cpu_model()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
     return text + (f", load average at the end {load} (the machine is shared)" if load else "")
 
 
@@ -165,8 +161,11 @@ def main():
             sys.exit(f"{args.out} is not empty; pass another --out (the studies would resume, not start afresh)")
         print(f"running {', '.join(pruners)} side by side for {args.minutes:g} min ...", file=sys.stderr)
         run_studies(args, pruners)
-        if hasattr(os, "getloadavg"):
-            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        from sertiny.machine import load_average
+
+        averages = load_average()
+        if averages is not None:
+            load = " / ".join(f"{x:.1f}" for x in averages)
     studies = {p: finished_in_budget(args, p) for p in pruners}
     unpruned = {_key(t): t.value for t in studies["none"][0]} if "none" in studies else {}
     rows = [measure(args, p, done, unpruned) for p, (done, _) in studies.items()]

@@ -88,8 +88,9 @@ def tune_dir(model, input_name):
 
 
 def _machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu}"
+    from sertiny.machine import cpu_model
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"
 
 
 def _row(input_name, model):

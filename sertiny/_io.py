@@ -49,6 +49,24 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def update_section(path, key, body, *, title):
+    """Write ``body`` into the Markdown file ``path`` between markers named ``key``, keeping
+    the other sections (a new file starts with ``# title``).
+
+    Each script owns one section of a shared results file, so rerunning one does not erase
+    another's figures.
+    """
+    import re
+
+    path = Path(path)
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# {title}\n\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    atomic_write_text(path, text)
+
+
 def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 

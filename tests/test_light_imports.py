@@ -27,6 +27,7 @@ def _loaded_heavy(statement):
         "import sertiny.features, sertiny.features.numpy_frontend, sertiny.features.normalize",
         "import sertiny.models",
         "import sertiny.metrics",
+        "from sertiny.machine import describe_device, machine_info; describe_device(); machine_info()",
         # Listing and configuring every family (the baselines' module imports Keras) stays light.
         "from sertiny.models import list_models, model_config; list_models(); "
         "[model_config(n) for n in ('bilstm_att_h64', 'dual_lstm_h64', 'cnn_lstm_h64')]",

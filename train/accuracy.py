@@ -267,7 +267,7 @@ def _speaker_adaptive_lines(rows):
 
 def report(args):
     sys.path.insert(0, str(ROOT))
-    from sertiny.features._report import machine_info, machine_lines
+    from sertiny.machine import machine_info, machine_lines
 
     rows = collect()
     classical = classical_baselines()

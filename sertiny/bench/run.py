@@ -21,12 +21,12 @@ import numpy as np
 
 from .. import __version__
 from ..data.audio import AUDIO_EXTENSIONS
+from ..machine import describe_device, load_average
 from ..runtime.bundle import Bundle
 from ..runtime.runner import load_runner, runtime_name
 from ..features.frames import fit_to_length
 from . import graph, mcu
 from .config import BenchConfig
-from .device import describe_device
 from .measure import latency_stats, probe_cli, tflm_arena, time_calls
 
 SCHEMA = "sertiny-bench"
@@ -254,10 +254,8 @@ def _bench_peer(ctx, name, model, weights, source):
 
 def _load_average():
     """1-minute load average and core count (None where the OS has no load average)."""
-    try:
-        return {"1min": round(os.getloadavg()[0], 2), "cores": os.cpu_count()}
-    except (OSError, AttributeError):
-        return None
+    load = load_average()
+    return None if load is None else {"1min": round(load[0], 2), "cores": os.cpu_count()}
 
 
 def _bundle_summary(bundle):
