@@ -1,11 +1,11 @@
 """TensorFlow graphs of the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``).
 
-The same approach as :mod:`sertiny.export.graph`, which this module reuses for the LSTM
-cell: the generic weight dict (:mod:`sertiny.models.weights`) is folded into constant
+The same approach as :mod:`sertiny.export.graph`, with the same LSTM pieces
+(:mod:`sertiny.export.lstm_ops`): the generic weight dict (:mod:`sertiny.models.weights`) is folded into constant
 matrices and every recurrence is unrolled with plain ops, one invoke per clip, full profile
 only (the chunked profile's host-side head is LSTM-SA's soft attention):
 
-* Every LSTM step is :func:`graph._cell` (gates reordered to (i, f, o, g): 11 ops, fewer
+* Every LSTM step is :func:`~sertiny.export.lstm_ops.lstm_cell` (gates reordered to (i, f, o, g): 11 ops, fewer
   at the first step), and all steps' input projections are one FULLY_CONNECTED.
 * ``bilstm_att``, ``schedule="sequential"``: each direction is its own unrolled LSTM; the
   backward one uses the rows of its input projection from the last frame to the first and
@@ -43,17 +43,17 @@ import numpy as np
 from ..errors import ArtifactError, ParameterError
 from ..models.cnn_lstm_spec import CNN_BLOCKS, CNN_KERNEL, CNN_POOL
 from ..models.weights import without_aux_heads
-from .graph import (
+from .lstm_ops import (
     Lstm,
-    _bn_affine,
-    _project,
-    _reorder_gates,
-    _rows,
-    _stack,
+    bn_affine,
     cell_steps,
     fused_two_layer_matrices,
     interleave_gates,
     lstm_steps,
+    project,
+    reorder_gates,
+    split_rows,
+    stack_rows,
     wavefront_ticks,
 )
 from .vit_graph import PATCH_FRAMES, VIT_FAMILY, fold_vit
@@ -75,7 +75,7 @@ class BaselineWeights:
     """A baseline model as export consumes it: LSTM gates reordered, BatchNorms folded, float32.
 
     ``lstms`` maps the weight format's layer name (``bilstm1/forward``, ``lstm_a``, ...) to
-    an :class:`~sertiny.export.graph.Lstm`. ``convs`` (cnn_lstm) holds each block's
+    an :class:`~sertiny.export.lstm_ops.Lstm`. ``convs`` (cnn_lstm) holds each block's
     ``(kernel (1, 3, C_in, C_out), bias (C_out,))`` with its BatchNorm folded in;
     ``attention`` (bilstm_att) is ``(W (2H, H), b (H,), v (H, 1))``.
     """
@@ -195,12 +195,12 @@ def fold_baseline(weights, model_config=None):
     if family == VIT_FAMILY:
         return fold_vit(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
-    lstms = {name: Lstm(*(f32(_reorder_gates(w[f"{name}/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
+    lstms = {name: Lstm(*(f32(reorder_gates(w[f"{name}/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
              for name in _LSTMS[family]}
     convs, attention = [], None
     block = 1
     while f"conv{block}/kernel" in w:
-        scale, shift = _bn_affine(w, f"bn{block}")
+        scale, shift = bn_affine(w, f"bn{block}")
         # BN(conv(x)) = conv(x) * scale + shift: scale each output channel of the kernel.
         kernel = w[f"conv{block}/kernel"] * scale
         convs.append((f32(kernel[None]), f32(shift)))
@@ -222,12 +222,12 @@ def _bidirectional(tf, x, forward, backward):
     """Sequential schedule: each direction its own unrolled LSTM -> (T, 2H)."""
     forward, _, _ = lstm_steps(tf, x, forward)
     backward, _, _ = lstm_steps(tf, x, backward, reverse=True)
-    return tf.concat([_stack(tf, forward), _stack(tf, backward)], axis=-1)
+    return tf.concat([stack_rows(tf, forward), stack_rows(tf, backward)], axis=-1)
 
 
 def paired_matrices(forward, backward):
     """The fused cell that runs forward step k and backward step T-1-k as one: an
-    :class:`~sertiny.export.graph.Lstm` of 2H units with gates [i_f i_b | f_f f_b | ...],
+    :class:`~sertiny.export.lstm_ops.Lstm` of 2H units with gates [i_f i_b | f_f f_b | ...],
     state [h_f, h_b], a block-diagonal recurrent matrix (2H, 8H), and the 0/1 mask of its
     backward gate columns."""
     h = forward.units
@@ -248,10 +248,10 @@ def _paired_bidirectional(tf, x, forward, backward):
     blocks (twice the recurrent weights).
     """
     fused, backward_cols = paired_matrices(forward, backward)
-    proj = _project(tf, x, fused)  # (T, 8H): both directions' input projections, one FULLY_CONNECTED
+    proj = project(tf, x, fused)  # (T, 8H): both directions' input projections, one FULLY_CONNECTED
     z_all = proj * tf.constant(1.0 - backward_cols[None]) + tf.reverse(proj, [0]) * tf.constant(backward_cols[None])
-    ticks, _, _ = cell_steps(tf, _rows(tf, z_all), tf.constant(fused.recurrent))
-    states = _stack(tf, ticks)  # (T, 2H)
+    ticks, _, _ = cell_steps(tf, split_rows(tf, z_all), tf.constant(fused.recurrent))
+    states = stack_rows(tf, ticks)  # (T, 2H)
     backward_half = np.r_[np.zeros(forward.units), np.ones(forward.units)][None].astype(np.float32)
     return states * tf.constant(1.0 - backward_half) + tf.reverse(states, [0]) * tf.constant(backward_half)
 
@@ -275,7 +275,7 @@ def dual_lstm_graph(tf, fw, x, schedule):
         h = ticks[-1][:, lstm_a.units:]  # tick T holds LSTM b's last step
     else:
         outputs, _, _ = lstm_steps(tf, x, lstm_a)
-        _, h, _ = lstm_steps(tf, _stack(tf, outputs), lstm_b)
+        _, h, _ = lstm_steps(tf, stack_rows(tf, outputs), lstm_b)
     return _classify(tf, fw, h)
 
 

@@ -28,9 +28,9 @@ Two graph families are built:
 family: they ask the model registry for the family's export builders
 (:class:`~sertiny.models.registry.Family`: ``export_fold``, ``export_graph``,
 ``export_chunk``). LSTM-SA's are here (:func:`fold_lstm_sa`, :func:`lstm_sa_graph`,
-:func:`lstm_sa_chunk_function`); the baseline families (``bilstm_att``, ``dual_lstm``,
-``cnn_lstm``) are built from the same LSTM pieces by :mod:`sertiny.export.baseline_graphs`,
-and ``vit`` by :mod:`sertiny.export.vit_graph`.
+:func:`lstm_sa_chunk_function`), built from the LSTM pieces of :mod:`sertiny.export.lstm_ops`;
+the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``) are built from the same
+pieces by :mod:`sertiny.export.baseline_graphs`, and ``vit`` by :mod:`sertiny.export.vit_graph`.
 """
 
 import dataclasses
@@ -39,25 +39,18 @@ import numpy as np
 
 from ..errors import ArtifactError, ParameterError
 from ..models.registry import families, get_family
-from ..models.weights import BN_EPSILON
+from .lstm_ops import (
+    Lstm,
+    bn_affine,
+    fused_two_layer_matrices,
+    reorder_gates,
+    run_lstm,
+    stack_rows,
+    tensorflow,
+    wavefront_ticks,
+)
 
 SCHEDULES = ("sequential", "wavefront")
-
-# Keras gate order (i, f, c, o) -> export order (i, f, o, c): the sigmoid gates first.
-_GATE_ORDER = (0, 1, 3, 2)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Lstm:
-    """One LSTM layer, gates in export order (i, f, o, g); ``kernel`` may have BN folded in."""
-
-    kernel: np.ndarray  # (F_in, 4U)
-    recurrent: np.ndarray  # (U, 4U)
-    bias: np.ndarray  # (4U,)
-
-    @property
-    def units(self):
-        return self.recurrent.shape[0]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -117,17 +110,6 @@ class FoldedWeights:
         }
 
 
-def _reorder_gates(a):
-    """Permute the last axis of a Keras gate-stacked array from (i, f, c, o) to (i, f, o, c)."""
-    blocks = np.split(np.asarray(a, dtype=np.float64), 4, axis=-1)
-    return np.concatenate([blocks[k] for k in _GATE_ORDER], axis=-1)
-
-
-def _bn_affine(w, prefix):
-    scale = w[f"{prefix}/gamma"] / np.sqrt(w[f"{prefix}/moving_variance"] + BN_EPSILON)
-    return scale, w[f"{prefix}/beta"] - w[f"{prefix}/moving_mean"] * scale
-
-
 def fold_weights(weights, model_config=None):
     """A weight dict -> the folded weights its family's export graphs are built from.
 
@@ -154,14 +136,14 @@ def fold_lstm_sa(weights, model_config=None):
     _check_shapes(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
     lstm1 = None
-    kernel2, bias2 = _reorder_gates(w["lstm2/kernel"]), _reorder_gates(w["lstm2/bias"])
+    kernel2, bias2 = reorder_gates(w["lstm2/kernel"]), reorder_gates(w["lstm2/bias"])
     if "lstm1/kernel" in w:
-        lstm1 = Lstm(*(f32(_reorder_gates(w[f"lstm1/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
-        scale, shift = _bn_affine(w, "bn_in")
+        lstm1 = Lstm(*(f32(reorder_gates(w[f"lstm1/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
+        scale, shift = bn_affine(w, "bn_in")
         # BN(r + x) @ K + b = (r + x) @ (diag(scale) K) + (shift @ K + b)
         kernel2, bias2 = scale[:, None] * kernel2, shift @ kernel2 + bias2
-    lstm2 = Lstm(f32(kernel2), f32(_reorder_gates(w["lstm2/recurrent_kernel"])), f32(bias2))
-    bn_scale, bn_shift = _bn_affine(w, "bn_out")
+    lstm2 = Lstm(f32(kernel2), f32(reorder_gates(w["lstm2/recurrent_kernel"])), f32(bias2))
+    bn_scale, bn_shift = bn_affine(w, "bn_out")
     return FoldedWeights(
         lstm1=lstm1,
         lstm2=lstm2,
@@ -210,92 +192,13 @@ def _check_shapes(w, config):
             )
 
 
-# --------------------------------------------------------------------------- TF graph pieces
-
-
-def _tf():
-    from ..errors import require
-
-    return require("tensorflow", "train")
-
-
-def _cell(tf, z_in, recurrent, h, c):
-    """One LSTM step on gate pre-activations ``z_in`` (input projection + bias).
-
-    ``h``/``c`` None means a zero state (the first step of a clip): the recurrent matmul
-    and the forget product are then skipped rather than computed on zeros.
-    """
-    z = z_in if h is None else z_in + tf.matmul(h, recurrent)
-    units = z.shape[-1] // 4
-    sigm, g = tf.split(z, [3 * units, units], axis=-1)
-    i, f, o = tf.split(tf.sigmoid(sigm), 3, axis=-1)
-    # Named so the int8 calibration can find the cell state (see ``convert.CELL_STATE_NAMES``).
-    ig = i * tf.tanh(g)
-    c_new = tf.identity(ig, name="cell_state") if c is None else tf.add(
-        tf.multiply(f, c, name="cell_decay"), ig, name="cell_state")
-    return o * tf.tanh(c_new), c_new
-
-
-def _project(tf, x, lstm):
-    """All steps' input projections in one FULLY_CONNECTED: (steps, F_in) -> (steps, 4U)."""
-    return tf.matmul(x, tf.constant(lstm.kernel)) + tf.constant(lstm.bias)
-
-
-def _rows(tf, a):
-    """Split (steps, n) into ``steps`` tensors of shape (1, n) with one op (UNPACK)."""
-    if a.shape[0] == 1:
-        return [a]
-    return [tf.expand_dims(r, 0) for r in tf.unstack(a, axis=0)]
-
-
-def _stack(tf, rows):
-    """(1, n) rows -> (steps, n). PACK, not CONCATENATION: TFLite Micro's concatenation
-    takes at most 10 inputs, its pack any number."""
-    if len(rows) == 1:
-        return rows[0]
-    return tf.reshape(tf.stack(rows, axis=0), (len(rows), rows[0].shape[-1]))
-
-
-def lstm_steps(tf, x, lstm, h=None, c=None, *, reverse=False):
-    """Run ``lstm`` over (steps, F_in); returns the (1, U) output of every step, in time
-    order, and the final (h, c). ``reverse`` runs the steps from the last frame to the
-    first (a backward LSTM: unrolled, the reversal is only the order the rows are used in)."""
-    recurrent = tf.constant(lstm.recurrent)
-    rows = _rows(tf, _project(tf, x, lstm))
-    outputs, h, c = cell_steps(tf, rows[::-1] if reverse else rows, recurrent, h, c)
-    return (outputs[::-1] if reverse else outputs), h, c
-
-
-def cell_steps(tf, rows, recurrent, h=None, c=None):
-    """:func:`_cell` over gate pre-activation rows in the order given; returns every step's
-    h and the final (h, c)."""
-    outputs = []
-    for z in rows:
-        h, c = _cell(tf, z, recurrent, h, c)
-        outputs.append(h)
-    return outputs, h, c
-
-
-def _run_lstm(tf, x, lstm, h=None, c=None):
-    """Run ``lstm`` over (steps, F_in); returns the (steps, U) outputs and the final (h, c)."""
-    outputs, h, c = lstm_steps(tf, x, lstm, h, c)
-    return _stack(tf, outputs), h, c
-
-
 def sequential_recurrence(tf, fw, x):
     """(T, F) -> LSTM2 outputs (T, H): LSTM1 over all steps, then LSTM2 over all steps."""
     if fw.residual:
-        h1, _, _ = _run_lstm(tf, x, fw.lstm1)
+        h1, _, _ = run_lstm(tf, x, fw.lstm1)
         x = h1 + x
-    h2, _, _ = _run_lstm(tf, x, fw.lstm2)
+    h2, _, _ = run_lstm(tf, x, fw.lstm2)
     return h2
-
-
-def interleave_gates(a1, a2):
-    """Gate-stacked arrays of two LSTMs (last axis (i, f, o, g) each) -> the last axis of
-    their fused cell, [i1 i2 | f1 f2 | o1 o2 | g1 g2], whose state is [h1, h2], [c1, c2]."""
-    g1, g2 = np.split(a1, 4, axis=-1), np.split(a2, 4, axis=-1)
-    return np.concatenate([b for pair in zip(g1, g2) for b in pair], axis=-1)
 
 
 def wavefront_matrices(fw):
@@ -308,20 +211,6 @@ def wavefront_matrices(fw):
     projection (the residual's ``x``, through folded BN) in the layer-2 columns.
     """
     return fused_two_layer_matrices(fw.lstm1, fw.lstm2, fw.lstm2.kernel)
-
-
-def fused_two_layer_matrices(l1, l2, frame_kernel2):
-    """:func:`wavefront_matrices` for any two stacked LSTMs: ``frame_kernel2`` (F, 4H) is what
-    a frame adds to LSTM2's input projection (ResLSTM: ``lstm2.kernel``, through the
-    residual; a plain stack: zeros)."""
-    f, h = l1.units, l2.units
-    kernel = interleave_gates(l1.kernel, frame_kernel2)
-    bias = interleave_gates(l1.bias, l2.bias)
-    top = interleave_gates(l1.recurrent, l2.kernel)  # h1 drives LSTM1's recurrence and LSTM2's input
-    bottom = interleave_gates(np.zeros((h, 4 * f), np.float32), l2.recurrent)
-    recurrent = np.concatenate([top, bottom], axis=0)
-    layer2 = np.tile(np.r_[np.zeros(f, bool), np.ones(h, bool)], 4)
-    return kernel.astype(np.float32), bias.astype(np.float32), recurrent.astype(np.float32), layer2
 
 
 def wavefront_recurrence(tf, fw, x):
@@ -338,21 +227,8 @@ def wavefront_recurrence(tf, fw, x):
     f = fw.lstm1.units
     outputs = wavefront_ticks(tf, x, *wavefront_matrices(fw))
     # Tick k's state holds h2 at step k-1: ticks 1..T give LSTM2's T outputs.
-    states = _stack(tf, outputs[1:])  # (T, F + H)
+    states = stack_rows(tf, outputs[1:])  # (T, F + H)
     return states[:, f:]
-
-
-def wavefront_ticks(tf, x, kernel, bias, recurrent, layer2):
-    """The T + 1 ticks of a fused two-layer cell (:func:`fused_two_layer_matrices`) over
-    (T, F); returns each tick's state [h1, h2] (1, F + H)."""
-    proj = tf.matmul(x, tf.constant(kernel)) + tf.constant(bias)  # (T, 4n)
-    current = tf.pad(proj, [[0, 1], [0, 0]])  # row k = frame k (zeros at k = T)
-    previous = tf.pad(proj, [[1, 0], [0, 0]])  # row k = frame k-1 (zeros at k = 0)
-    # Column select as two 0/1 masks rather than SELECT_V2, which the 16x8 quantiser lacks.
-    layer2 = layer2[None, :].astype(np.float32)
-    z_all = current * tf.constant(1.0 - layer2) + previous * tf.constant(layer2)
-    outputs, _, _ = cell_steps(tf, _rows(tf, z_all), tf.constant(recurrent))
-    return outputs
 
 
 def attention_head(tf, fw, h2):
@@ -383,7 +259,7 @@ def lstm_sa_graph(tf, fw, x, schedule):
 def full_unroll_function(fw, seq_len, *, schedule="wavefront"):
     """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence
     unrolled: the family's ``export_graph`` over one clip."""
-    tf = _tf()
+    tf = tensorflow()
     if schedule not in SCHEDULES:
         raise ParameterError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
     graph = get_family(fw.family).resolve("export_graph")
@@ -432,7 +308,7 @@ def lstm_sa_chunk_function(fw, chunk):
     sequential schedule (the wavefront's one-frame lag would have to be carried across
     invokes too, and at small K the fused cell's zero block costs more flash than it saves).
     """
-    tf = _tf()
+    tf = tensorflow()
     inputs, _ = chunk_io(fw, chunk)
     specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs]
 
@@ -442,9 +318,9 @@ def lstm_sa_chunk_function(fw, chunk):
         x = frames
         out = {}
         if fw.residual:
-            h1, out["h1"], out["c1"] = _run_lstm(tf, x, fw.lstm1, state["h1"], state["c1"])
+            h1, out["h1"], out["c1"] = run_lstm(tf, x, fw.lstm1, state["h1"], state["c1"])
             x = h1 + x
-        out["h2_seq"], _, out["c2"] = _run_lstm(tf, x, fw.lstm2, state["h2"], state["c2"])
+        out["h2_seq"], _, out["c2"] = run_lstm(tf, x, fw.lstm2, state["h2"], state["c2"])
         return out
 
     return model
