@@ -201,7 +201,8 @@ DESIGNS = (
 def design_section(args):
     """Size, ops and TFLite Micro arena of the shipped weights' int8 model under each design."""
     from sertiny.export import calibration, tflm
-    from sertiny.export.convert import compact, convert, describe, io_details
+    from sertiny.export.convert import convert, io_details
+    from sertiny.export.flatbuffer import compact, describe
     from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
     from sertiny.export.run import (
         choose_weights,

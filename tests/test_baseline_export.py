@@ -20,13 +20,8 @@ from export_helpers import C, baseline_weights, clips, float_tensors_used, write
 from sertiny.errors import ArtifactError, ParameterError
 from sertiny.export import ExportConfig
 from sertiny.export.baseline_graphs import BASELINE_FAMILIES, BaselineWeights
-from sertiny.export.convert import (
-    compact,
-    convert,
-    describe,
-    integer_islands,
-    io_details,
-)
+from sertiny.export.convert import convert, io_details
+from sertiny.export.flatbuffer import compact, describe, integer_islands
 from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
 from sertiny.features.frames import fit_to_length
 from sertiny.runtime.tflite import load_interpreter, quantize

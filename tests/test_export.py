@@ -21,7 +21,8 @@ from export_helpers import C, T, clips, float_tensors_used, padded, random_weigh
 
 from sertiny.errors import ArtifactError, ParameterError, SertinyError
 from sertiny.export import ExportConfig
-from sertiny.export.convert import compact, convert, describe, io_details
+from sertiny.export.convert import convert, io_details
+from sertiny.export.flatbuffer import compact, describe
 from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
 from sertiny.models.weights import forward
 from sertiny.runtime.chunked import ChunkedRunner, OnlineAttention

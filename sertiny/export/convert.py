@@ -1,20 +1,20 @@
-"""TFLite conversion of the export graphs, and flatbuffer surgery that shrinks the result.
+"""TFLite conversion of the export graphs: float, float16, dynamic-range and integer models.
 
-The converter's output carries what a device never reads: a name string per tensor (most
-of a naive unrolled model's bytes), a signature table, conversion metadata, and one empty
-buffer entry per activation tensor. :func:`compact` removes all of it; the model's input and
-output order is unchanged, so callers record each tensor's role *before* compacting
-(:func:`io_details`), because the names that identify them are gone afterwards.
+Integer models are calibrated on representative samples; with ``range_percentile < 100``
+or ``cell_range`` the activation ranges are set here (:func:`robust_ranges`,
+:func:`cell_state_tensors`) before the converter's own quantiser runs. The flatbuffer
+edits that shrink and fix up the result live in :mod:`sertiny.export.flatbuffer`;
+:func:`io_details` records each input's and output's role while the names that identify
+them are still in the model (:func:`~sertiny.export.flatbuffer.compact` removes them).
 """
 
-import collections
-import copy
 import warnings
 
 import numpy as np
 
 from .._io import silenced_stderr_fd
 from ..errors import ArtifactError, ParameterError, require
+from .flatbuffer import all_tensors_interpreter, has_range, integer_islands, opcode_name, read_model, set_ranges
 
 QUANT_MODES = ("f32", "int8", "int16x8", "float16", "dynamic")
 
@@ -98,11 +98,9 @@ def robust_ranges(calibrated, clip_groups, percentile):
     """
     if not clip_groups:
         raise ArtifactError("The representative set for integer calibration is empty: no clips to calibrate on.")
-    from .tflm import _litert_all_tensors_interpreter
-
-    interpreter = _litert_all_tensors_interpreter(calibrated)
-    model = _fb().convert_bytearray_to_object(bytearray(calibrated))
-    tracked = [i for i, t in enumerate(model.subgraphs[0].tensors) if _has_range(t)]
+    interpreter = all_tensors_interpreter(calibrated)
+    model = read_model(calibrated)
+    tracked = [i for i, t in enumerate(model.subgraphs[0].tensors) if has_range(t)]
     inputs = interpreter.get_input_details()
     lows, highs = np.empty((len(clip_groups), len(tracked))), np.empty((len(clip_groups), len(tracked)))
     for g, samples in enumerate(clip_groups):
@@ -129,30 +127,15 @@ def cell_state_tensors(calibrated):
     ``h = o * tanh(c)`` barely changes for |c| beyond 3-4, so capping its range trades
     rare saturation for a finer step on every frame.
     """
-    model = _fb().convert_bytearray_to_object(bytearray(calibrated))
+    model = read_model(calibrated)
     graph = model.subgraphs[0]
     names = [t.name.decode() if isinstance(t.name, bytes) else (t.name or "") for t in graph.tensors]
     decay = {i for i, n in enumerate(names) if n.split("/")[-1].split(";")[0].startswith("cell_decay")}
     cells = set(decay)
     for op in graph.operators:
-        if _opcode_name(model, op) == "ADD" and decay & set(op.inputs):
+        if opcode_name(model, op) == "ADD" and decay & set(op.inputs):
             cells.update(op.outputs)
-    return sorted(i for i in cells if _has_range(graph.tensors[i]))
-
-
-def _has_range(tensor):
-    q = tensor.quantization
-    return q is not None and q.min is not None and len(q.min) == 1
-
-
-def set_ranges(calibrated, ranges):
-    """Write ``{tensor index: (min, max)}`` into a calibrated model's recorded ranges."""
-    model = _fb().convert_bytearray_to_object(bytearray(calibrated))
-    tensors = model.subgraphs[0].tensors
-    for index, (low, high) in ranges.items():
-        tensors[index].quantization.min = np.array([min(low, 0.0)], np.float32)
-        tensors[index].quantization.max = np.array([max(high, 0.0)], np.float32)
-    return bytes(_fb().convert_object_to_bytearray(model))
+    return sorted(i for i in cells if has_range(graph.tensors[i]))
 
 
 def _quantize_calibrated(calibrated, per_channel):
@@ -163,114 +146,6 @@ def _quantize_calibrated(calibrated, per_channel):
     )
 
     return bytes(mlir_quantize(calibrated, not per_channel, input_data_type=tf.int8, output_data_type=tf.int8))
-
-
-# --------------------------------------------------------------------------- flatbuffer tools
-
-
-# Ops the int8 quantiser can leave in float between a DEQUANTIZE and QUANTIZE pair, and the
-# TFLite op version of their int8 kernel. ELU has an int8 kernel (a lookup table built from
-# its own input and output scales) that the MLIR quantiser does not use; SPLIT / SPLIT_V
-# are left in float when one output is unused (an LSTM's first step ignores its forget gate).
-_ISLAND_OPS = {"ELU": 1, "SPLIT": 2, "SPLIT_V": 2}
-
-
-def integer_islands(model_bytes):
-    """Run the float islands of an int8 model in int8: ``int8 -> DEQUANTIZE -> op (float)
-    -> QUANTIZE -> int8`` becomes ``int8 -> op (int8) -> int8`` for the ops of
-    ``_ISLAND_OPS``, so the model is integer throughout (a microcontroller without an FPU
-    runs it, and TFLite Micro links no float kernel for it).
-
-    ELU takes the QUANTIZE's output as its own (its kernel requantises). SPLIT and SPLIT_V
-    copy values, so their outputs take the input's quantisation and the QUANTIZE ops stay
-    as int8 -> int8 requantisations. Returns ``model_bytes`` unchanged when there is no
-    island. The float tensors the islands used are removed.
-    """
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    fb = _fb()
-    model = fb.convert_bytearray_to_object(bytearray(model_bytes))
-    graph = model.subgraphs[0]
-    tensors = graph.tensors
-    names = [_opcode_name(model, op) for op in graph.operators]
-    producer = {t: i for i, op in enumerate(graph.operators) for t in op.outputs}
-    consumers = collections.defaultdict(list)
-    for i, op in enumerate(graph.operators):
-        for t in op.inputs:
-            consumers[t].append(i)
-    is_int8 = lambda t: tensors[t].type == schema.TensorType.INT8
-    dropped, bumped = set(), {}
-    for i, op in enumerate(graph.operators):
-        if names[i] not in _ISLAND_OPS:
-            continue
-        floats = [k for k, t in enumerate(op.inputs) if t >= 0 and tensors[t].type == schema.TensorType.FLOAT32]
-        if len(floats) != 1 or producer.get(op.inputs[floats[0]]) is None:
-            continue
-        source_op = producer[op.inputs[floats[0]]]
-        after = [c for t in op.outputs for c in consumers[t]]
-        if (names[source_op] != "DEQUANTIZE" or not is_int8(graph.operators[source_op].inputs[0])
-                or (names[i] == "ELU" and len(after) != 1)
-                or any(names[c] != "QUANTIZE" or not is_int8(graph.operators[c].outputs[0]) for c in after)):
-            continue
-        dequantized = op.inputs[floats[0]]
-        source = graph.operators[source_op].inputs[0]
-        op.inputs[floats[0]] = source
-        if names[i] == "ELU":
-            (quantize,) = after
-            op.outputs[0] = graph.operators[quantize].outputs[0]
-            dropped.add(quantize)
-        else:
-            for t in op.outputs:
-                tensors[t].type = schema.TensorType.INT8
-                tensors[t].quantization = copy.deepcopy(tensors[source].quantization)
-        if consumers[dequantized] == [i]:
-            dropped.add(source_op)
-        bumped[op.opcodeIndex] = _ISLAND_OPS[names[i]]
-    if not bumped:
-        return model_bytes
-    for index, version in bumped.items():
-        model.operatorCodes[index].version = max(model.operatorCodes[index].version, version)
-    graph.operators = [op for i, op in enumerate(graph.operators) if i not in dropped]
-    _drop_unused_tensors(graph)
-    return bytes(fb.convert_object_to_bytearray(model))
-
-
-def _drop_unused_tensors(graph):
-    """Remove the tensors no op and no model input or output refers to (TFLite Micro would
-    still plan arena space for them), renumbering the rest."""
-    used = {t for op in graph.operators for t in list(op.inputs) + list(op.outputs) if t >= 0}
-    used.update(graph.inputs)
-    used.update(graph.outputs)
-    keep = sorted(used)
-    new_index = {old: new for new, old in enumerate(keep)}
-    remap = lambda ids: [new_index[t] if t >= 0 else t for t in ids]
-    for op in graph.operators:
-        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
-        if op.intermediates is not None:
-            op.intermediates = remap(op.intermediates)
-    graph.inputs, graph.outputs = remap(graph.inputs), remap(graph.outputs)
-    graph.tensors = [graph.tensors[t] for t in keep]
-
-
-
-def _fb():
-    return require("tensorflow.lite.tools.flatbuffer_utils", "train")
-
-
-def _opcode_name(model, operator):
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    code = model.operatorCodes[operator.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return names.get(builtin, f"BUILTIN_{builtin}") if code.customCode is None else code.customCode.decode()
-
-
-def op_counts(model_bytes):
-    """``Counter`` of operator names over all subgraphs (read from the flatbuffer, not an
-    interpreter, so delegate nodes are not counted)."""
-    model = _fb().convert_bytearray_to_object(bytearray(model_bytes))
-    return collections.Counter(_opcode_name(model, op) for sg in model.subgraphs for op in sg.operators)
 
 
 def output_keys(function):
@@ -289,7 +164,7 @@ def io_details(model_bytes, function=None):
     Each entry: ``{"name", "position", "shape", "dtype"}`` plus ``"scale"`` and
     ``"zero_point"`` for integer tensors. Inputs keep their ``TensorSpec`` names; outputs
     are renamed to the ``function``'s output keys. Call it on the uncompacted model:
-    :func:`compact` removes the names.
+    :func:`~sertiny.export.flatbuffer.compact` removes the names.
     """
     from ..runtime.tflite import load_interpreter
 
@@ -308,74 +183,3 @@ def _entry(position, detail, name):
         scale, zero_point = detail["quantization"]
         entry.update(scale=float(scale), zero_point=int(zero_point))
     return entry
-
-
-def compact(model_bytes):
-    """Strip names, signatures, descriptions and metadata; share one empty buffer.
-
-    Every activation tensor of a converted model points at its own empty buffer entry;
-    the schema reserves buffer 0 as "no data", so they can all point there. Constant data
-    and the input/output order are untouched.
-    """
-    fb = _fb()
-    model = fb.convert_bytearray_to_object(bytearray(model_bytes))
-    fb.strip_strings(model)
-    model.metadata = None
-    model.metadataBuffer = None
-    _share_empty_buffers(model)
-    return bytes(fb.convert_object_to_bytearray(model))
-
-
-def tie_quantization(model_bytes, pairs):
-    """Give input tensors the quantisation of output tensors: ``pairs`` of (input position,
-    output position) in subgraph 0's input/output lists.
-
-    A chunked model's state input and state output are calibrated separately on the same
-    values, so their scales differ by a few percent and every hand-over between invokes
-    would round once more. With the output's quantisation on the input the hand-over is a
-    plain copy. Safe for the consumers here (MUL, and FULLY_CONNECTED without bias, whose
-    multipliers are derived from tensor scales when the interpreter prepares the op).
-    """
-    import copy
-
-    fb = _fb()
-    model = fb.convert_bytearray_to_object(bytearray(model_bytes))
-    subgraph = model.subgraphs[0]
-    for input_position, output_position in pairs:
-        source = subgraph.tensors[subgraph.outputs[output_position]]
-        subgraph.tensors[subgraph.inputs[input_position]].quantization = copy.deepcopy(source.quantization)
-    return bytes(fb.convert_object_to_bytearray(model))
-
-
-def _share_empty_buffers(model):
-    def empty(buffer):
-        return buffer is None or ((buffer.data is None or len(buffer.data) == 0) and not buffer.size)
-
-    keep = [0]
-    remap = {0: 0}
-    for index, buffer in enumerate(model.buffers):
-        if index == 0:
-            continue
-        if empty(buffer):
-            remap[index] = 0
-        else:
-            remap[index] = len(keep)
-            keep.append(index)
-    for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
-            tensor.buffer = remap[tensor.buffer]
-    model.buffers = [model.buffers[i] for i in keep]
-
-
-def sha256(data):
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def describe(model_bytes):
-    """Size, op count and op histogram of a model (what the bundle and report record)."""
-    counts = op_counts(model_bytes)
-    return {"bytes": len(model_bytes), "ops": sum(counts.values()), "op_types": dict(sorted(counts.items()))}
-
-

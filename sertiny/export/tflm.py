@@ -15,6 +15,7 @@ import numpy as np
 
 from .._io import silenced_stderr_fd
 from ..errors import SertinyError, require
+from .flatbuffer import all_tensor_values, opcode_name, read_model, single_op_model, write_model
 
 ARENA_SEARCH_LIMIT = 64 << 20  # a model needing more than 64 MB is not a microcontroller model
 ARENA_METHOD = ("the smallest tensor arena with which TFLite Micro (host build) allocates the model and "
@@ -145,43 +146,6 @@ def max_lsb_difference(model_bytes, input_sets, arena):
 # --------------------------------------------------------------------------- per-op conformance
 
 
-def _single_op_model(model, subgraph, op):
-    """A one-op model computing ``op`` of ``model``: its non-constant inputs become the
-    model's inputs, its outputs the model's outputs; constants keep their buffers."""
-    import copy
-
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    used = [t for t in list(op.inputs) + list(op.outputs) if t >= 0]
-    index = {t: i for i, t in enumerate(dict.fromkeys(used))}
-    buffers = [schema.BufferT()]
-    tensors = []
-    for t in index:
-        tensor = copy.copy(subgraph.tensors[t])
-        data = model.buffers[tensor.buffer].data if tensor.buffer else None
-        if data is not None and len(data):
-            buffers.append(model.buffers[tensor.buffer])
-            tensor.buffer = len(buffers) - 1
-        else:
-            tensor.buffer = 0
-        tensors.append(tensor)
-    is_const = lambda t: tensors[index[t]].buffer != 0
-    new_op = copy.copy(op)
-    new_op.inputs = [index[t] if t >= 0 else -1 for t in op.inputs]
-    new_op.outputs = [index[t] for t in op.outputs]
-    sub = schema.SubGraphT()
-    sub.tensors = tensors
-    sub.operators = [new_op]
-    sub.inputs = [index[t] for t in dict.fromkeys(op.inputs) if t >= 0 and not is_const(t)]
-    sub.outputs = [index[t] for t in op.outputs]
-    out = schema.ModelT()
-    out.version = model.version
-    out.operatorCodes = model.operatorCodes
-    out.buffers = buffers
-    out.subgraphs = [sub]
-    return out, [t for t in dict.fromkeys(op.inputs) if t >= 0 and not is_const(t)]
-
-
 def op_conformance(model_bytes, inputs):
     """Largest |TFLite Micro - LiteRT| difference, in LSBs, of any op given identical inputs.
 
@@ -194,59 +158,26 @@ def op_conformance(model_bytes, inputs):
 
     Returns ``(max_lsb, worst_op_name)``.
     """
-    from tensorflow.lite.tools import flatbuffer_utils as fb
-
-    from .convert import _opcode_name
-
-    values = _all_tensors_litert(model_bytes, inputs)
-    model = fb.convert_bytearray_to_object(bytearray(model_bytes))
+    values = all_tensor_values(model_bytes, inputs)
+    model = read_model(model_bytes)
     subgraph = model.subgraphs[0]
     worst, worst_op = 0, None
     for op in subgraph.operators:
-        one, feeds = _single_op_model(model, subgraph, op)
-        data = bytes(fb.convert_object_to_bytearray(one))
+        one, feeds = single_op_model(model, subgraph, op)
+        data = write_model(one)
         op_inputs = [values[t] for t in feeds]
         lite = run_litert(data, op_inputs)
         micro = run_micro(data, op_inputs, _generous_arena(data), len(lite))
         for m, r in zip(micro, lite):
             diff = int(np.abs(m.astype(np.int64) - r.astype(np.int64)).max()) if m.size else 0
             if diff > worst:
-                worst, worst_op = diff, _opcode_name(model, op)
+                worst, worst_op = diff, opcode_name(model, op)
     return worst, worst_op
 
 
 def _generous_arena(model_bytes):
     """Room for any single op of these models (its tensors plus kernel scratch)."""
     return 4 << 20
-
-
-def _litert_all_tensors_interpreter(model_bytes):
-    """A LiteRT interpreter that keeps every intermediate tensor (delegates off)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:  # a training machine without LiteRT: TensorFlow's own interpreter
-        from tensorflow.lite import Interpreter
-        from tensorflow.lite.experimental import OpResolverType
-
-    interpreter = Interpreter(model_content=bytes(model_bytes), experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def _all_tensors_litert(model_bytes, inputs):
-    """Every tensor's value after one LiteRT invoke."""
-    interpreter = _litert_all_tensors_interpreter(model_bytes)
-    for detail, value in zip(interpreter.get_input_details(), inputs):
-        interpreter.set_tensor(detail["index"], np.ascontiguousarray(value))
-    interpreter.invoke()
-    values = {}
-    for detail in interpreter.get_tensor_details():
-        try:
-            values[detail["index"]] = interpreter.get_tensor(detail["index"])
-        except ValueError:  # tensors without data (optional inputs)
-            continue
-    return values
 
 
 class MicroAsLite:

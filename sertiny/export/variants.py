@@ -10,13 +10,8 @@ import dataclasses
 import numpy as np
 
 from . import calibration
-from .convert import (
-    compact,
-    convert,
-    describe,
-    io_details,
-    tie_quantization,
-)
+from .convert import convert, io_details
+from .flatbuffer import compact, describe, tie_quantization
 from .graph import (
     chunk_function,
     effective_schedule,
