@@ -66,7 +66,7 @@ def _portable(bundle, run):
     """The manifest records absolute paths of this machine; in a package they would only
     mislead, so keep their last parts (corpus and run names)."""
     from sertiny._io import atomic_write_json, atomic_write_text, read_json
-    from sertiny.export.bundle import model_card
+    from sertiny.export.model_card import model_card
 
     manifest = read_json(bundle / "sertiny.json")
     for key in ("source_run", "source_data"):
