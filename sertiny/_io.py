@@ -67,6 +67,20 @@ def update_section(path, key, body, *, title):
     atomic_write_text(path, text)
 
 
+def csv_text(rows):
+    """A list of dicts with the same keys -> CSV text, a header row first ("" for no rows)."""
+    import csv
+    import io
+
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
 def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 

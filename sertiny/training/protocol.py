@@ -20,7 +20,6 @@ and an ``auxiliary`` section (out-of-fold accuracy and UAR) to the metrics.
 
 import csv
 import dataclasses
-import io
 import json
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from .._io import atomic_directory, atomic_write_json, atomic_write_text, csv_text, read_json
 from ..errors import ArtifactError, ParameterError
 from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
@@ -256,18 +255,10 @@ def run_fold(ctx, seed, fold, *, progress=None):
     with atomic_directory(fold_dir(ctx.out_dir, seed, fold), overwrite=True) as tmp:
         save_weights(tmp / "weights.npz", result.weights)
         atomic_write_json(tmp / "norm.json", norm.to_dict())
-        atomic_write_text(tmp / "history.csv", _csv(result.history))
+        atomic_write_text(tmp / "history.csv", csv_text(result.history))
         atomic_write_text(tmp / "predictions.csv", _predictions_csv(table, test_idx, test_probs, aux_columns))
         atomic_write_json(tmp / "fold.json", summary)
     return summary
-
-
-def _csv(rows):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def _predictions_csv(table, idx, probs, aux_columns=None):
@@ -283,7 +274,7 @@ def _predictions_csv(table, idx, probs, aux_columns=None):
             row.update({task: AUX_TASKS[task][true[j]], f"predicted_{task}": AUX_TASKS[task][predicted[j]]})
         row.update({f"p_{n}": round(float(v), 6) for n, v in zip(table.label_names, p)})
         rows.append(row)
-    return _csv(rows)
+    return csv_text(rows)
 
 
 def read_fold(out_dir, seed, fold):
@@ -330,6 +321,6 @@ def train_deploy(ctx, *, progress=True):
     with atomic_directory(ctx.out_dir / "deploy", overwrite=True) as tmp:
         save_weights(tmp / "weights.npz", result.weights)
         atomic_write_json(tmp / "norm.json", norm.to_dict())
-        atomic_write_text(tmp / "history.csv", _csv(result.history))
+        atomic_write_text(tmp / "history.csv", csv_text(result.history))
         atomic_write_json(tmp / "deploy.json", info)
     return info

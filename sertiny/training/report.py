@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_json, atomic_write_text
+from .._io import atomic_path, atomic_write_json, atomic_write_text, csv_text
 from ..metrics import per_class_recall
-from .protocol import _csv, read_fold, read_predictions
+from .protocol import read_fold, read_predictions
 
 
 def seed_metrics(out_dir, seed, folds, label_names, aux_tasks=()):
@@ -34,7 +34,7 @@ def seed_metrics(out_dir, seed, folds, label_names, aux_tasks=()):
         metrics["auxiliary"] = {task: _aux_metrics(rows, task) for task in aux_tasks}
     seed_dir = out_dir / f"seed_{seed}"
     atomic_write_json(seed_dir / "metrics.json", metrics)
-    atomic_write_text(seed_dir / "oof_predictions.csv", _csv(rows))
+    atomic_write_text(seed_dir / "oof_predictions.csv", csv_text(rows))
     return metrics
 
 

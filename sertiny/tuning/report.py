@@ -4,12 +4,10 @@ Everything here reads the study only, so any machine that can reach the storage 
 (re)write the outputs, and they always describe the whole study, every worker's trials.
 """
 
-import csv
-import io
 import warnings
 from pathlib import Path
 
-from .._io import atomic_path, atomic_write_json, atomic_write_text
+from .._io import atomic_path, atomic_write_json, atomic_write_text, csv_text
 from .recovery import OWNER_ATTR
 from .space import TUNED_FIELDS
 
@@ -114,14 +112,7 @@ def _counts(rows):
 
 
 def _csv(rows):
-    if not rows:
-        return ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    return buf.getvalue()
+    return csv_text([{k: _cell(v) for k, v in row.items()} for row in rows])
 
 
 def _cell(value):
