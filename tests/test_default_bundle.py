@@ -49,6 +49,18 @@ def test_model_card_states_data_licence_and_cross_validated_uar():
     assert f"int8 UAR {manifest['metrics']['int8_uar']:.4f}" in card
 
 
+def test_model_card_names_only_files_the_bundle_ships_and_gives_its_arena():
+    import re
+
+    card = (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text()
+    manifest = json.loads((DEFAULT_BUNDLE / "sertiny.json").read_text())
+    named = set(re.findall(r"`(model_\w+\.\w+)`", card))
+    assert named and named <= {p.name for p in DEFAULT_BUNDLE.iterdir()} and "<K>" not in card
+    recorded = {n: v["arena_bytes"] for n, v in manifest["variants"].items() if "arena_bytes" in v}
+    assert recorded and all(f"| {arena:,} |" in card for arena in recorded.values())
+    assert "found by bisection" in card
+
+
 def test_infer_and_bench_need_no_bundle_argument(shared_data, tmp_path):
     from sertiny.cli import main
 

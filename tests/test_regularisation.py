@@ -120,3 +120,44 @@ def test_speaker_adaptive_runs_train_but_refuse_deploy_and_export(small_table, t
     train(small_table, config, tmp_path / "run", progress=False)
     with pytest.raises(ArtifactError, match="speaker-adaptive"):
         load_run(tmp_path / "run")
+
+
+def test_speed_perturbation_changes_duration_and_pitch_by_the_factor(write_audio):
+    from sertiny.training.augment import SpeedPerturbedLoader
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    path = write_audio("a.wav", (0.5 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)[:, None], sr=sr)
+    y = SpeedPerturbedLoader(1.25)(path, sr)
+    assert abs(len(y) - sr / 1.25) <= 2
+    peak_hz = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
+    assert abs(peak_hz - 625) < 5  # 500 Hz played 1.25x faster
+
+
+@pytest.mark.slow
+def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
+    pytest.importorskip("jax")
+    from sertiny.features import get_preset
+    from sertiny.training import TrainConfig
+    from sertiny.training.data import DataSpec, load_table
+    from sertiny.training.protocol import fold_inputs, prepare_run
+
+    corpus = tmp_path / "corpus"
+    for actor in ("Actor_01", "Actor_02", "Actor_03"):
+        (corpus / actor).mkdir(parents=True)
+        for clip in sorted((shared_data / "ravdess16k" / actor).glob("*.flac"))[:6]:
+            (corpus / actor / clip.name).symlink_to(clip)
+    spec = DataSpec(kind="audio", path=str(corpus), dataset="ravdess", cache_dir=str(tmp_path / "cache"))
+    table = load_table(spec, get_preset("edge16k"), progress=False)
+    config = TrainConfig(model="lstm_sa_h8", epochs=1, folds="kfold", n_folds=3, n_val_speakers=1, seq_len=40,
+                         speed_perturb=(0.9, 1.1))
+    ctx = prepare_run(table, config, tmp_path / "run", data_spec=spec)
+    assert [len(c) for c in ctx.augmented] == [len(table)] * 2
+    # 0.9x speed = longer clips
+    assert all(len(slow) > len(orig) for slow, orig in zip(ctx.augmented[0], table.features))
+    data = fold_inputs(table, ctx.folds[0], ctx.seq_len, "train", augmented=ctx.augmented)
+    assert len(data.x_train) == 3 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
+    assert set(data.train_rows) == set(data.train_idx)
+    with pytest.raises(ParameterError, match="needs the audio"):
+        prepare_run(load_table(DataSpec(kind="paper_npz", path=str(shared_data / "ravdess48k_paper_features.npz"))),
+                    config, tmp_path / "run2", data_spec=DataSpec(kind="paper_npz", path="x.npz"))

@@ -56,3 +56,21 @@ def augment_batch(x, labels, config, n_classes, rng):
     if config.mixup_alpha > 0:
         x, targets = mixup(x, targets, rng, config.mixup_alpha)
     return x, targets
+
+
+class SpeedPerturbedLoader:
+    """``load_audio`` for :func:`~sertiny.features.compute_features` that plays each clip
+    ``factor`` times faster (tempo and pitch together, Kaldi's speed perturbation): the clip
+    is resampled to ``rate / factor`` and read back at ``rate``. Picklable, so feature
+    workers can use it."""
+
+    def __init__(self, factor):
+        self.factor = float(factor)
+
+    def __call__(self, path, target_sr):
+        import soxr
+
+        from ..data.audio import load_audio
+
+        y = load_audio(path, target_sr)
+        return soxr.resample(y, target_sr, target_sr / self.factor, quality="HQ").astype(np.float32)

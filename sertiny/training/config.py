@@ -4,12 +4,12 @@ import dataclasses
 
 from .._config import Config, added_field, check_choice, check_float, check_int
 from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
+from ..data.splits import DEFAULT_VAL_SPEAKERS, FOLD_SCHEMES
 from ..errors import ParameterError
 from ..models.registry import PADDING_MODES, multitask_families, parse_model_name
 
 NORMALIZATIONS = ("train", "global", "speaker")
 SELECTIONS = ("best_val", "last")
-FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -62,6 +62,10 @@ class TrainConfig(Config):
         feature dimensions (MFCC coefficients, chroma bins or mel bands).
     ema_epochs: evaluate and keep an exponential moving average of the weights with this
         time constant in epochs (batch-size independent); 0 = the raw weights.
+    speed_perturb: speed factors (e.g. ``(0.9, 1.1)``): each training clip is also used
+        played that much faster or slower (tempo and pitch, resampled from the audio and
+        cached like other features); validation and test clips are never perturbed.
+        Needs audio input.
     selection: ``best_val`` keeps the epoch with the best validation UAR (the paper's);
         ``last`` keeps the last epoch (the validation speakers then choose nothing, which
         with ``ema_epochs`` is a weight average over the end of training).
@@ -83,7 +87,7 @@ class TrainConfig(Config):
     forget_bias: float = 2.0
     folds: str = "auto"
     n_folds: int = 5
-    n_val_speakers: int = 2
+    n_val_speakers: int = DEFAULT_VAL_SPEAKERS
     multitask: bool = added_field(False)
     aux_tasks: tuple = added_field(DEFAULT_AUX_TASKS)
     aux_loss_weight: float = added_field(0.3)
@@ -96,6 +100,7 @@ class TrainConfig(Config):
     feature_mask_width: int = added_field(4)
     ema_epochs: float = added_field(0.0)
     selection: str = added_field("best_val")
+    speed_perturb: tuple = added_field(())
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -135,6 +140,12 @@ class TrainConfig(Config):
             check_int(owner, name, getattr(self, name), min_value=1)
         check_float(owner, "ema_epochs", self.ema_epochs, min_value=0.0)
         check_choice(owner, "selection", self.selection, set(SELECTIONS))
+        object.__setattr__(self, "speed_perturb", tuple(self.speed_perturb))
+        for factor in self.speed_perturb:
+            check_float(owner, "speed_perturb", factor, min_value=0.5, max_value=2.0)
+        if 1.0 in self.speed_perturb or len(set(self.speed_perturb)) != len(self.speed_perturb):
+            raise ParameterError(f"The 'speed_perturb' parameter of {owner} must list distinct factors other than 1.0 "
+                                 f"(the clip itself is always used). Got {self.speed_perturb!r} instead.")
         if self.multitask and self.uses_soft_targets:
             raise ParameterError(
                 f"The 'label_smoothing' and 'mixup_alpha' parameters of {owner} apply to single-task training "
@@ -178,6 +189,7 @@ class TrainConfig(Config):
         d = super().to_dict()
         d["seeds"] = list(self.seeds)
         d["aux_tasks"] = list(self.aux_tasks)
+        d["speed_perturb"] = list(self.speed_perturb)
         return d
 
     def hyperparameters(self):
