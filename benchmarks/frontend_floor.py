@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from sertiny._io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from sertiny.data.audio import load_audio  # noqa: E402
-from sertiny.export.parity import uar  # noqa: E402
+from sertiny.metrics import uar  # noqa: E402
 from sertiny.features import FeatureConfig, NormStats, extract, fit_norm_stats, get_preset  # noqa: E402
 from sertiny.features import numpy_frontend as nf  # noqa: E402
 from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
@@ -182,6 +182,7 @@ def label_agreement(run, name, features, names, speakers, labels, progress):
     run_dir = run.path
     label_index = {label: i for i, label in enumerate(run.labels)}
     truth = np.array([label_index[label] for label in labels])
+    n_classes = len(run.labels)
     per_seed = {}
     stored_mismatch = 0
     for seed in finished_seeds(run):
@@ -197,14 +198,14 @@ def label_agreement(run, name, features, names, speakers, labels, progress):
             stored_mismatch += _check_against_stored(run_dir, seed, fold, names, predicted["copy"], run.labels)
             progress.update(1)
         copy = predicted["copy"]
-        per_seed[seed] = {"copy_uar": uar(truth, copy)}
+        per_seed[seed] = {"copy_uar": uar(truth, copy, n_classes)}
         for version, labels_v in predicted.items():
             have = labels_v >= 0
             if version == "copy" or not have.any():
                 continue
             per_seed[seed][version] = {"clips": int(have.sum()), "agreement": float(np.mean(labels_v[have] == copy[have])),
-                                       "uar": uar(truth[have], labels_v[have]),
-                                       "copy_uar_same_clips": uar(truth[have], copy[have])}
+                                       "uar": uar(truth[have], labels_v[have], n_classes),
+                                       "copy_uar_same_clips": uar(truth[have], copy[have], n_classes)}
     from sertiny.tuning.objective import pooled_test_uar
 
     training_uar = [pooled_test_uar(run_dir, seed, run.folds, run.labels) for seed in per_seed]
