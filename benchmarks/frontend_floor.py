@@ -239,13 +239,34 @@ def bundle_agreement(data, names):
     from sertiny.runtime.classifier import Classifier
 
     classifier = Classifier.from_path(None)
-    same = []
+    same, flips = [], []
     for stem in names:
         copy = classifier.classify_file(data / "ravdess16k" / "Actor_01" / f"{stem}.flac")
         original = classifier.classify_file(data / "ravdess48k_sample" / "Actor_01" / f"{stem}.wav")
         same.append(copy.label == original.label)
-    return {"clips": len(same), "agreement": float(np.mean(same)),
+        if not same[-1]:
+            flips.append(f"{stem}: {copy.label} (16 kHz copy) vs {original.label} (48 kHz original)")
+    return {"clips": len(same), "agreement": float(np.mean(same)), "flips": flips,
             "feature_config": classifier.bundle.feature_config.to_dict(), "variant": classifier.variant.name}
+
+
+def bundle_only(args):
+    """``--bundle-only``: section 4 alone, for a rebuilt built-in bundle (no runs needed)."""
+    result = {"command": "python benchmarks/frontend_floor.py --bundle-only", "machine": machine_info()}
+    names = sorted(p.stem for p in (args.data / "ravdess48k_sample" / "Actor_01").glob("*.wav"))
+    b = result["bundle"] = bundle_agreement(args.data, names)
+    status = "meets" if b["agreement"] >= TARGET_AGREEMENT else "misses"
+    lines = ["# The built-in bundle: the same speech keeps its label", "", f"Command: `{result['command']}`", "",
+             *machine_lines(result["machine"]), "",
+             f"`sertiny infer` with the shipped bundle ({b['variant']}, {describe(b['feature_config'])}), a "
+             "deployment model trained on all speakers, actor 01 included: the label of each of actor 01's 48 kHz "
+             f"original WAVs equals that of its 16 kHz copy for {100 * b['agreement']:.1f} % of {b['clips']} clips; "
+             f"this {status} the {100 * TARGET_AGREEMENT:.0f} % target.", ""]
+    lines += [f"- {flip}" for flip in b["flips"]] + [""]
+    out = args.out.with_name("frontend_floor_builtin.md")
+    atomic_write_text(out, "\n".join(lines))
+    atomic_write_json(out.with_suffix(".json"), result)
+    print("\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------
@@ -474,8 +495,10 @@ def verdict(result):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", type=Path, required=True, help="run directory trained on the front end without floors")
-    parser.add_argument("--new", type=Path, required=True, help="run directory trained on the front end with floors")
+    parser.add_argument("--old", type=Path, help="run directory trained on the front end without floors")
+    parser.add_argument("--new", type=Path, help="run directory trained on the front end with floors")
+    parser.add_argument("--bundle-only", action="store_true",
+                        help="only the built-in bundle's check, written to results/frontend_floor_builtin.md")
     parser.add_argument("--also", action="append", default=[], metavar="LABEL=RUN",
                         help="another run to compare, e.g. 'floors + utterance mean=runs/x' (repeatable)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
@@ -489,6 +512,10 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.bundle_only:
+        return bundle_only(args)
+    if args.old is None or args.new is None:
+        sys.exit("Error: --old and --new are required (or --bundle-only).")
     machine = machine_info()  # before the run, so the load average is the one it started under
     runs = {"no floors": args.old, "floors": args.new}
     for item in args.also:
