@@ -23,7 +23,7 @@ class QuickstartConfig(Config):
     model / epochs / seeds / jobs: the training recipe (``sertiny train`` for the rest).
     dataset / preset: corpus layout and front end.
     chunk: chunk size of the microcontroller (streaming) profile exported beside the full one
-        (LSTM-SA / ResLSTM-SA only; other families have no streaming profile).
+        (families with a streaming profile only, ``Family.streaming``: LSTM-SA / ResLSTM-SA).
     bench_runs: timed invokes per variant in the benchmark.
     infer_clips: clips classified at the end, as a user would with ``sertiny infer``.
     """
@@ -78,11 +78,10 @@ def quickstart(data_dir, out_dir, config=None, *, progress=True):
     metrics = train(table, train_config, run_dir, data_spec=spec, jobs=config.jobs, deploy=True, progress=progress)
     timings["train_s"] = time.time() - t
 
-    # Only LSTM-SA families stream (chunked profile); the other families export full unroll only.
-    from .models.registry import parse_model_name
-    from .models.weights import LSTM_SA_FAMILIES
+    # Families without a streaming (chunked) profile export the full unroll only.
+    from .models.registry import get_family, parse_model_name
 
-    chunks = (config.chunk,) if parse_model_name(config.model)[0] in LSTM_SA_FAMILIES else ()
+    chunks = (config.chunk,) if get_family(parse_model_name(config.model)[0]).streaming else ()
     t = _stage("3/5 export int8 (full unroll" + (f" + chunk {config.chunk})" if chunks else ")"))
     bundle_dir = out_dir / "bundle"
     export_run(run_dir, bundle_dir, ExportConfig(chunks=chunks), overwrite=True)

@@ -125,13 +125,13 @@ def test_window_starts(frames, expected):
 
 def test_long_clip_is_the_mean_of_its_windows(classifier):
     from sertiny.runtime import window_starts
-    from sertiny.training.inputs import fit_to_length
+    from sertiny.features.frames import fit_to_length
 
     y = np.concatenate([_voice(2.5, seed=0), _voice(2.5, seed=3)])
     x = classifier.features(y)
     starts = window_starts(len(x), classifier.bundle.seq_len)
     assert len(starts) > 2
-    windows = [classifier.runner.predict(fit_to_length(x[s : s + classifier.bundle.seq_len], 50)[0]) for s in starts]
+    windows = [classifier.runner.predict(fit_to_length(x[s : s + classifier.bundle.seq_len], 50)) for s in starts]
     got = classifier.classify(y)
     assert got.windows == len(starts)
     np.testing.assert_allclose(got.probabilities, np.mean(windows, axis=0), atol=1e-6)
@@ -149,14 +149,14 @@ def test_silence_and_near_silence_get_no_emotion(classifier, level):
 
 def test_silent_windows_are_left_out_of_a_long_clip(classifier):
     from sertiny.runtime import window_starts
-    from sertiny.training.inputs import fit_to_length
+    from sertiny.features.frames import fit_to_length
 
     speech = _voice(2, seed=1)
     y = np.concatenate([speech, np.zeros(6 * SR, np.float32)])
     x = classifier.features(y)
     hop, seq_len = classifier.bundle.feature_config.hop_length, classifier.bundle.seq_len
     with_speech = [s for s in window_starts(len(x), seq_len) if s * hop < speech.size]
-    expected = np.mean([classifier.runner.predict(fit_to_length(x[s : s + seq_len], seq_len)[0])
+    expected = np.mean([classifier.runner.predict(fit_to_length(x[s : s + seq_len], seq_len))
                         for s in with_speech], axis=0)
     p = classifier.classify(y)
     assert not p.silent and p.windows == len(with_speech) < len(window_starts(len(x), seq_len))

@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..runtime.bundle import Bundle, primary_int8
 from ..runtime.runner import load_runner, runtime_name
-from ..training.inputs import fit_to_length
+from ..features.frames import fit_to_length
 from . import graph, mcu
 from .config import BenchConfig
 from .device import describe_device
@@ -96,7 +96,7 @@ class _Context:
         """The first clip's first model window: realistic input for the latency loops."""
         if self._window is None:
             x = classifier.features(classifier.load(self.clips[0]))
-            self._window = fit_to_length(x, self.bundle.seq_len)[0]
+            self._window = fit_to_length(x, self.bundle.seq_len)
         return self._window
 
 
@@ -234,7 +234,7 @@ def _bench_peer(ctx, name, model, weights, source, reference):
     seq_len = ctx.bundle.seq_len
 
     def infer(x, y):  # the device path's windows, the peer instead of TFLite
-        return [peer.predict(fit_to_length(x[s : s + seq_len], seq_len)[0]) for s in window_starts(len(x), seq_len)]
+        return [peer.predict(fit_to_length(x[s : s + seq_len], seq_len)) for s in window_starts(len(x), seq_len)]
 
     row = {
         "name": name,

@@ -31,14 +31,13 @@ from .._io import (
     atomic_write_text,
 )
 from ..errors import ArtifactError, ParameterError
-from ..models.weights import LSTM_SA_FAMILIES
+from ..models.registry import get_family
 from ..runtime.bundle import primary_int8
 from . import tflm
-from .baseline_graphs import CHUNK_REFUSAL
 from .carray import write_c_array
 from .config import ExportConfig
 from .convert import sha256
-from .graph import fold_weights
+from .graph import chunk_refusal, fold_weights
 from .parity import measure
 from .run import (
     DEPLOY,
@@ -75,9 +74,9 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
             f"{run.path}: the model was trained with padding={run.model_config.padding!r}; this exporter "
             "builds zero-padding models only (train with --padding zeros, the default)."
         )
-    if config.chunks and run.model_config.family not in LSTM_SA_FAMILIES:
+    if config.chunks and not get_family(run.model_config.family).streaming:
         raise ParameterError(
-            f"{CHUNK_REFUSAL}; {run.path} trained {run.model_config.name}. Export it without --chunk "
+            f"{chunk_refusal()}; {run.path} trained {run.model_config.name}. Export it without --chunk "
             "(the full profile: one invoke per clip)."
         )
     name, reason = choose_weights(run, config.weights)
@@ -156,11 +155,11 @@ def micro_report(variant, clips, seq_len):
         chunked_runner(variant).predict(clips[0], trace=trace)
         op_inputs = trace[len(trace) // 2][0]  # mid-clip: states well away from zero
     else:
-        from ..runtime.chunked import fit_frames
+        from ..features.frames import fit_to_length
         from ..runtime.tflite import load_interpreter, quantize
 
         detail = load_interpreter(variant.model).get_input_details()[0]
-        op_inputs = [quantize(fit_frames(clips[0], seq_len, "zeros")[None], detail)]
+        op_inputs = [quantize(fit_to_length(clips[0], seq_len)[None], detail)]
     op_lsb, worst_op = tflm.op_conformance(variant.model, op_inputs)
     lite = predict(variant, clips, seq_len)
     micro = predict(variant, clips, seq_len, interpreter=tflm.MicroAsLite(variant.model, arena))

@@ -19,6 +19,10 @@ def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overw
     ``jobs > 1`` trains that many folds at once in separate processes; each JAX process
     is pinned to one thread so they do not fight over the cores.
     """
+    if deploy:
+        from .protocol import check_deployable
+
+        check_deployable(config)  # before any fold trains
     ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
     pending = [(s, f) for s in config.seeds for f in ctx.folds if read_fold(ctx.out_dir, s, f) is None]
     if jobs > 1 and len(pending) > 1:
