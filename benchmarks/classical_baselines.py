@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import recall_score
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
@@ -52,6 +51,7 @@ sys.path.insert(0, str(REPO))
 from sertiny._io import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
 from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
+from sertiny.metrics import per_class_recall, uar  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
@@ -249,15 +249,12 @@ def _fit_path(x, y, c_grid, class_weight, bar):
 
 
 def _uar(corpus, y_true, y_pred):
-    # The same UAR as sertiny's training reports (sklearn macro recall over every class).
-    from sertiny.training.loop import macro_recall
-
-    return macro_recall(y_true, y_pred, len(corpus.label_names))
+    # sertiny's one UAR (sklearn macro recall over every class), so figures compare with its reports.
+    return uar(y_true, y_pred, len(corpus.label_names))
 
 
 def _recalls(corpus, y_true, y_pred):
-    return recall_score(y_true, y_pred, labels=list(range(len(corpus.label_names))), average=None,
-                        zero_division=0).tolist()
+    return per_class_recall(y_true, y_pred, len(corpus.label_names)).tolist()
 
 
 def load_corpus(system, args):
