@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sertiny._io import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
-from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
+from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
 from sertiny.metrics import per_class_recall, uar  # noqa: E402
 
