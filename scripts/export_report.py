@@ -211,7 +211,8 @@ def design_section(args):
         load_table,
         load_weight_set,
     )
-    from sertiny.export.variants import Variant, chunked_runner
+    from sertiny.export.variants import BuiltVariant, chunked_runner
+    from sertiny.runtime.variant import Variant
 
     run = load_run(args.run)
     name, _ = choose_weights(run)
@@ -241,7 +242,8 @@ def design_section(args):
         raw_f = convert(function)
         meta = {"profile": "chunked", "chunk": k, "seq_len": run.seq_len, "padding": "zeros", "head": fw.head_dict(),
                 **io_details(raw_f, function)}
-        samples, _ = calibration.chunk_samples(chunked_runner(Variant("f", raw_f, meta)), calib, 4000)
+        float_chunk = BuiltVariant(Variant.chunked("f32", k), raw_f, meta)
+        samples, _ = calibration.chunk_samples(chunked_runner(float_chunk), calib, 4000)
         for per_channel in (False, True):
             raw = convert(function, "int8", representative=samples, per_channel=per_channel)
             label = f"chunked K={k}, {'per-channel' if per_channel else 'per-tensor'}, stripped"

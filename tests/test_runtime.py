@@ -295,6 +295,20 @@ def test_truncated_tflite_names_the_file(broken_bundle, keep_size_record):
     assert "model_int8.tflite" in str(info.value)
 
 
+def test_variant_names_are_read_and_checked(broken_bundle):
+    from sertiny.runtime import Bundle
+
+    def rename(manifest):
+        manifest["variants"]["f32_chunk1"] = manifest["variants"].pop("f32")
+    with pytest.raises(ArtifactError, match="variant 'f32_chunk1' says profile 'full'; its name says chunked"):
+        Bundle.load(broken_bundle(rename))
+
+    def unknown(manifest):
+        manifest["variants"]["custom"] = manifest["variants"].pop("f32")
+    with pytest.raises(ArtifactError, match="'custom' is not a variant name"):
+        Bundle.load(broken_bundle(unknown, name="unknown"))
+
+
 def test_not_a_bundle_and_unknown_variant(tmp_path, bundle_dir):
     from sertiny.runtime import Bundle
 

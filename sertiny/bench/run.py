@@ -158,7 +158,7 @@ def window_cost(cost, variant, seq_len):
             cost[key] = variant.meta[key]
     invokes = 1
     if variant.profile == "chunked":
-        invokes = -(-seq_len // int(variant.meta.get("chunk", 1)))
+        invokes = -(-seq_len // variant.chunk)
         cost = {**cost, "ops": cost["ops"] * invokes, "macs": cost["macs"] * invokes,
                 "elements": {k: v * invokes for k, v in cost["elements"].items()}}
     return {**cost, "invokes_per_window": invokes}

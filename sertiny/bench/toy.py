@@ -10,8 +10,6 @@ different clips get different answers, which is what parity tests need.
 Needs TensorFlow (host only; never imported by the device path).
 """
 
-import hashlib
-import json
 import warnings
 
 import numpy as np
@@ -21,6 +19,8 @@ from ..data.datasets import RAVDESS_LABELS
 from ..features import extract, fit_norm_stats
 from ..features.config import get_preset
 from ..features.frames import fit_to_length
+from ..runtime.bundle import model_digest, write_manifest
+from ..runtime.variant import Variant
 
 
 def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset="edge16k",
@@ -46,19 +46,15 @@ def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset
     norm = fit_norm_stats(feats)
     windows = [fit_to_length(norm.apply(f), seq_len) for f in feats]
     f32, int8, quant = _convert(rng, windows, seq_len, config.n_features, hidden, len(labels))
+    models = {Variant("f32"): (f32, {}), Variant("int8"): (int8, quant)}
     manifest = {
-        "format": "sertiny-bundle",
-        "format_version": 1,
         "model": {"family": "toy_dense_mean", "hidden": hidden, "n_features": config.n_features,
                   "n_classes": len(labels), "seq_len": seq_len},
         "labels": list(labels),
         "feature_config": config.to_dict(),
         "norm": norm.to_dict(),
         "seq_len": seq_len,
-        "variants": {
-            "f32": _variant_meta("model_f32.tflite", f32),
-            "int8": {**_variant_meta("model_int8.tflite", int8), **quant},
-        },
+        "variants": {kind.name: {**_variant_meta(kind, data), **io} for kind, (data, io) in models.items()},
         "metrics": {},
         "weights": f"toy_seed{seed}",
         "source_run": None,
@@ -66,9 +62,9 @@ def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset
         "sertiny_version": None,
     }
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        (tmp / "model_f32.tflite").write_bytes(f32)
-        (tmp / "model_int8.tflite").write_bytes(int8)
-        (tmp / "sertiny.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for kind, (data, _) in models.items():
+            (tmp / f"{kind.file_stem}.tflite").write_bytes(data)
+        write_manifest(tmp, manifest)
     return out_dir
 
 
@@ -123,5 +119,6 @@ def _quantization(model_bytes):
     }
 
 
-def _variant_meta(file_name, data):
-    return {"file": file_name, "profile": "full", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+def _variant_meta(kind, data):
+    return {"file": f"{kind.file_stem}.tflite", "profile": kind.profile, "bytes": len(data),
+            "sha256": model_digest(data)}

@@ -5,7 +5,8 @@ features); measure parity on every fold's held-out speakers; build the shipped m
 variants; measure the TFLite Micro arena and check every op against LiteRT; write the
 bundle into a temporary directory that is renamed into place only when complete.
 
-``sertiny.json`` (format_version 1)::
+``sertiny.json`` (format and version: :mod:`sertiny.runtime.bundle`, which reads it and
+whose :func:`~sertiny.runtime.bundle.write_manifest` writes it)::
 
     {"format": "sertiny-bundle", "format_version": 1,
      "model": <ModelConfig>, "labels": [...], "feature_config": <FeatureConfig>,
@@ -19,7 +20,6 @@ bundle into a temporary directory that is renamed into place only when complete.
 """
 
 import datetime
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +28,12 @@ from .. import __version__
 from .._io import (
     atomic_directory,
     atomic_write_bytes,
-    atomic_write_json,
     atomic_write_text,
 )
 from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.registry import get_family
-from ..runtime.bundle import primary_int8
+from ..runtime.bundle import model_digest, write_manifest
+from ..runtime.variant import primary_int8
 from . import tflm
 from .carray import write_c_array
 from .config import ExportConfig
@@ -51,8 +51,6 @@ from .run import (
 )
 from .variants import build_variants, predict
 
-BUNDLE_FORMAT = "sertiny-bundle"
-BUNDLE_FORMAT_VERSION = 1
 MICRO_CHECK_CLIPS = 8  # clips run end to end under TFLite Micro and LiteRT
 
 
@@ -92,7 +90,7 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
         parity = measure(run, table, config, progress=say)
     say(f"converting the shipped model ({name})")
     variants = build_variants(fw, run.model_config, config, data.train_clips, data.train_labels)
-    shipped = {k: v for k, v in variants.items() if _ships(k, config)}
+    shipped = {k: v for k, v in variants.items() if _ships(v.kind, config)}
     if config.tflm:
         for variant in shipped.values():
             if variant.quantized:
@@ -106,7 +104,7 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for variant in shipped.values():
             _write_variant(tmp, variant, manifest["variants"][variant.name], config.c_arrays)
-        atomic_write_json(tmp / "sertiny.json", manifest)
+        manifest = write_manifest(tmp, manifest)
         atomic_write_text(tmp / "MODEL_CARD.md", model_card(manifest))
         _shareable(tmp)
     say(f"wrote {out_dir}")
@@ -125,22 +123,17 @@ def _shareable(directory):
         os.chmod(path, 0o666 & ~umask)
 
 
-def _ships(name, config):
+def _ships(kind, config):
     """Full-profile models ship unless ``full`` is off. Float chunked models are calibration
     and parity tools, shipped only as the float model of a chunked-only bundle or without
     an integer mode."""
-    if "_chunk" not in name:
+    if kind.profile == "full":
         return config.full
-    return not name.startswith("f32_chunk") or not config.full or not (config.int8 or config.int16x8)
-
-
-def file_stem(name):
-    """Variant name -> file stem: ``int8`` -> ``model_int8``, ``int8_chunk1`` -> ``model_int8_chunk1``."""
-    return f"model_{name}"
+    return kind.mode != "f32" or not config.full or not (config.int8 or config.int16x8)
 
 
 def _write_variant(directory, variant, entry, c_arrays=True):
-    stem = file_stem(variant.name)
+    stem = variant.kind.file_stem
     atomic_write_bytes(directory / f"{stem}.tflite", variant.model)
     if variant.quantized and c_arrays:
         entry["c_source"] = write_c_array(directory, stem, variant.model, entry)
@@ -194,15 +187,12 @@ def micro_report(variant, clips, seq_len):
 def _manifest(run, weight_set, name, reason, variants, parity, config):
     entries = {}
     for vname, variant in variants.items():
-        entry = {"file": f"{file_stem(vname)}.tflite", **variant.meta,
-                 "sha256": hashlib.sha256(variant.model).hexdigest()}
+        entry = {"file": f"{variant.kind.file_stem}.tflite", **variant.meta, "sha256": model_digest(variant.model)}
         if parity and vname in parity["pooled"]:
             pooled = parity["pooled"][vname]
             entry.update({k: pooled[k] for k in ("uar", "agreement", "uar_drop_pp") if k in pooled})
         entries[vname] = entry
     return {
-        "format": BUNDLE_FORMAT,
-        "format_version": BUNDLE_FORMAT_VERSION,
         # the shipped model: a multi-task run's auxiliary heads are not in the bundle
         "model": run.model_config.replace(aux_heads=()).identity_dict(),
         "labels": run.labels,

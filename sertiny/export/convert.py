@@ -14,9 +14,9 @@ import numpy as np
 
 from .._io import silenced_stderr_fd
 from ..errors import ArtifactError, ParameterError, require
+from ..runtime.variant import INTEGER_MODES, MODES
 from .flatbuffer import all_tensors_interpreter, has_range, integer_islands, opcode_name, read_model, set_ranges
 
-QUANT_MODES = ("f32", "int8", "int16x8", "float16", "dynamic")
 
 
 def _tf():
@@ -47,8 +47,8 @@ def convert(function, mode="f32", *, representative=None, per_channel=False, cli
             (see :func:`cell_state_tensors`); None keeps the calibrated range.
     """
     tf = _tf()
-    if mode not in QUANT_MODES:
-        raise ParameterError(f"mode must be one of {QUANT_MODES}; got {mode!r}.")
+    if mode not in MODES:
+        raise ParameterError(f"mode must be one of {MODES}; got {mode!r}.")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
     robust = mode == "int8" and (range_percentile < 100 or cell_range is not None)
     if mode == "float16":
@@ -56,7 +56,7 @@ def convert(function, mode="f32", *, representative=None, per_channel=False, cli
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode in ("int8", "int16x8"):
+    elif mode in INTEGER_MODES:
         if not representative:
             raise ArtifactError("The representative set for integer calibration is empty: no clips to calibrate on.")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -5,6 +5,7 @@ alone, so a published bundle's card can be rewritten from its ``sertiny.json`` (
 ``scripts/build_default_bundle.py`` does after adding notes).
 """
 
+from ..runtime.variant import Variant
 from .run import front_end_config
 from .tflm import ARENA_METHOD
 
@@ -74,8 +75,8 @@ def model_card(manifest):
 
 def _microcontroller_use(variants):
     """The card's microcontroller line, naming the files this bundle really ships."""
-    chunked = {n: v for n, v in variants.items()
-               if v["profile"] == "chunked" and str(v.get("dtype", "")).startswith("int")}
+    kinds = {n: Variant.parse(n) for n in variants}
+    chunked = {n: v for n, v in variants.items() if kinds[n].profile == "chunked" and kinds[n].quantized}
     if not chunked:
         return []
     c_files = [f"`{f}`" for v in chunked.values() for f in v.get("c_source", [])]

@@ -9,6 +9,7 @@ paper's protocol: one UAR over all out-of-fold predictions).
 import numpy as np
 
 from ..metrics import uar
+from ..runtime.variant import Variant
 from .graph import fold_weights
 from .run import fold_data, load_weight_set
 from .variants import build_variants, predict
@@ -71,7 +72,7 @@ def summarize(y, probs, fold=None):
         if name != "f32":
             entry["agreement"] = float((pred == ref_pred).mean())
             entry["uar_drop_pp"] = 100.0 * (out["f32"]["uar"] - entry["uar"])
-            if not name.startswith("int"):  # float variants: how close, not just top-1
+            if not Variant.parse(name).quantized:  # float variants: how close, not just top-1
                 entry["max_abs_diff"] = float(np.abs(p - reference).max())
         out[name] = entry
     return out

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 
+from ..runtime.variant import INTEGER_MODES, OfVariant, Variant
 from . import calibration
 from .convert import convert, io_details
 from .flatbuffer import compact, describe, tie_quantization
@@ -18,28 +19,20 @@ from .graph import (
     full_unroll_function,
 )
 
-INTEGER_MODES = ("int8", "int16x8")  # ExportConfig flags, variant names and converter modes
-
 
 @dataclasses.dataclass(eq=False)
-class Variant:
-    """One converted model. ``meta`` becomes its ``variants`` entry in ``sertiny.json``."""
+class BuiltVariant(OfVariant):
+    """One converted model: its :class:`~sertiny.runtime.variant.Variant` (``name``,
+    ``profile``, ``quantized`` are the kind's), the model bytes, and ``meta``, which becomes
+    its ``variants`` entry in ``sertiny.json``."""
 
-    name: str
+    kind: Variant
     model: bytes
     meta: dict
 
-    @property
-    def profile(self):
-        return self.meta["profile"]
-
-    @property
-    def quantized(self):
-        return self.meta["dtype"] in ("int8", "int16")
-
 
 def build_variants(fw, model_config, config, train_clips, train_labels):
-    """All variants ``config`` asks for, calibrated on ``train_clips`` -> {name: Variant}.
+    """All variants ``config`` asks for, calibrated on ``train_clips`` -> {name: BuiltVariant}.
 
     Returns the float chunked models too (``f32_chunk<K>``): the int8 chunked models are
     calibrated on their traces, and parity compares against them.
@@ -53,11 +46,12 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
     full = full_unroll_function(fw, seq_len, schedule=config.schedule)
     common = {"schedule": effective_schedule(fw, config.schedule)}
 
-    def add(name, function, mode, profile_meta, representative=None, groups=None):
+    def add(kind, function, profile_meta, representative=None, groups=None):
+        mode = kind.mode
         raw = convert(function, mode, representative=representative, per_channel=config.per_channel,
                       clip_groups=groups, range_percentile=config.range_percentile, cell_range=config.cell_range)
         io = io_details(raw, function)
-        if mode in INTEGER_MODES and profile_meta["profile"] == "chunked":
+        if kind.quantized and kind.profile == "chunked":
             raw = tie_quantization(raw, _state_pairs(io))
             io = io_details(raw, function)
         model = compact(raw)
@@ -65,37 +59,36 @@ def build_variants(fw, model_config, config, train_clips, train_labels):
         meta = {**profile_meta, **common, "dtype": dtype, "quantization": mode}
         meta.update(_io_meta(io, profile_meta["profile"]))
         meta.update(describe(model))
-        if mode in INTEGER_MODES:
+        if kind.quantized:
             ranges = "min/max over the calibration samples" if mode != "int8" or config.range_percentile >= 100 else (
                 f"percentile {config.range_percentile:g} of per-clip extremes")
             if mode == "int8" and config.cell_range is not None:
                 ranges += f"; LSTM cell state capped at +-{config.cell_range:g}"
             meta.update(per_channel=config.per_channel, calibration=dict(calib, ranges=ranges))
-        variants[name] = Variant(name, model, meta)
-        return variants[name]
+        variants[kind.name] = BuiltVariant(kind, model, meta)
+        return variants[kind.name]
 
     integer_modes = [m for m in INTEGER_MODES if getattr(config, m)]
     full_meta = {"profile": "full"}
-    add("f32", full, "f32", full_meta)  # always: parity measures every variant against it
+    add(Variant("f32"), full, full_meta)  # always: parity measures every variant against it
     if config.full:
         if integer_modes:
             samples = calibration.full_samples(calib_clips, seq_len)
             for mode in integer_modes:
-                add(mode, full, mode, full_meta, samples, [[s] for s in samples])
-        if config.float16:
-            add("float16", full, "float16", full_meta)
-        if config.dynamic:
-            add("dynamic", full, "dynamic", full_meta)
+                add(Variant(mode), full, full_meta, samples, [[s] for s in samples])
+        for mode in ("float16", "dynamic"):
+            if getattr(config, mode):
+                add(Variant(mode), full, full_meta)
     for k in config.chunks:
         chunk_meta = {"profile": "chunked", "chunk": k, "seq_len": seq_len, "padding": model_config.padding,
                       "head": fw.head_dict()}
         function = chunk_function(fw, k)
-        float_chunk = add(f"f32_chunk{k}", function, "f32", chunk_meta)
+        float_chunk = add(Variant.chunked("f32", k), function, chunk_meta)
         if integer_modes:
             samples, groups = calibration.chunk_samples(chunked_runner(float_chunk), calib_clips,
                                                         config.chunk_calib_samples, seed=config.calib_seed)
         for mode in integer_modes:
-            variant = add(f"{mode}_chunk{k}", function, mode, chunk_meta, samples, groups)
+            variant = add(Variant.chunked(mode, k), function, chunk_meta, samples, groups)
             variant.meta["calibration"]["samples"] = len(samples)
     return variants
 

@@ -10,8 +10,10 @@ a training machine). Never TensorFlow, Keras, JAX or librosa when a light runtim
     print(clf.classify_file("clip.wav").label)
 """
 
-from .bundle import Bundle, Variant, default_bundle_path
+from .bundle import Bundle, BundleVariant, default_bundle_path
 from .classifier import DEFAULT_SILENCE_DB, Classifier, Prediction, window_starts
 from .runner import load_runner
+from .variant import Variant
 
-__all__ = ["Bundle", "default_bundle_path", "Classifier", "DEFAULT_SILENCE_DB", "Prediction", "Variant", "load_runner", "window_starts"]
+__all__ = ["Bundle", "BundleVariant", "default_bundle_path", "Classifier", "DEFAULT_SILENCE_DB", "Prediction",
+           "Variant", "load_runner", "window_starts"]

@@ -7,6 +7,10 @@ answer (a front end this version cannot compute, statistics of another width, a 
 list that does not match the model's output, a file cut short in a copy) is turned here
 into an :class:`~sertiny.errors.ArtifactError` that names the offending file.
 
+This module owns the bundle format: its name and version, the manifest's file name and
+:func:`write_manifest`, which every writer of a bundle goes through (the exporter, the toy
+bundle, the release tool). Variant names are :class:`~sertiny.runtime.variant.Variant`'s.
+
 numpy only: this module is on the device path.
 """
 
@@ -14,45 +18,36 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-from .._io import read_json
+from .._io import atomic_write_json, read_json
 from ..errors import ArtifactError, ParameterError
 from ..features.config import FeatureConfig
 from ..features.normalize import NormStats
+from .variant import OfVariant, Variant, primary_int8, resolve
 
 MANIFEST_NAME = "sertiny.json"
 # Shipped inside the package so that 'sertiny infer clip.wav' works with no training;
 # rebuilt by scripts/build_default_bundle.py.
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_bundle"
 BUNDLE_FORMAT = "sertiny-bundle"
-SUPPORTED_FORMAT_VERSIONS = (1,)
-PROFILES = ("full", "chunked")
+BUNDLE_FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (BUNDLE_FORMAT_VERSION,)
 
 
 @dataclasses.dataclass(frozen=True)
-class Variant:
+class BundleVariant(OfVariant):
     """One TFLite model of a bundle.
 
     Attributes:
-        name: key in the manifest (``"f32"``, ``"int8"``, ``"int8_chunk1"``, ...).
+        kind: its :class:`~sertiny.runtime.variant.Variant` (mode, profile, chunk), read
+            from its name (its key in the manifest: ``"f32"``, ``"int8_chunk1"``, ...);
+            ``name``, ``profile``, ``chunk`` and ``quantized`` are the kind's.
         path: the ``.tflite`` file.
-        profile: ``"full"`` (input ``(1, T, F)``, output ``(1, C)``) or ``"chunked"``
-            (run by :class:`sertiny.runtime.chunked.ChunkedRunner`).
         meta: the variant's manifest entry, as written by the exporter.
     """
 
-    name: str
+    kind: Variant
     path: Path
-    profile: str
     meta: dict
-
-    @property
-    def quantized(self):
-        """True for integer models: by the exporter's ``quantization``/``dtype`` if recorded,
-        else by an input scale or an ``int`` name."""
-        kind = self.meta.get("quantization") or self.meta.get("dtype")
-        if isinstance(kind, str):
-            return kind.startswith("int")
-        return "scale" in (self.meta.get("input") or {}) or self.name.startswith("int")
 
     @property
     def size_bytes(self):
@@ -69,7 +64,7 @@ class Bundle:
         feature_config: the front end the model was trained on.
         norm: per-feature statistics applied before the model.
         seq_len: frames per model input (T).
-        variants: name -> :class:`Variant`, in manifest order.
+        variants: name -> :class:`BundleVariant`, in manifest order.
         metrics: the exporter's accuracy figures (``float_uar``, ``int8_uar``, ...).
         manifest: the raw ``sertiny.json`` dict, for anything else a caller needs.
     """
@@ -112,14 +107,20 @@ class Bundle:
         return primary_int8(self.variants) or next(iter(self.variants))
 
     def variant(self, name=None):
-        """The :class:`Variant` called ``name`` (default: :attr:`default_variant`)."""
+        """The :class:`BundleVariant` called ``name`` (default: :attr:`default_variant`).
+
+        A profile-less name (``f32``, ``int8``) on a bundle without that full-unroll model
+        means its chunked model of that mode when there is exactly one
+        (:func:`~sertiny.runtime.variant.resolve`).
+        """
         name = name or self.default_variant
-        if name not in self.variants:
+        found = resolve(list(self.variants), name)
+        if found is None:
             raise ArtifactError(
                 f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
                 f"{', '.join(self.variants)}."
             )
-        return self.variants[name]
+        return self.variants[found]
 
     def uar(self, variant_name):
         """The exporter's UAR for a variant (its own ``uar`` if recorded), or None."""
@@ -131,13 +132,18 @@ class Bundle:
         return float(value) if isinstance(value, (int, float)) else None
 
 
-def primary_int8(names):
-    """The int8 model a bundle's headline figures describe: the full-unroll ``int8``, else the
-    chunked int8 model with the smallest K (a chunked-only bundle), else None."""
-    if "int8" in names:
-        return "int8"
-    chunked = [n for n in names if n.startswith("int8_chunk")]
-    return min(chunked, key=lambda n: int(n[len("int8_chunk"):])) if chunked else None
+def model_digest(data):
+    """The SHA-256 (hex) a manifest records for a model file's bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_manifest(directory, manifest):
+    """Write ``directory/sertiny.json`` atomically, stamped with this bundle format and
+    version; returns the dict as written."""
+    manifest = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
+                **{k: v for k, v in manifest.items() if k not in ("format", "format_version")}}
+    atomic_write_json(Path(directory) / MANIFEST_NAME, manifest)
+    return manifest
 
 
 def default_bundle_path():
@@ -232,10 +238,16 @@ def _parse_variants(manifest_path, entries, fail):
     for name, meta in entries.items():
         if not isinstance(meta, dict) or not isinstance(meta.get("file"), str):
             fail(f"variant {name!r} has no 'file'.")
+        try:
+            kind = Variant.parse(name)
+        except ParameterError as exc:
+            fail(f"{exc} This sertiny cannot run it; upgrade sertiny or re-export the bundle.")
         profile = meta.get("profile", "full")
-        if profile not in PROFILES:
-            fail(f"variant {name!r} has profile {profile!r}; this sertiny runs {list(PROFILES)}. Upgrade sertiny.")
-        variants[name] = Variant(name=name, path=manifest_path.parent / meta["file"], profile=profile, meta=meta)
+        if profile != kind.profile or meta.get("chunk", kind.chunk) != kind.chunk:
+            fail(f"variant {name!r} says profile {profile!r}" + (f", chunk {meta['chunk']!r}" if "chunk" in meta else "")
+                 + f"; its name says {kind.profile}" + (f", chunk {kind.chunk}" if kind.chunk else "")
+                 + ". The manifest was edited; re-export the bundle.")
+        variants[name] = BundleVariant(kind=kind, path=manifest_path.parent / meta["file"], meta=meta)
     return variants
 
 
@@ -256,7 +268,7 @@ def check_variant_file(variant):
             "or was replaced. Copy the bundle again."
         )
     digest = variant.meta.get("sha256")
-    if isinstance(digest, str) and hashlib.sha256(data).hexdigest() != digest:
+    if isinstance(digest, str) and model_digest(data) != digest:
         raise ArtifactError(
             f"{path}: SHA-256 does not match the bundle's manifest; the file is corrupt or comes "
             "from another export. Copy the bundle again."
