@@ -35,13 +35,14 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sertiny._io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from sertiny._io import atomic_write_json, atomic_write_text  # noqa: E402
 from sertiny.data.audio import load_audio  # noqa: E402
 from sertiny.metrics import uar  # noqa: E402
-from sertiny.features import FeatureConfig, NormStats, extract, fit_norm_stats, get_preset  # noqa: E402
+from sertiny.features import FeatureConfig, extract, fit_norm_stats, get_preset  # noqa: E402
 from sertiny.features import numpy_frontend as nf  # noqa: E402
 from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
+from sertiny.training.rundir import weights_name  # noqa: E402
 
 RATE = 16_000
 ORIGINAL_RATE = 48_000
@@ -219,18 +220,16 @@ def label_agreement(run, name, features, names, speakers, labels, progress):
 def finished_seeds(run):
     """Seeds whose every fold model is saved (a run may be growing more seeds)."""
     return [seed for seed in run.seeds
-            if all((run.weights_dir(f"seed{seed}_fold{f.index}") / "weights.npz").is_file() for f in run.folds)]
+            if all((run.weights_dir(weights_name(seed, f.index)) / "weights.npz").is_file() for f in run.folds)]
 
 
 def _check_against_stored(run_dir, seed, fold, names, copy_labels, label_names):
     """Clips whose label here differs from the run's own predictions.csv (should be ~0:
     only float rounding of another batch layout can flip a near-tie)."""
-    import csv
+    from sertiny.training.rundir import RunDir
 
-    path = Path(run_dir) / f"seed_{seed}" / f"fold_{fold.index}" / "predictions.csv"
     position = {n: i for i, n in enumerate(names)}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = RunDir(run_dir).read_predictions(seed, fold.index)
     return sum(label_names[copy_labels[position[r["name"]]]] != r["predicted"] for r in rows if r["name"] in position)
 
 
@@ -564,8 +563,7 @@ def main():
             result["runs"][name] = label_agreement(run, name, features, names, speakers, labels, progress)
     for name, run in loaded.items():
         fold = next(f for f in run.folds if "01" in f.test_speakers)
-        norm = NormStats.from_dict(read_json(run.weights_dir(f"seed{finished_seeds(run)[0]}_fold{fold.index}")
-                                             / "norm.json"))
+        norm = run.dir.read_model(weights_name(finished_seeds(run)[0], fold.index))[1]
         result["diagnosis"][name] = diagnosis(features, levels, name, norm, configs[name])
         result["movement"][name] = movement_by_version(features, name, norm, configs[name])
     for name, config in logmel_configs.items():

@@ -16,7 +16,7 @@ NPZ = ROOT.parent / "shared" / "data" / "ravdess48k_paper_features.npz"
 def main():
     from sertiny.features.table import load_paper_features
     from sertiny.training import TrainConfig
-    from sertiny.training.protocol import prepare_run, read_fold, run_fold
+    from sertiny.training.protocol import prepare_run, run_fold
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
@@ -29,7 +29,7 @@ def main():
     wanted = {int(f) for f in args.folds.split(",")}
     for fold in ctx.folds:
         if fold.index in wanted:
-            summary = read_fold(ctx.out_dir, 0, fold) or run_fold(ctx, 0, fold)
+            summary = ctx.run_dir.read_fold(0, fold.index) or run_fold(ctx, 0, fold)
             print(f"{args.name} fold {fold.index}: best epoch {summary['best_epoch']}, "
                   f"val UAR {summary['val_uar']:.3f}, test UAR {summary['test_uar']:.3f}", flush=True)
 

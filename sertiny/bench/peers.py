@@ -36,13 +36,17 @@ def find_weights(bundle):
     """
     from ..models.weights import load_weights
 
+    from ..errors import ParameterError
+    from ..training.rundir import RunDir
+
     candidates = [bundle.path / "weights.npz"]
     run, which = bundle.manifest.get("source_run"), bundle.manifest.get("weights")
     if isinstance(run, str) and isinstance(which, str):
-        parts = which.split("_")
-        if len(parts) == 2 and parts[0].startswith("seed") and parts[1].startswith("fold"):
-            candidates.append(Path(run) / f"seed_{parts[0][4:]}" / f"fold_{parts[1][4:]}" / "weights.npz")
-        candidates += [Path(run) / which / "weights.npz", Path(run) / f"{which}.npz"]
+        try:
+            candidates.append(RunDir(run).weights_dir(which) / "weights.npz")
+        except ParameterError:  # not a run's model name: look for it beside the run
+            pass
+        candidates += [Path(run) / f"{which}.npz"]
     for path in candidates:
         if path.is_file():
             return load_weights(path), str(path)

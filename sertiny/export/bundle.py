@@ -40,15 +40,8 @@ from .config import ExportConfig
 from .graph import chunk_refusal, fold_weights
 from .model_card import model_card
 from .parity import measure
-from .run import (
-    DEPLOY,
-    choose_weights,
-    fold_data,
-    load_run,
-    load_table,
-    load_weight_set,
-    parse_weights_name,
-)
+from ..training.rundir import DEPLOY, parse_weights_name
+from .run import choose_weights, fold_data, load_run, load_table, load_weight_set
 from .variants import build_variants, predict
 
 MICRO_CHECK_CLIPS = 8  # clips run end to end under TFLite Micro and LiteRT
@@ -241,10 +234,11 @@ def _metrics(parity):
                          "with the same settings"),
         "float_uar": pooled["f32"]["uar"],
     }
-    int8 = primary_int8(pooled)
+    variants = {k: v for k, v in pooled.items() if k != "n"}  # "n": the clip count
+    int8 = primary_int8(variants)
     if int8:
         metrics.update(int8_variant=int8, int8_uar=pooled[int8]["uar"], int8_agreement=pooled[int8]["agreement"],
                        int8_uar_drop_pp=pooled[int8]["uar_drop_pp"])
-    metrics["variants"] = {k: v for k, v in pooled.items() if k != "n"}
+    metrics["variants"] = variants
     metrics["per_fold"] = parity["per_fold"]
     return metrics

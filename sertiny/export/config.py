@@ -4,9 +4,9 @@ import dataclasses
 
 from .._config import Config, check_bool_fields, check_choice, check_float, check_int
 from ..errors import ParameterError
+from ..training.rundir import DEPLOY, parse_weights_name
 from .calibration import STRATEGIES
 from .graph import SCHEDULES
-from .run import DEPLOY, parse_weights_name
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

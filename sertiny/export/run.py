@@ -5,31 +5,28 @@ message naming the file, not after minutes of conversion with a half-written bun
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from .._io import read_json
 from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.registry import families
-
-# Run layouts this exporter reads. run.json without "format_version" is layout 1 (the
-# first layout, written before the field existed).
-SUPPORTED_RUN_FORMATS = (1,)
-DEPLOY = "deploy"
+from ..training.rundir import DEPLOY, RunDir, parse_weights_name
 
 
 @dataclasses.dataclass(frozen=True)
 class RunInfo:
-    """A checked run directory (see :mod:`sertiny.training.protocol` for the layout)."""
+    """A run directory checked for export (:class:`~sertiny.training.rundir.RunDir` reads it)."""
 
-    path: Path
+    dir: RunDir
     info: dict  # run.json
     model_config: object  # sertiny.models.ModelConfig
     feature_config: dict
     train_config: dict
     folds: list  # sertiny.data.splits.Fold
+
+    @property
+    def path(self):
+        return self.dir.path
 
     @property
     def labels(self):
@@ -45,49 +42,23 @@ class RunInfo:
 
     def weights_dir(self, name):
         """Directory of a weight set: ``"deploy"`` or ``"seed<s>_fold<k>"``."""
-        if name == DEPLOY:
-            return self.path / "deploy"
-        seed, fold = parse_weights_name(name)
-        return self.path / f"seed_{seed}" / f"fold_{fold}"
+        return self.dir.weights_dir(name)
 
     def available_weights(self):
         """Weight-set names present in the run, deploy first."""
-        names = [DEPLOY] if (self.path / "deploy" / "weights.npz").is_file() else []
-        for seed in self.seeds:
-            names += [f"seed{seed}_fold{f.index}" for f in self.folds
-                      if (self.weights_dir(f"seed{seed}_fold{f.index}") / "weights.npz").is_file()]
-        return names
+        return self.dir.available_weights()
 
     def fold(self, index):
         return next(f for f in self.folds if f.index == index)
 
 
-def parse_weights_name(name):
-    """``"seed0_fold3"`` -> ``(0, 3)``."""
-    import re
-
-    match = re.fullmatch(r"seed(\d+)_fold(\d+)", str(name))
-    if not match:
-        raise ParameterError(f"--weights must be 'deploy', 'auto' or 'seed<S>_fold<K>' (e.g. seed0_fold3); got {name!r}.")
-    return int(match[1]), int(match[2])
-
-
 def load_run(run_dir):
     """Read and check ``run.json``, ``train_config.json`` and ``feature_config.json``."""
-    from ..data.splits import Fold
     from ..models.registry import ModelConfig
 
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ArtifactError(f"{path}: no such run directory. Pass the --out directory of 'sertiny train'.")
-    for name in ("run.json", "train_config.json", "feature_config.json"):
-        if not (path / name).is_file():
-            raise ArtifactError(
-                f"{path / name}: missing. {path} is not a complete training run "
-                "(train_config.json is written last; an interrupted 'sertiny train' can be resumed)."
-            )
-    info = read_json(path / "run.json")
-    _check_run_format(path, info)
+    run_dir = RunDir(run_dir)
+    path = run_dir.path
+    info = run_dir.check()
     try:
         model_config = ModelConfig.from_dict(info["model_config"])
     except (KeyError, TypeError, ParameterError) as exc:
@@ -99,12 +70,7 @@ def load_run(run_dir):
             f"supports the {', '.join(exportable)} families only. Its weights are in "
             "seed_<s>/fold_<k>/weights.npz (load them with sertiny.models.weights.set_weights)."
         )
-    try:
-        folds = [Fold(**f) for f in info.get("folds", [])]
-    except (TypeError, ParameterError) as exc:
-        raise ArtifactError(f"{path / 'run.json'}: unusable fold list ({exc}).") from None
-    run = RunInfo(path, info, model_config, read_json(path / "feature_config.json"),
-                  read_json(path / "train_config.json"), folds)
+    run = RunInfo(run_dir, info, model_config, run_dir.feature_config(), run_dir.train_config(), run_dir.folds())
     if run.train_config.get("normalization") == "speaker":
         raise ArtifactError(
             f"{path}: the run used speaker-adaptive normalisation (statistics of each test speaker's own "
@@ -134,24 +100,6 @@ def front_end_config(feature_config):
         return None
 
 
-def _check_run_format(path, info):
-    version = info.get("format_version", 1)
-    if version not in SUPPORTED_RUN_FORMATS:
-        raise ArtifactError(
-            f"{path / 'run.json'}: run format_version {version!r}; this sertiny ({__version__}) exports "
-            f"runs of format {list(SUPPORTED_RUN_FORMATS)}. Export it with the sertiny version that trained it."
-        )
-    for key in ("label_names", "model_config", "sertiny_version"):
-        if key not in info:
-            raise ArtifactError(f"{path / 'run.json'}: no '{key}' field; the run comes from another sertiny version.")
-    theirs, ours = str(info["sertiny_version"]).split(".")[0], __version__.split(".")[0]
-    if theirs != ours:
-        raise ArtifactError(
-            f"{path / 'run.json'}: written by sertiny {info['sertiny_version']}, which this sertiny "
-            f"({__version__}) cannot export. Use sertiny {theirs}.x."
-        )
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class WeightSet:
     """One trained model of a run: its canonical weights and normalisation statistics."""
@@ -163,22 +111,13 @@ class WeightSet:
 
 def load_weight_set(run, name):
     """Load ``deploy`` or ``seed<s>_fold<k>`` weights and norm, checked against the run."""
-    from ..features.normalize import NormStats
-    from ..models.weights import load_weights
     from .graph import fold_weights
 
-    directory = run.weights_dir(name)
-    for file in ("weights.npz", "norm.json"):
-        if not (directory / file).is_file():
-            hint = ("train with --deploy to add one, or pick a fold model with --weights seed0_fold1"
-                    if name == DEPLOY else f"available: {', '.join(run.available_weights()) or 'none'}")
-            raise ArtifactError(f"{directory / file}: missing ({hint}).")
-    weights = load_weights(directory / "weights.npz")
+    weights, norm = run.dir.read_model(name)
     fold_weights(weights, run.model_config)  # shape check against the run's model
-    norm = NormStats.from_dict(read_json(directory / "norm.json"))
     if norm.n_features != run.model_config.n_features:
         raise ArtifactError(
-            f"{directory / 'norm.json'}: statistics of {norm.n_features} features but the model takes "
+            f"{run.weights_dir(name) / 'norm.json'}: statistics of {norm.n_features} features but the model takes "
             f"{run.model_config.n_features}; they belong to a model trained on other features."
         )
     return WeightSet(name, weights, norm)
@@ -209,8 +148,7 @@ def choose_weights(run, requested="auto"):
 
 
 def _val_uar(run, name):
-    path = run.weights_dir(name) / "fold.json"
-    return read_json(path).get("val_uar", 0.0) if path.is_file() else 0.0
+    return (run.dir.read_fold(*parse_weights_name(name)) or {}).get("val_uar", 0.0)
 
 
 def load_table(run):

@@ -86,16 +86,16 @@ def load_table(spec, feature_config=None, *, progress=True, n_jobs=None, say=Non
 
 def table_for_run(run_dir, *, progress=False):
     """Rebuild the feature table a run was trained on (from the cache when possible)."""
-    from .._io import read_json
     from ..features import FeatureConfig
+    from .rundir import RunDir
 
-    run_dir = Path(run_dir)
-    info = read_json(run_dir / "run.json")
+    run = RunDir(run_dir)
+    info = run.info()
     if "data" not in info:
-        raise ParameterError(f"{run_dir / 'run.json'} does not record its data source; retrain with this sertiny version.")
+        raise ParameterError(f"{run.path / 'run.json'} does not record its data source; retrain with this sertiny "
+                             "version.")
     spec = DataSpec.from_dict(info["data"])
-    feature_config = FeatureConfig.from_dict(read_json(run_dir / "feature_config.json"))
-    return load_table(spec, feature_config, progress=progress)
+    return load_table(spec, FeatureConfig.from_dict(run.feature_config()), progress=progress)
 
 
 def speed_perturbed_features(spec, table, factor, *, progress=False, n_jobs=None):

@@ -1,16 +1,7 @@
 """The paper's evaluation protocol: seeds x speaker-independent folds, pooled out-of-fold UAR.
 
-Layout of a run directory (every file written atomically; a fold directory appears only
-when that fold is complete, which is what makes a killed run resumable)::
-
-    run.json                 label names, T, model config, data source, sertiny version
-    train_config.json        the TrainConfig
-    feature_config.json      the front end the features came from
-    seed_<s>/fold_<k>/       weights.npz, norm.json, history.csv, predictions.csv, fold.json
-    seed_<s>/metrics.json    pooled UAR of that seed's out-of-fold predictions
-    seed_<s>/oof_predictions.csv
-    metrics.json             UAR mean ± std and max over seeds, per fold, per class
-    confusion.png, learning_curves.png
+Everything a run writes goes into its run directory (:class:`~sertiny.training.rundir.RunDir`
+holds the layout, writes and reads it).
 
 A multi-task run (``TrainConfig.multitask``) trains auxiliary heads beside the emotion head.
 Epoch selection and every emotion number are the emotion head's; the auxiliary heads add
@@ -18,21 +9,16 @@ Epoch selection and every emotion number are the emotion head's; the auxiliary h
 and an ``auxiliary`` section (out-of-fold accuracy and UAR) to the metrics.
 """
 
-import csv
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from .._io import atomic_directory, atomic_write_json, atomic_write_text, csv_text, read_json
 from ..errors import ArtifactError, ParameterError
 from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
-
-RUN_FORMAT_VERSION = 1  # bump when the run directory layout changes; export checks it
+from .rundir import RunDir
 
 
 def resolve_folds(table, config):
@@ -61,6 +47,10 @@ class RunContext:
     # speed-perturbed copies of every clip, one list per TrainConfig.speed_perturb factor (None: unusable)
     augmented: list = dataclasses.field(default_factory=list)
 
+    @property
+    def run_dir(self):
+        return RunDir(self.out_dir)
+
 
 def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
     """Validate inputs, resolve T and the folds, and write (or check) the run's configs."""
@@ -87,9 +77,6 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
     )
     folds = resolve_folds(table, config)
     run_info = {
-        "format": "sertiny-run",
-        "format_version": RUN_FORMAT_VERSION,
-        "sertiny_version": __version__,
         "label_names": list(table.label_names),
         "seq_len": seq_len,
         "model_config": mcfg.to_dict(),
@@ -116,10 +103,10 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
 
 
 def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
-    existing = out_dir / "train_config.json"
-    if existing.exists() and not overwrite:
-        old = {**read_json(existing), "seeds": list(config.seeds)}
-        saved_features = read_json(out_dir / "feature_config.json")
+    run = RunDir(out_dir)
+    if run.has_train_config() and not overwrite:
+        old = {**run.train_config(), "seeds": list(config.seeds)}
+        saved_features = run.feature_config()
         if not (type(config).same_identity(old, config)
                 and type(feature_config).same_identity(saved_features, feature_config)):
             raise ArtifactError(
@@ -128,20 +115,13 @@ def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
             )
         # Same recipe: resume. Seeds are independent repetitions, so a run may grow
         # from --seeds 0 to --seeds 0,1,2 and keep what the first seed already did.
-        atomic_write_json(existing, config.to_dict())
+        run.write_train_config(config)
         return
     if overwrite and out_dir.exists():
         import shutil
 
         shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "feature_config.json", feature_config.to_dict())
-    atomic_write_json(out_dir / "run.json", run_info)
-    atomic_write_json(out_dir / "train_config.json", config.to_dict())  # last: marks a valid run
-
-
-def fold_dir(out_dir, seed, fold):
-    return Path(out_dir) / f"seed_{seed}" / f"fold_{fold.index}"
+    run.write_configs(run_info, config, feature_config)
 
 
 def fit_norm(table, train_idx, normalization, utterance="none"):
@@ -219,7 +199,6 @@ def with_augmented_copies(table, idx, seq_len, norm, augmented=()):
 
 def run_fold(ctx, seed, fold, *, progress=None):
     """Train and evaluate one fold; write its directory atomically. Returns fold.json's dict."""
-    from ..models.weights import save_weights
     from ..metrics import uar
     from .loop import train_fold
 
@@ -252,16 +231,12 @@ def run_fold(ctx, seed, fold, *, progress=None):
         y_aux, predicted = ctx.aux_labels[test_idx, k], test_heads[task].argmax(1)
         summary.setdefault("aux_test_uar", {})[task] = uar(y_aux, predicted, n_classes)
         aux_columns[task] = (y_aux, predicted)
-    with atomic_directory(fold_dir(ctx.out_dir, seed, fold), overwrite=True) as tmp:
-        save_weights(tmp / "weights.npz", result.weights)
-        atomic_write_json(tmp / "norm.json", norm.to_dict())
-        atomic_write_text(tmp / "history.csv", csv_text(result.history))
-        atomic_write_text(tmp / "predictions.csv", _predictions_csv(table, test_idx, test_probs, aux_columns))
-        atomic_write_json(tmp / "fold.json", summary)
+    ctx.run_dir.write_fold(seed, fold.index, weights=result.weights, norm=norm, history=result.history,
+                           predictions=_prediction_rows(table, test_idx, test_probs, aux_columns), summary=summary)
     return summary
 
 
-def _predictions_csv(table, idx, probs, aux_columns=None):
+def _prediction_rows(table, idx, probs, aux_columns=None):
     """One row per test clip; ``aux_columns`` ``{task: (true ids, predicted ids)}`` adds a
     multi-task run's ``<task>`` and ``predicted_<task>`` columns (class names)."""
     from ..data.auxiliary import AUX_TASKS
@@ -274,18 +249,7 @@ def _predictions_csv(table, idx, probs, aux_columns=None):
             row.update({task: AUX_TASKS[task][true[j]], f"predicted_{task}": AUX_TASKS[task][predicted[j]]})
         row.update({f"p_{n}": round(float(v), 6) for n, v in zip(table.label_names, p)})
         rows.append(row)
-    return csv_text(rows)
-
-
-def read_fold(out_dir, seed, fold):
-    """fold.json of a finished fold, or None if the fold has not finished."""
-    path = fold_dir(out_dir, seed, fold) / "fold.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def read_predictions(out_dir, seed, fold):
-    with open(fold_dir(out_dir, seed, fold) / "predictions.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return rows
 
 
 def check_deployable(config):
@@ -296,11 +260,11 @@ def check_deployable(config):
 
 def train_deploy(ctx, *, progress=True):
     """Train the deployment model on all speakers; write ``deploy/`` atomically."""
-    from ..models.weights import save_weights
     from .loop import train_fold
 
     check_deployable(ctx.config)
-    best_epochs = [read_fold(ctx.out_dir, s, f)["best_epoch"] for s in ctx.config.seeds for f in ctx.folds]
+    run = ctx.run_dir
+    best_epochs = [run.read_fold(s, f.index)["best_epoch"] for s in ctx.config.seeds for f in ctx.folds]
     epochs = int(np.median(best_epochs))
     all_idx = np.arange(len(ctx.table.features))
     norm = fit_norm(ctx.table, all_idx, "global", ctx.config.utterance_norm)
@@ -308,9 +272,8 @@ def train_deploy(ctx, *, progress=True):
     y = ctx.table.labels[rows].astype(np.int32)
     seed_value = fold_seed(ctx.config.seeds[0], 0)
     mcfg = ctx.model_config.replace(seed=seed_value)
-    done = ctx.out_dir / "deploy" / "deploy.json"
-    if done.is_file():  # a rerun of a finished run: the same config trains the same model again
-        previous = json.loads(done.read_text())
+    previous = run.read_deploy()
+    if previous is not None:  # a rerun of a finished run: the same config trains the same model again
         if previous.get("epochs") == epochs and type(mcfg).same_identity(previous.get("model_config") or {}, mcfg):
             return previous
     cfg = dataclasses.replace(ctx.config, epochs=epochs)
@@ -318,9 +281,5 @@ def train_deploy(ctx, *, progress=True):
     result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=aux_train)
     info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),
             "speakers": sorted(set(ctx.table.speakers.tolist())), "model_config": mcfg.to_dict()}
-    with atomic_directory(ctx.out_dir / "deploy", overwrite=True) as tmp:
-        save_weights(tmp / "weights.npz", result.weights)
-        atomic_write_json(tmp / "norm.json", norm.to_dict())
-        atomic_write_text(tmp / "history.csv", csv_text(result.history))
-        atomic_write_json(tmp / "deploy.json", info)
+    run.write_deploy(weights=result.weights, norm=norm, history=result.history, info=info)
     return info

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_json, atomic_write_text, csv_text
+from .._io import atomic_path
 from ..metrics import per_class_recall
-from .protocol import read_fold, read_predictions
+from .rundir import RunDir
 
 
 def seed_metrics(out_dir, seed, folds, label_names, aux_tasks=()):
@@ -15,13 +15,11 @@ def seed_metrics(out_dir, seed, folds, label_names, aux_tasks=()):
     """
     from sklearn.metrics import confusion_matrix
 
-    rows = [row for fold in folds for row in read_predictions(out_dir, seed, fold)]
-    index = {name: i for i, name in enumerate(label_names)}
-    y_true = np.array([index[r["label"]] for r in rows])
-    y_pred = np.array([index[r["predicted"]] for r in rows])
+    run = RunDir(out_dir)
+    rows, y_true, y_pred = run.pooled_predictions(seed, [fold.index for fold in folds], label_names)
     labels = list(range(len(label_names)))
     per_class = per_class_recall(y_true, y_pred, len(label_names))
-    fold_info = [read_fold(out_dir, seed, fold) for fold in folds]
+    fold_info = [run.read_fold(seed, fold.index) for fold in folds]
     metrics = {
         "seed": seed,
         "uar": float(per_class.mean()),
@@ -32,9 +30,7 @@ def seed_metrics(out_dir, seed, folds, label_names, aux_tasks=()):
     }
     if aux_tasks:
         metrics["auxiliary"] = {task: _aux_metrics(rows, task) for task in aux_tasks}
-    seed_dir = out_dir / f"seed_{seed}"
-    atomic_write_json(seed_dir / "metrics.json", metrics)
-    atomic_write_text(seed_dir / "oof_predictions.csv", csv_text(rows))
+    run.write_seed_results(seed, metrics, rows)
     return metrics
 
 
@@ -73,7 +69,7 @@ def run_metrics(out_dir, per_seed, label_names, n_params, model_name, *, aux_hea
         metrics["aux_head_params"] = int(aux_head_params)
         metrics["auxiliary"] = {task: _over_seeds([m["auxiliary"][task] for m in per_seed], per_seed)
                                 for task in per_seed[0]["auxiliary"]}
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    RunDir(out_dir).write_metrics(metrics)
     return metrics
 
 

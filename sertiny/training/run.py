@@ -1,11 +1,10 @@
 """``train()``: every (seed, fold) of a run, resumable, optionally in parallel processes."""
 
-import csv
 import os
-from pathlib import Path
 
-from .protocol import prepare_run, read_fold, run_fold
+from .protocol import prepare_run, run_fold
 from .report import plot_confusion, plot_learning_curves, run_metrics, seed_metrics, uar_summary
+from .rundir import weights_name
 
 
 def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overwrite=False, progress=True):
@@ -24,7 +23,7 @@ def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overw
 
         check_deployable(config)  # before any fold trains
     ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
-    pending = [(s, f) for s in config.seeds for f in ctx.folds if read_fold(ctx.out_dir, s, f) is None]
+    pending = [(s, f) for s in config.seeds for f in ctx.folds if ctx.run_dir.read_fold(s, f.index) is None]
     if jobs > 1 and len(pending) > 1:
         _run_parallel(ctx, pending, jobs, progress)
     else:
@@ -102,14 +101,9 @@ def summarize_run(ctx):
     title = f"{ctx.config.model}: {uar_summary(metrics)}"
     plot_confusion(ctx.out_dir / "confusion.png", metrics["confusion_all_seeds"], labels, title)
     seed = ctx.config.seeds[0]
-    histories = {f"fold {f.index}": _history(ctx.out_dir / f"seed_{seed}" / f"fold_{f.index}") for f in ctx.folds}
+    histories = {f"fold {f.index}": ctx.run_dir.read_history(weights_name(seed, f.index)) for f in ctx.folds}
     plot_learning_curves(ctx.out_dir / "learning_curves.png", histories, f"{ctx.config.model}, seed {seed}")
     return metrics
-
-
-def _history(directory):
-    with open(Path(directory) / "history.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def _count_params(model_config):

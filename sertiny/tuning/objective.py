@@ -45,7 +45,7 @@ class TrialObjective:
     def __call__(self, trial):
         import optuna
 
-        from ..training.protocol import prepare_run, read_fold, run_fold
+        from ..training.protocol import prepare_run, run_fold
 
         self.last_trial = trial.number
         trial.set_user_attr(recovery.OWNER_ATTR, recovery.this_process())
@@ -57,7 +57,7 @@ class TrialObjective:
         self.log(f"trial {trial.number} started: {_format_params(params)}")
         try:
             for step, fold in enumerate(ctx.folds, start=1):
-                summaries.append(read_fold(run_dir, seed, fold) or run_fold(ctx, seed, fold))
+                summaries.append(ctx.run_dir.read_fold(seed, fold.index) or run_fold(ctx, seed, fold))
                 value = self._value(run_dir, seed, ctx.folds[:step], summaries)
                 trial.report(value, step)
                 trial.set_user_attr("fold_test_uar", [s["test_uar"] for s in summaries])
@@ -91,12 +91,9 @@ class TrialObjective:
 def pooled_test_uar(run_dir, seed, folds, label_names):
     """UAR of the pooled test predictions of ``folds``: the paper's number when all folds."""
     from ..metrics import uar
-    from ..training.protocol import read_predictions
+    from ..training.rundir import RunDir
 
-    index = {name: i for i, name in enumerate(label_names)}
-    rows = [row for fold in folds for row in read_predictions(run_dir, seed, fold)]
-    y_true = np.array([index[r["label"]] for r in rows])
-    y_pred = np.array([index[r["predicted"]] for r in rows])
+    _, y_true, y_pred = RunDir(run_dir).pooled_predictions(seed, [fold.index for fold in folds], label_names)
     return uar(y_true, y_pred, len(label_names))
 
 
