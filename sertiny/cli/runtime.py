@@ -75,6 +75,8 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
                 click.echo(json.dumps({"file": str(path), "error": exc.reason}))
             click.secho(f"Error: {exc}", err=True, fg="red")
             continue
+        for note in prediction.notes:
+            click.secho(f"Warning: {path}: {note}", err=True, fg="yellow")
         if as_json:
             click.echo(json.dumps({**prediction.to_dict(), "variant": clf.variant.name}))
         else:
