@@ -123,14 +123,21 @@ class Bundle:
         return primary_int8(self.variants) or next(iter(self.variants))
 
     def variant(self, name=None):
-        """The :class:`Variant` called ``name`` (default: :attr:`default_variant`)."""
+        """The :class:`Variant` called ``name`` (default: :attr:`default_variant`).
+
+        A profile-less name (``f32``, ``int8``) on a bundle without that full-unroll model
+        means its chunked model of that kind (``f32_chunk1``) when there is exactly one.
+        """
         name = name or self.default_variant
-        if name not in self.variants:
-            raise ArtifactError(
-                f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
-                f"{', '.join(self.variants)}."
-            )
-        return self.variants[name]
+        if name in self.variants:
+            return self.variants[name]
+        chunked = [v for v in self.variants if v.startswith(f"{name}_chunk")]
+        if len(chunked) == 1:
+            return self.variants[chunked[0]]
+        raise ArtifactError(
+            f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
+            f"{', '.join(self.variants)}" + (" (name one of them)." if chunked else ".")
+        )
 
     def uar(self, variant_name):
         """The exporter's UAR for a variant (its own ``uar`` if recorded), or None."""
