@@ -103,6 +103,17 @@ class Bundle:
             ArtifactError: naming the manifest or .tflite file at fault and what to do.
         """
         path = default_bundle_path() if path is None else Path(path)
+        if not path.exists():
+            raise ArtifactError(
+                f"{path}: no such bundle (nothing at that path). Check it, or give no bundle to use the "
+                "one shipped with sertiny."
+            )
+        if path.is_file() and path.name != MANIFEST_NAME:
+            inside = (path.parent / MANIFEST_NAME).is_file()
+            raise ArtifactError(
+                f"{path}: a file, not a bundle directory"
+                + (f"; it belongs to the bundle {path.parent}: pass that directory." if inside else ".")
+            )
         manifest_path = path / MANIFEST_NAME if path.is_dir() else path
         if not manifest_path.is_file():
             raise ArtifactError(
