@@ -1,6 +1,7 @@
 """Atomic file writing: a crash never leaves a half-written artifact behind."""
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,24 +18,48 @@ def _fsync_dir(directory):
             os.close(fd)
 
 
+def output_error(path, exc):
+    """An :class:`~sertiny.errors.ArtifactError` for an OSError met writing ``path``: the
+    path, the system's reason and what to do, instead of a traceback."""
+    from .errors import ArtifactError
+
+    advice = {
+        errno.ENOSPC: "the disk is full; free some space or choose another output directory",
+        errno.EDQUOT: "the disk quota is used up; free some space or choose another output directory",
+        errno.EROFS: "the file system is read-only; choose another output directory",
+        errno.EACCES: "no permission to write there; choose another output directory",
+        errno.EPERM: "no permission to write there; choose another output directory",
+        errno.EFBIG: "the file is larger than this file system or process allows; choose another output directory",
+    }.get(exc.errno, "choose another output directory")
+    return ArtifactError(f"{path}: cannot write it ({exc.strerror or exc}); {advice}. Nothing was left half-written.")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
     Writers that insist on a file name (np.savez, keras, matplotlib) write to the yielded
     path. The temporary name keeps the suffix so such writers do not append another.
+    An OSError while creating, writing or renaming it (a full disk, a read-only
+    directory) becomes an :func:`output_error` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.filename not in (None, tmp, str(path), str(path.parent)):
+            raise  # another file the writer read: its own error names it
+        raise output_error(path, exc) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def atomic_write_bytes(path, data):
@@ -76,6 +101,11 @@ def read_json(path):
         raise ArtifactError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: not valid JSON ({exc}); the file may be truncated") from None
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{path}: not a JSON text file (not UTF-8: {exc.reason} at byte {exc.start}); "
+                            "it is corrupt or another kind of file. Copy or write it again.") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
 
 
 @contextlib.contextmanager
@@ -90,18 +120,24 @@ def atomic_directory(path, overwrite=False):
     path = Path(path)
     if path.exists() and not overwrite:
         raise ArtifactError(f"{path} already exists; choose another --out or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise output_error(path, exc) from None
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        try:
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise output_error(path, exc) from None
         _fsync_dir(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
