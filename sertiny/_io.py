@@ -143,6 +143,60 @@ def atomic_directory(path, overwrite=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def directory_lock(directory, holder):
+    """Hold an exclusive lock on ``directory`` (created if missing) for the block.
+
+    Two processes writing one output directory would both do all the work and overwrite
+    each other's files; the second one is refused at once instead, naming the first.
+    The lock is ``fcntl.flock`` on ``directory/.lock``, released by the kernel when the
+    holder exits however it exits (no stale lock after a kill). Yields True if this call
+    created the directory.
+
+    Raises:
+        ArtifactError: another process holds the lock, or the directory cannot be made.
+    """
+    import fcntl
+
+    from .errors import ArtifactError
+
+    directory = Path(directory)
+    created = not directory.exists()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise output_error(directory, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise ArtifactError(
+                f"{directory} is in use by another {holder} (process {pid}). Wait for it to finish, "
+                "or choose another --out."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield created
+    finally:
+        os.close(fd)
+
+
+def clear_directory(directory):
+    """Delete everything in ``directory`` except its :func:`directory_lock` file."""
+    for entry in Path(directory).iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 @contextlib.contextmanager
 def silenced_stderr_fd():
     """Send file descriptor 2 to /dev/null for the block.

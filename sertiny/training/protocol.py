@@ -140,9 +140,7 @@ def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
         atomic_write_json(existing, config.to_dict())
         return
     if overwrite and out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
+        clear_directory(out_dir)  # keeps the lock 'train' holds on it
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "feature_config.json", feature_config.to_dict())
     atomic_write_json(out_dir / "run.json", run_info)

@@ -2,8 +2,12 @@
 
 import csv
 import os
+import shutil
+import threading
+import time
 from pathlib import Path
 
+from .._io import directory_lock
 from .protocol import prepare_run, read_fold, run_fold
 from .report import plot_confusion, plot_learning_curves, run_metrics, seed_metrics
 
@@ -19,18 +23,24 @@ def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overw
     ``jobs > 1`` trains that many folds at once in separate processes; each JAX process
     is pinned to one thread so they do not fight over the cores.
     """
-    ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
-    pending = [(s, f) for s in config.seeds for f in ctx.folds if read_fold(ctx.out_dir, s, f) is None]
-    if jobs > 1 and len(pending) > 1:
-        _run_parallel(ctx, pending, jobs, progress)
-    else:
-        _run_serial(ctx, pending, progress)
-    metrics = summarize_run(ctx)
-    if deploy:
-        from .protocol import train_deploy
+    with directory_lock(out_dir, "'sertiny train'") as created:
+        try:
+            ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
+        except BaseException:
+            if created:  # refused before anything was trained: leave no empty run behind
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        pending = [(s, f) for s in config.seeds for f in ctx.folds if read_fold(ctx.out_dir, s, f) is None]
+        if jobs > 1 and len(pending) > 1:
+            _run_parallel(ctx, pending, jobs, progress)
+        else:
+            _run_serial(ctx, pending, progress)
+        metrics = summarize_run(ctx)
+        if deploy:
+            from .protocol import train_deploy
 
-        metrics["deploy"] = train_deploy(ctx, progress=progress)
-    return metrics
+            metrics["deploy"] = train_deploy(ctx, progress=progress)
+        return metrics
 
 
 def _run_serial(ctx, pending, progress):
