@@ -72,8 +72,24 @@ def pin_single_thread():
     os.environ["XLA_FLAGS"] = SINGLE_THREAD_XLA_FLAGS
 
 
-def _worker_init():
+def _worker_init(parent_pid):
     pin_single_thread()
+    _exit_with_parent(parent_pid)
+
+
+def _exit_with_parent(parent_pid, poll_seconds=1.0):
+    """End this worker as soon as the process that started it is gone.
+
+    A spawned pool worker is told nothing when its parent is killed (SIGKILL runs no
+    clean-up): it would train its fold to the end and then idle forever, holding its
+    memory. Its parent's pid changes when it is re-parented, which a daemon thread sees.
+    """
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker(ctx, seed, fold):
@@ -87,7 +103,8 @@ def _run_parallel(ctx, pending, jobs, progress):
     from tqdm.auto import tqdm
 
     # spawn, not fork: JAX's thread pools do not survive a fork.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_worker, ctx, s, f) for s, f in pending]
         with tqdm(total=len(futures), desc="folds", unit="fold", disable=not progress) as bar:
             for future in as_completed(futures):
