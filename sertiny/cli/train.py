@@ -2,7 +2,7 @@
 
 import click
 
-from ._options import data_source_options, protocol_options
+from ._options import data_dir_argument, data_source_options, protocol_options
 
 _MODELS_HELP = ("lstm_sa_h32/h64/h128, res_lstm_sa_h32/h64/h128; baselines bilstm_att_hN, dual_lstm_hN, "
                 "cnn_lstm_hN, vit_hN (with --preset logmel16k) (any _hN works)")
@@ -21,7 +21,7 @@ def _seed_list(ctx, param, value):
 
 
 @click.command("train")
-@click.argument("data_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@data_dir_argument(required=False)
 @click.option("--features", "features_npz", type=click.Path(exists=True, dir_okay=False),
               help="Train on precomputed features instead of audio (the paper's ravdess48k_paper_features.npz).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (resumed if it exists).")
