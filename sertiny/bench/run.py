@@ -26,7 +26,7 @@ from ..runtime.runner import load_runner, runtime_name
 from ..training.inputs import fit_to_length
 from . import graph, mcu
 from .config import BenchConfig
-from .device import describe_device
+from .device import describe_device, is_emulated
 from .measure import latency_stats, probe_cli, tflm_arena, time_calls
 
 SCHEMA = "sertiny-bench"
@@ -48,6 +48,11 @@ def run_bench(bundle_path, clips=(), config=None, *, progress=True, command=None
     from tqdm.auto import tqdm
 
     config = config or BenchConfig()
+    if is_emulated():
+        # Emulated timings are never reported (the report says "emulated"), and a full run
+        # takes hours under qemu: measure once per setting, so the command still checks
+        # that every step works. An emulated process cannot start the cold-start probe.
+        config = config.replace(runs=1, warmup=0, max_clips=1, threads=(1,), cold_start=False)
     bundle = Bundle.load(bundle_path)
     names = list(config.variants) or list(bundle.variants)
     for name in names:
