@@ -124,6 +124,24 @@ def test_audio_far_below_the_front_ends_rate_gets_a_warning(write_audio, clip):
     assert bandwidth_notes(8000, get_preset("logmel16k"))  # up to 7.6 kHz analysed
 
 
+def test_a_runtime_built_for_numpy_1_is_a_clear_error(monkeypatch):
+    """What a Pi's tflite-runtime 2.14 did beside numpy 2: a SystemError from inside the
+    runtime, with no word of what to do."""
+    from sertiny.errors import MissingDependencyError
+    from sertiny.runtime import tflite
+
+    class Interpreter:
+        __module__ = "tflite_runtime.interpreter"
+
+        def __init__(self, **kwargs):
+            raise SystemError("<built-in method CreateWrapperFromBuffer> returned a result with an exception set")
+
+    monkeypatch.setattr(tflite, "interpreter_class", lambda prefer=None: (Interpreter, "tflite_runtime"))
+    monkeypatch.setattr(tflite.np, "__version__", "2.4.6")
+    with pytest.raises(MissingDependencyError, match=r'cannot run with numpy 2.4.6.*pip install "numpy<2"'):
+        tflite.load_interpreter(b"model")
+
+
 # --- a first argument meant as a bundle -------------------------------------------------------
 
 
