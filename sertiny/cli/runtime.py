@@ -65,6 +65,9 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
     model's T frames are scored in half-overlapping windows whose probabilities are
     averaged; silent windows are skipped, and an all-silent clip is reported as silence.
     A file that cannot be read is reported and the others still run (exit status 1).
+    The first argument is the bundle when it is one or is not audio (a folder without
+    audio, a file inside a bundle, a missing name without an audio extension): a mistake
+    in it is an error, never a silent switch to the built-in model.
     """
     import json
     import sys
