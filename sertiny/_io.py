@@ -23,6 +23,11 @@ def output_error(path, exc):
     path, the system's reason and what to do, instead of a traceback."""
     from .errors import ArtifactError
 
+    class OutputError(ArtifactError):
+        def __init__(self, message):
+            super().__init__(message)
+            self.path, self.os_error = Path(path), exc
+
     advice = {
         errno.ENOSPC: "the disk is full; free some space or choose another output directory",
         errno.EDQUOT: "the disk quota is used up; free some space or choose another output directory",
@@ -31,7 +36,7 @@ def output_error(path, exc):
         errno.EPERM: "no permission to write there; choose another output directory",
         errno.EFBIG: "the file is larger than this file system or process allows; choose another output directory",
     }.get(exc.errno, "choose another output directory")
-    return ArtifactError(f"{path}: cannot write it ({exc.strerror or exc}); {advice}. Nothing was left half-written.")
+    return OutputError(f"{path}: cannot write it ({exc.strerror or exc}); {advice}. Nothing was left half-written.")
 
 
 @contextlib.contextmanager
@@ -126,7 +131,13 @@ def atomic_directory(path, overwrite=False):
     except OSError as exc:
         raise output_error(path, exc) from None
     try:
-        yield tmp
+        try:
+            yield tmp
+        except ArtifactError as exc:  # a file of the block that could not be written: name its final path
+            written = getattr(exc, "path", None)
+            if written is None or not written.is_relative_to(tmp):
+                raise
+            raise output_error(path / written.relative_to(tmp), exc.os_error) from None
         try:
             if path.exists():
                 old = path.with_name(f".{path.name}.old")

@@ -442,4 +442,6 @@ def test_full_disk_is_an_error_naming_the_file_and_leaves_nothing_half_written(f
     proc = _sertiny("train", "--features", small_npz, "--model", "res_lstm_sa_h64", "--folds", "kfold",
                     "--n-folds", 3, "--epochs", 1, "--quiet", "--out", out)
     _assert_clean_error(proc, str(out), "disk is full")
+    error = next(line for line in proc.stderr.splitlines() if line.startswith("Error:"))
+    assert ".tmp" not in error, error  # the file's own name, not the temporary one it was written as
     assert not list(full_dir.rglob("*.tmp*")) and not list(full_dir.rglob("fold_*"))
