@@ -245,7 +245,7 @@ readme_mode() {
     --bundle "$BUNDLE" --home "$OUT/home" --out "$OUT/readme_steps.json" "$@" \
     || die "a command of the Pi README failed under emulation (see above and $OUT/readme_steps.json)"
   say "setup.sh's last step: firmware_bench/pi/check.sh"
-  bash "$REPO/firmware_bench/pi/check.sh" "$env" || die "check.sh failed under emulation"
+  bash "$REPO/firmware_bench/pi/check.sh" "$env" >&2 || die "check.sh failed under emulation"
 }
 
 assemble_root
