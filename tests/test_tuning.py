@@ -267,7 +267,7 @@ def _wait_for(predicate, proc, timeout):
 def test_kill_9_then_the_same_command_finishes_the_budget_without_loss_or_repeat(small_npz, tmp_path):
     out = tmp_path / "tune"
     storage = f"sqlite:///{out / 'study.db'}"
-    name = "lstm_sa_h8-paper-test"
+    name = "lstm_sa_h8-paper-val"  # the CLI tunes on validation speakers by default
 
     def _owned(number):
         from sertiny.tuning.recovery import OWNER_ATTR

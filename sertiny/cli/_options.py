@@ -23,8 +23,10 @@ def protocol_options(f):
     """--epochs, --normalization, --seq-len, --padding, --folds, --n-folds, --val-speakers."""
     return _apply([
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs per fold. [default: 100]"),
-        click.option("--normalization", type=click.Choice(["train", "global"]),
-                     help="z-score stats from each fold's training speakers (default) or from all clips (reference code)."),
+        click.option("--normalization", type=click.Choice(["train", "global", "speaker"]),
+                     help="z-score stats from each fold's training speakers (default), from all clips (reference "
+                          "code), or per speaker first (speaker-adaptive: uses each test speaker's unlabelled "
+                          "audio; a measurement, not exportable)."),
         click.option("--seq-len", type=click.IntRange(min=1),
                      help="Fixed frames T. [default: 99th percentile of clip lengths]"),
         click.option("--padding", type=click.Choice(["zeros", "masked"]), help="How short clips are padded. [default: zeros]"),

@@ -109,6 +109,12 @@ def load_run(run_dir):
         raise ArtifactError(f"{path / 'run.json'}: unusable fold list ({exc}).") from None
     run = RunInfo(path, info, model_config, read_json(path / "feature_config.json"),
                   read_json(path / "train_config.json"), folds)
+    if run.train_config.get("normalization") == "speaker":
+        raise ArtifactError(
+            f"{path}: the run used speaker-adaptive normalisation (statistics of each test speaker's own "
+            "audio), which a bundle cannot carry yet; it is a measurement, not a model to ship. "
+            "Retrain with --normalization train to export."
+        )
     if len(run.labels) != model_config.n_classes:
         raise ArtifactError(f"{path / 'run.json'}: {len(run.labels)} label names but the model has {model_config.n_classes} outputs.")
     front_end = front_end_config(run.feature_config)

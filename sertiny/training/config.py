@@ -7,7 +7,8 @@ from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
 from ..errors import ParameterError
 from ..models.registry import PADDING_MODES, multitask_families, parse_model_name
 
-NORMALIZATIONS = ("train", "global")
+NORMALIZATIONS = ("train", "global", "speaker")
+SELECTIONS = ("best_val", "last")
 FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
 
 
@@ -23,7 +24,12 @@ class TrainConfig(Config):
     epochs: epochs per fold; the epoch with the best validation UAR is kept.
     seeds: one full cross-validation per seed; results are reported as mean ± std, max.
     normalization: ``train`` = z-score statistics from each fold's training speakers
-        (honest); ``global`` = over every clip, as the reference code does (leaks).
+        (honest); ``global`` = over every clip, as the reference code does (leaks);
+        ``speaker`` = speaker-adaptive: every clip is first z-scored with the statistics of
+        all clips of its own speaker, test speakers included (their audio, never their
+        labels), then with the training speakers' statistics. It models a device that has
+        heard some of its user's speech (enrolment), so its results are reported apart and
+        its runs are not exported.
     seq_len: fixed frames T; ``None`` = the ``seq_len_percentile`` of clip lengths.
         Shorter clips are zero-padded at the end (after normalisation, so padding is
         the feature mean); longer clips are cropped to their centre.
@@ -39,6 +45,30 @@ class TrainConfig(Config):
         (:mod:`sertiny.data.auxiliary` says which labels and why).
     aux_tasks: auxiliary tasks, keys of :data:`sertiny.data.auxiliary.AUX_TASKS`.
     aux_loss_weight: weight of each auxiliary loss.
+
+    Regularisation against memorising the training speakers (every one off by default;
+    ``results/accuracy.md`` measures each):
+
+    utterance_norm: per-clip normalisation before the fitted z-score (``none``, ``mean``,
+        ``mean_var``; :data:`sertiny.features.normalize.UTTERANCE_MODES`). It needs only
+        the clip, so it travels to the device inside the bundle's statistics.
+    label_smoothing: the target puts ``1 - label_smoothing`` on the true class and spreads
+        the rest evenly.
+    mixup_alpha: mixup of training batches (inputs and targets mixed with a shuffled copy,
+        weight ~ Beta(alpha, alpha)); 0 = off.
+    time_masks, time_mask_frames: SpecAugment-style masks on the normalised features:
+        ``time_masks`` spans of up to ``time_mask_frames`` frames set to 0 (the mean).
+    feature_masks, feature_mask_width: the same across ``feature_mask_width`` adjacent
+        feature dimensions (MFCC coefficients, chroma bins or mel bands).
+    ema_epochs: evaluate and keep an exponential moving average of the weights with this
+        time constant in epochs (batch-size independent); 0 = the raw weights.
+    speed_perturb: speed factors (e.g. ``(0.9, 1.1)``): each training clip is also used
+        played that much faster or slower (tempo and pitch, resampled from the audio and
+        cached like other features); validation and test clips are never perturbed.
+        Needs audio input.
+    selection: ``best_val`` keeps the epoch with the best validation UAR (the paper's);
+        ``last`` keeps the last epoch (the validation speakers then choose nothing, which
+        with ``ema_epochs`` is a weight average over the end of training).
     """
 
     model: str = "res_lstm_sa_h64"
@@ -61,6 +91,16 @@ class TrainConfig(Config):
     multitask: bool = added_field(False)
     aux_tasks: tuple = added_field(DEFAULT_AUX_TASKS)
     aux_loss_weight: float = added_field(0.3)
+    utterance_norm: str = added_field("none")
+    label_smoothing: float = added_field(0.0)
+    mixup_alpha: float = added_field(0.0)
+    time_masks: int = added_field(0)
+    time_mask_frames: int = added_field(10)
+    feature_masks: int = added_field(0)
+    feature_mask_width: int = added_field(4)
+    ema_epochs: float = added_field(0.0)
+    selection: str = added_field("best_val")
+    speed_perturb: tuple = added_field(())
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -86,6 +126,40 @@ class TrainConfig(Config):
         check_int(owner, "n_folds", self.n_folds, min_value=2)
         check_int(owner, "n_val_speakers", self.n_val_speakers, min_value=1)
         self._check_multitask(owner)
+        self._check_regularisation(owner)
+
+    def _check_regularisation(self, owner):
+        from ..features.normalize import UTTERANCE_MODES
+
+        check_choice(owner, "utterance_norm", self.utterance_norm, set(UTTERANCE_MODES))
+        check_float(owner, "label_smoothing", self.label_smoothing, min_value=0.0, max_value=0.5)
+        check_float(owner, "mixup_alpha", self.mixup_alpha, min_value=0.0)
+        for name in ("time_masks", "feature_masks"):
+            check_int(owner, name, getattr(self, name), min_value=0)
+        for name in ("time_mask_frames", "feature_mask_width"):
+            check_int(owner, name, getattr(self, name), min_value=1)
+        check_float(owner, "ema_epochs", self.ema_epochs, min_value=0.0)
+        check_choice(owner, "selection", self.selection, set(SELECTIONS))
+        object.__setattr__(self, "speed_perturb", tuple(self.speed_perturb))
+        for factor in self.speed_perturb:
+            check_float(owner, "speed_perturb", factor, min_value=0.5, max_value=2.0)
+        if 1.0 in self.speed_perturb or len(set(self.speed_perturb)) != len(self.speed_perturb):
+            raise ParameterError(f"The 'speed_perturb' parameter of {owner} must list distinct factors other than 1.0 "
+                                 f"(the clip itself is always used). Got {self.speed_perturb!r} instead.")
+        if self.multitask and self.uses_soft_targets:
+            raise ParameterError(
+                f"The 'label_smoothing' and 'mixup_alpha' parameters of {owner} apply to single-task training "
+                "only; leave them at 0 with multitask=True (--multitask)."
+            )
+
+    @property
+    def uses_soft_targets(self):
+        """Whether the emotion targets are distributions (label smoothing or mixup)."""
+        return self.label_smoothing > 0 or self.mixup_alpha > 0
+
+    @property
+    def augments_features(self):
+        return self.mixup_alpha > 0 or self.time_masks > 0 or self.feature_masks > 0
 
     def _check_multitask(self, owner):
         if not isinstance(self.multitask, bool):
@@ -115,6 +189,7 @@ class TrainConfig(Config):
         d = super().to_dict()
         d["seeds"] = list(self.seeds)
         d["aux_tasks"] = list(self.aux_tasks)
+        d["speed_perturb"] = list(self.speed_perturb)
         return d
 
     def hyperparameters(self):

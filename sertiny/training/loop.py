@@ -48,7 +48,7 @@ class _Trainer:
     auxiliary one.
     """
 
-    def __init__(self, model, weight_decay, *, aux_heads=(), aux_loss_weight=0.0):
+    def __init__(self, model, weight_decay, *, aux_heads=(), aux_loss_weight=0.0, soft_targets=False):
         keras = import_keras("jax")
         import jax
 
@@ -60,7 +60,8 @@ class _Trainer:
         self._lr_index = next(
             i for i, v in enumerate(self.optimizer.variables) if v is self.optimizer._learning_rate
         )
-        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        # Soft targets (label smoothing, mixup) are (batch, C) distributions.
+        loss_fn = keras.losses.CategoricalCrossentropy() if soft_targets else keras.losses.SparseCategoricalCrossentropy()
         # head -> classes; every family's emotion head is the Dense layer "dense"
         self.widths = {"emotion": model.get_layer("dense").units, **dict(aux_heads)}
         self.heads = tuple(self.widths)
@@ -88,13 +89,31 @@ class _Trainer:
             probs, _ = model.stateless_call(tv, ntv, x, training=False)
             return probs
 
+        def ema_step(ema, tv, decay):
+            return [decay * e + (1.0 - decay) * t for e, t in zip(ema, tv)]
+
         self._train_step = jax.jit(train_step, donate_argnums=0)
         self._predict = jax.jit(predict)
+        self._ema_step = jax.jit(ema_step, donate_argnums=0)
         self.state = (
             [v.value for v in model.trainable_variables],
             [v.value for v in model.non_trainable_variables],
             [v.value for v in self.optimizer.variables],
         )
+        self.ema = None  # averaged trainable weights once start_ema() is called
+        self.ema_decay = None
+
+    def start_ema(self, decay):
+        """Keep an exponential moving average of the trainable weights from now on; predictions
+        then use it (the model's non-trainable state, e.g. BatchNorm statistics, stays live)."""
+        import jax.numpy as jnp
+
+        self.ema_decay = float(decay)
+        self.ema = [jnp.array(t, copy=True) for t in self.state[0]]
+
+    def evaluated_weights(self):
+        """The trainable weights predictions use: the average when EMA is on, else the live ones."""
+        return self.ema if self.ema is not None else self.state[0]
 
     def set_lr(self, lr):
         import jax.numpy as jnp
@@ -106,6 +125,8 @@ class _Trainer:
 
     def step(self, x, y):
         loss, self.state = self._train_step(self.state, x, y)
+        if self.ema is not None:
+            self.ema = self._ema_step(self.ema, self.state[0], self.ema_decay)
         return loss
 
     def predict(self, x, batch_size=256):
@@ -114,7 +135,7 @@ class _Trainer:
 
     def predict_heads(self, x, batch_size=256):
         """``{head: probabilities (n, classes)}`` for the emotion head and every auxiliary head."""
-        tv, ntv, _ = self.state
+        tv, ntv = self.evaluated_weights(), self.state[1]
         out = [self._predict(tv, ntv, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         out = [o if isinstance(o, dict) else {"emotion": o} for o in out]
         return {name: np.concatenate([np.asarray(o[name]) for o in out]) if out
@@ -122,7 +143,7 @@ class _Trainer:
 
     def sync_to_model(self):
         """Write the JAX state back into the Keras variables (for get_weights / saving)."""
-        tv, ntv, _ = self.state
+        tv, ntv = self.evaluated_weights(), self.state[1]
         for var, value in zip(self.model.trainable_variables, tv):
             var.assign(value)
         for var, value in zip(self.model.non_trainable_variables, ntv):
@@ -163,14 +184,31 @@ def _loss_columns(batch_losses, heads):
     return {"train_loss": float(means[0]), **{f"train_loss_{h}": float(m) for h, m in zip(heads, means[1:])}}
 
 
+def _training_batch(x_train, targets, idx, config, n_classes, rng):
+    if not (config.augments_features or config.uses_soft_targets):
+        return x_train[idx], targets[idx]
+    from .augment import augment_batch
+
+    return augment_batch(x_train[idx], targets[idx], config, n_classes, rng)
+
+
 def cross_entropy(probs, y):
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))))
 
 
+def ema_decay_per_step(ema_epochs, steps_per_epoch):
+    """Per-step EMA decay for a time constant of ``ema_epochs`` epochs."""
+    return 1.0 - 1.0 / max(1.0, ema_epochs * steps_per_epoch)
+
+
 def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, seed, progress=None, aux_train=None):
-    """Train one model; keep the epoch with the best validation UAR (first one on ties).
+    """Train one model; keep the epoch with the best validation UAR (first one on ties), or
+    the last epoch with ``train_config.selection == "last"``.
 
     With no validation set (``x_val is None``) every epoch runs and the last one is kept.
+    ``train_config``'s augmentation and weight averaging apply (see
+    :class:`~sertiny.training.TrainConfig`); with ``ema_epochs`` the averaged weights are
+    the ones validated and kept.
     A model with auxiliary heads (``model_config.aux_heads``) needs their labels,
     ``aux_train`` (n_train, n_aux) int in the heads' order; it is trained on the weighted
     loss, and validated (epoch selection) on the emotion head only.
@@ -189,15 +227,20 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
             )
         targets = np.column_stack([y_train, aux_train]).astype(np.int32)
     trainer = _Trainer(model, train_config.weight_decay, aux_heads=model_config.aux_heads,
-                       aux_loss_weight=train_config.aux_loss_weight)
+                       aux_loss_weight=train_config.aux_loss_weight, soft_targets=train_config.uses_soft_targets)
     rng = np.random.default_rng(seed)
     n_classes = model_config.n_classes
+    if train_config.ema_epochs > 0:
+        steps = len(_batches(len(x_train), train_config.batch_size, np.random.default_rng(0)))
+        trainer.start_ema(ema_decay_per_step(train_config.ema_epochs, steps))
+    keep_last = x_val is None or train_config.selection == "last"
     best = FoldResult(weights=None, best_epoch=-1, best_val_uar=-1.0, history=[])
     best_state = None
     for epoch in range(train_config.epochs):
         lr = epoch_learning_rate(epoch, lr=train_config.lr, t0=train_config.t0, floor=train_config.lr_floor)
         trainer.set_lr(lr)
-        losses = [trainer.step(x_train[idx], targets[idx]) for idx in _batches(len(x_train), train_config.batch_size, rng)]
+        losses = [trainer.step(*_training_batch(x_train, targets, idx, train_config, n_classes, rng))
+                  for idx in _batches(len(x_train), train_config.batch_size, rng)]
         row = {"epoch": epoch + 1, "lr": lr, **_loss_columns(losses, trainer.heads)}
         if x_val is None:
             val_uar = float("nan")
@@ -206,12 +249,13 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
             val_uar = macro_recall(y_val, val_probs.argmax(1), n_classes)
             row.update(val_loss=cross_entropy(val_probs, y_val), val_uar=val_uar)
         best.history.append(row)
-        if x_val is None or val_uar > best.best_val_uar:
+        if keep_last or val_uar > best.best_val_uar:
             best.best_val_uar, best.best_epoch = val_uar, epoch
-            best_state = [np.asarray(a) for a in trainer.state[0]], [np.asarray(a) for a in trainer.state[1]]
+            best_state = [np.asarray(a) for a in trainer.evaluated_weights()], [np.asarray(a) for a in trainer.state[1]]
         if progress is not None:
             progress(epoch, best.history[-1])
     trainer.state = (best_state[0], best_state[1], trainer.state[2])
+    trainer.ema = None  # best_state already holds the evaluated (averaged) weights
     trainer.sync_to_model()
     best.weights = get_weights(model)
     return best, trainer

@@ -74,6 +74,8 @@ class RunContext:
     folds: list
     model_config: object
     aux_labels: np.ndarray | None = None  # (n_clips, n_aux) class ids of a multi-task run's auxiliary heads
+    # speed-perturbed copies of every clip, one list per TrainConfig.speed_perturb factor (None: unusable)
+    augmented: list = dataclasses.field(default_factory=list)
 
 
 def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
@@ -119,8 +121,15 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         run_info["aux_label_names"] = {task: list(AUX_TASKS[task]) for task in config.aux_tasks}
     if data_spec is not None:
         run_info["data"] = data_spec.to_dict()
+    augmented = []
+    if config.speed_perturb:  # before anything is written: feature input fails here
+        from .data import speed_perturbed_features
+
+        if data_spec is None:
+            raise ParameterError("Speed perturbation needs the run's data source (data_spec) to reach the audio.")
+        augmented = [speed_perturbed_features(data_spec, table, f) for f in config.speed_perturb]
     _check_or_write_run(out_dir, config, table.feature_config, run_info, overwrite)
-    return RunContext(table, config, out_dir, seq_len, folds, mcfg, aux_labels)
+    return RunContext(table, config, out_dir, seq_len, folds, mcfg, aux_labels, augmented)
 
 
 def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
@@ -172,11 +181,12 @@ def fold_dir(out_dir, seed, fold):
     return Path(out_dir) / f"seed_{seed}" / f"fold_{fold.index}"
 
 
-def fit_norm(table, train_idx, normalization):
+def fit_norm(table, train_idx, normalization, utterance="none"):
     from ..features.normalize import fit_norm_stats
 
+    # "speaker" tables are already speaker-normalised; their training speakers' stats follow.
     clips = table.features if normalization == "global" else [table.features[i] for i in train_idx]
-    return fit_norm_stats(clips)
+    return fit_norm_stats(clips, utterance=utterance)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -194,20 +204,54 @@ class FoldInputs:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    train_rows: np.ndarray = None  # table index of every x_train row (augmented copies repeat their clip's)
 
 
-def fold_inputs(table, fold, seq_len, normalization):
-    """Split ``table`` by ``fold`` and build the arrays one fold trains and is tested on."""
+def speaker_normalized(table, utterance="none"):
+    """A copy of ``table`` whose clips are z-scored with their own speaker's statistics
+    (over all that speaker's clips, labels unused): speaker-adaptive normalisation."""
+    from ..features.normalize import fit_norm_stats, normalize_utterance
+
+    features = [normalize_utterance(x, utterance) for x in table.features]
+    stats = {s: fit_norm_stats([features[i] for i in np.flatnonzero(table.speakers == s)])
+             for s in sorted(set(table.speakers.tolist()))}
+    normalized = [stats[s].apply(x) for x, s in zip(features, table.speakers)]
+    return dataclasses.replace(table, features=normalized)
+
+
+def fold_inputs(table, fold, seq_len, normalization, utterance="none", augmented=()):
+    """Split ``table`` by ``fold`` and build the arrays one fold trains and is tested on.
+
+    ``augmented``: lists of perturbed copies of every clip (see :class:`RunContext`); the
+    training speakers' copies are appended to the training set, normalised with the
+    statistics of the original training clips."""
     from ..data.splits import fold_indices
 
     train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
-    norm = fit_norm(table, train_idx, normalization)
+    if normalization == "speaker":
+        table = speaker_normalized(table, utterance)
+        utterance = "none"  # already applied per clip
+    norm = fit_norm(table, train_idx, normalization, utterance)
 
     def inputs(idx):
         x, _ = stack_clips([table.features[i] for i in idx], seq_len, norm)
         return x, table.labels[idx].astype(np.int32)
 
-    return FoldInputs(norm, train_idx, val_idx, test_idx, *inputs(train_idx), *inputs(val_idx), *inputs(test_idx))
+    x_train, train_rows = with_augmented_copies(table, train_idx, seq_len, norm, augmented)
+    return FoldInputs(norm, train_idx, val_idx, test_idx, x_train, table.labels[train_rows].astype(np.int32),
+                      *inputs(val_idx), *inputs(test_idx), train_rows=train_rows)
+
+
+def with_augmented_copies(table, idx, seq_len, norm, augmented=()):
+    """``(x, rows)``: clips ``idx`` stacked, then their usable augmented copies; ``rows`` is
+    the table index of every stacked example (for labels)."""
+    x, _ = stack_clips([table.features[i] for i in idx], seq_len, norm)
+    parts, rows = [x], [np.asarray(idx)]
+    for copies in augmented:
+        keep = np.array([i for i in idx if copies[i] is not None], dtype=np.int64)
+        parts.append(stack_clips([copies[i] for i in keep], seq_len, norm)[0])
+        rows.append(keep)
+    return (np.concatenate(parts), np.concatenate(rows)) if len(parts) > 1 else (x, rows[0])
 
 
 def run_fold(ctx, seed, fold, *, progress=None):
@@ -216,12 +260,12 @@ def run_fold(ctx, seed, fold, *, progress=None):
     from .loop import macro_recall, train_fold
 
     table, cfg = ctx.table, ctx.config
-    data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization)
+    data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization, cfg.utterance_norm, ctx.augmented)
     norm, train_idx, val_idx, test_idx = data.norm, data.train_idx, data.val_idx, data.test_idx
     x_tr, y_tr, x_va, y_va, x_te, y_te = data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test
     seed_value = fold_seed(seed, fold.index)
     mcfg = ctx.model_config.replace(seed=seed_value)
-    aux_train = None if ctx.aux_labels is None else ctx.aux_labels[train_idx]
+    aux_train = None if ctx.aux_labels is None else ctx.aux_labels[data.train_rows]
     started = time.time()
     result, trainer = train_fold(mcfg, cfg, x_tr, y_tr, x_va, y_va, seed=seed_value, progress=progress,
                                  aux_train=aux_train)
@@ -288,17 +332,24 @@ def read_predictions(out_dir, seed, fold):
         return list(csv.DictReader(f))
 
 
+def check_deployable(config):
+    if config.normalization == "speaker":
+        raise ParameterError("A deployment model cannot use speaker-adaptive normalisation (it needs each "
+                             "user's statistics); train it with --normalization train.")
+
+
 def train_deploy(ctx, *, progress=True):
     """Train the deployment model on all speakers; write ``deploy/`` atomically."""
     from ..models.weights import save_weights
     from .loop import train_fold
 
+    check_deployable(ctx.config)
     best_epochs = [read_fold(ctx.out_dir, s, f)["best_epoch"] for s in ctx.config.seeds for f in ctx.folds]
     epochs = int(np.median(best_epochs))
     all_idx = np.arange(len(ctx.table.features))
-    norm = fit_norm(ctx.table, all_idx, "global")
-    x, _ = stack_clips(ctx.table.features, ctx.seq_len, norm)
-    y = ctx.table.labels.astype(np.int32)
+    norm = fit_norm(ctx.table, all_idx, "global", ctx.config.utterance_norm)
+    x, rows = with_augmented_copies(ctx.table, all_idx, ctx.seq_len, norm, ctx.augmented)
+    y = ctx.table.labels[rows].astype(np.int32)
     seed_value = fold_seed(ctx.config.seeds[0], 0)
     mcfg = ctx.model_config.replace(seed=seed_value)
     done = ctx.out_dir / "deploy" / "deploy.json"
@@ -307,7 +358,8 @@ def train_deploy(ctx, *, progress=True):
         if previous.get("epochs") == epochs and type(mcfg).same_identity(previous.get("model_config") or {}, mcfg):
             return previous
     cfg = dataclasses.replace(ctx.config, epochs=epochs)
-    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=ctx.aux_labels)
+    aux_train = None if ctx.aux_labels is None else ctx.aux_labels[rows]
+    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=aux_train)
     info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),
             "speakers": sorted(set(ctx.table.speakers.tolist())), "model_config": mcfg.to_dict()}
     with atomic_directory(ctx.out_dir / "deploy", overwrite=True) as tmp:

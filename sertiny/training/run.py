@@ -23,6 +23,10 @@ def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overw
     ``jobs > 1`` trains that many folds at once in separate processes; each JAX process
     is pinned to one thread so they do not fight over the cores.
     """
+    if deploy:
+        from .protocol import check_deployable
+
+        check_deployable(config)  # before any fold trains
     with directory_lock(out_dir, "'sertiny train'") as created:
         try:
             ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)

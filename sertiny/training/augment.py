@@ -1,0 +1,76 @@
+"""Feature-level augmentation of training batches (NumPy, applied before each train step).
+
+All of it acts on normalised features, where 0 is the training mean, so a masked span
+looks like an average frame rather than silence. Every draw comes from the fold's
+``numpy.random.Generator``, so a seed reproduces the same batches.
+"""
+
+import numpy as np
+
+
+def soft_targets(labels, n_classes, smoothing=0.0):
+    """One-hot rows of ``labels`` with ``smoothing`` of the mass spread evenly over all classes."""
+    targets = np.full((len(labels), n_classes), smoothing / n_classes, dtype=np.float32)
+    targets[np.arange(len(labels)), labels] += 1.0 - smoothing
+    return targets
+
+
+def mask_spans(x, rng, *, n_masks, max_width, axis):
+    """Zero ``n_masks`` random spans of 1..``max_width`` positions along ``axis`` (1 = time,
+    2 = features) of each example of a ``(batch, T, F)`` array; returns a masked copy."""
+    x = np.array(x, dtype=np.float32, copy=True)
+    size = x.shape[axis]
+    for i in range(len(x)):
+        for _ in range(n_masks):
+            width = int(rng.integers(1, min(max_width, size) + 1))
+            start = int(rng.integers(0, size - width + 1))
+            if axis == 1:
+                x[i, start:start + width, :] = 0.0
+            else:
+                x[i, :, start:start + width] = 0.0
+    return x
+
+
+def mixup(x, targets, rng, alpha):
+    """Mix each example with a random partner of the batch: weight ``lam ~ Beta(alpha, alpha)``
+    per example, folded to >= 0.5 so each keeps mostly its own content."""
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1.0 - lam)
+    partner = rng.permutation(len(x))
+    x = lam[:, None, None] * x + (1.0 - lam[:, None, None]) * x[partner]
+    targets = lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
+    return x.astype(np.float32), targets.astype(np.float32)
+
+
+def augment_batch(x, labels, config, n_classes, rng):
+    """The training batch a :class:`~sertiny.training.TrainConfig` asks for: ``(x, targets)``
+    with ``targets`` int labels, or ``(batch, n_classes)`` distributions when the config uses
+    soft targets (label smoothing, mixup)."""
+    if config.time_masks:
+        x = mask_spans(x, rng, n_masks=config.time_masks, max_width=config.time_mask_frames, axis=1)
+    if config.feature_masks:
+        x = mask_spans(x, rng, n_masks=config.feature_masks, max_width=config.feature_mask_width, axis=2)
+    if not config.uses_soft_targets:
+        return x, labels
+    targets = soft_targets(labels, n_classes, config.label_smoothing)
+    if config.mixup_alpha > 0:
+        x, targets = mixup(x, targets, rng, config.mixup_alpha)
+    return x, targets
+
+
+class SpeedPerturbedLoader:
+    """``load_audio`` for :func:`~sertiny.features.compute_features` that plays each clip
+    ``factor`` times faster (tempo and pitch together, Kaldi's speed perturbation): the clip
+    is resampled to ``rate / factor`` and read back at ``rate``. Picklable, so feature
+    workers can use it."""
+
+    def __init__(self, factor):
+        self.factor = float(factor)
+
+    def __call__(self, path, target_sr):
+        import soxr
+
+        from ..data.audio import load_audio
+
+        y = load_audio(path, target_sr)
+        return soxr.resample(y, target_sr, target_sr / self.factor, quality="HQ").astype(np.float32)

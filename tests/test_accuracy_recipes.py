@@ -1,0 +1,31 @@
+"""The accuracy ablation recipes (train/accuracy_recipes.json) are valid TrainConfigs."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from sertiny.training import TrainConfig
+
+SCRIPT = Path(__file__).resolve().parents[1] / "train" / "accuracy.py"
+
+
+def _accuracy_module():
+    spec = importlib.util.spec_from_file_location("accuracy_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(_accuracy_module().load_recipes()))
+def test_every_recipe_is_a_valid_train_config(name):
+    recipe = _accuracy_module().load_recipes()[name]
+    config = TrainConfig(model="res_lstm_sa_h64", **recipe)
+    assert config.epochs >= 1
+
+
+def test_extends_inherits_and_overrides():
+    recipes = _accuracy_module().load_recipes()
+    assert recipes["reg_all_utt"]["mixup_alpha"] == recipes["reg_all"]["mixup_alpha"]
+    assert recipes["reg_all_utt"]["utterance_norm"] == "mean"
+    assert recipes["speed"]["batch_size"] == recipes["base"]["batch_size"]
