@@ -99,7 +99,8 @@ def train_fold(train, y_train, val, y_val, test, *, epochs=100, **hyper):
     import copy
 
     import torch
-    from sklearn.metrics import recall_score
+
+    from sertiny.metrics import uar
 
     as_t = lambda clips: [torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)) for c in clips]  # noqa: E731
     train, val, test = as_t(train), as_t(val), as_t(test)
@@ -108,7 +109,7 @@ def train_fold(train, y_train, val, y_val, test, *, epochs=100, **hyper):
     best, best_state, best_epoch = -1.0, None, -1
     for epoch in range(epochs):
         trainer.epoch(train, y_train_t)
-        val_uar = recall_score(y_val, trainer.predict(val), average="macro")
+        val_uar = uar(y_val, trainer.predict(val), trainer.model.fc.out_features)
         if val_uar > best:
             best, best_epoch, best_state = val_uar, epoch, copy.deepcopy(trainer.model.state_dict())
     trainer.model.load_state_dict(best_state)
@@ -116,11 +117,10 @@ def train_fold(train, y_train, val, y_val, test, *, epochs=100, **hyper):
 
 
 def main():
-    from sklearn.metrics import recall_score
-
     from sertiny.data.splits import fold_indices, ravdess_paper_folds
     from sertiny.features.normalize import fit_norm_stats
     from sertiny.features.table import load_paper_features
+    from sertiny.metrics import uar
 
     parser = argparse.ArgumentParser(description="Reference-style PyTorch training of one paper fold.")
     parser.add_argument("--fold", type=int, default=1)
@@ -148,7 +148,7 @@ def main():
         lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size, dropout=args.dropout,
         t0=args.t0, seed=42 + 100 * (args.fold - 1),
     )
-    test_uar = recall_score(table.labels[te], pred, average="macro")
+    test_uar = uar(table.labels[te], pred, len(table.label_names))
     print(f"pytorch-reference fold {args.fold}: best epoch {best_epoch}, val UAR {val_uar:.3f}, "
           f"test UAR {test_uar:.3f}, {time.time() - start:.0f} s")
 

@@ -28,7 +28,7 @@ def main():
     from sertiny.export import calibration
     from sertiny.export.graph import fold_weights
     from sertiny.export.run import fold_data, load_run, load_table, load_weight_set
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
 
     run = load_run(args.run)
     table = load_table(run)
@@ -40,7 +40,7 @@ def main():
         fw = fold_weights(weight_set.weights, run.model_config)
 
         def stack(clips):
-            return np.stack([fit_frames(c, run.seq_len, "zeros") for c in clips]).astype(np.float64)
+            return np.stack([fit_to_length(c, run.seq_len) for c in clips]).astype(np.float64)
 
         calib = stack([data.train_clips[i] for i in calibration.pick_clips(data.train_labels, args.calib_clips)])
         ranges = {}

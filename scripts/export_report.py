@@ -132,8 +132,8 @@ def _profile(v):
 
 
 def _tflm(report):
-    if not report:
-        return "n/a"
+    if not report or "max_op_lsb_vs_litert" not in report:  # float variants: the arena only (or its error)
+        return (report or {}).get("error", "n/a")
     text = f"op ≤ {report['max_op_lsb_vs_litert']} LSB; end to end top-1 {report['end_to_end_top1_agreement']:.0%}"
     return text + f" of {report['clips_compared']} clips, max |Δp| {report['end_to_end_max_abs_prob_diff']:.3f}"
 
@@ -161,14 +161,14 @@ def keras_check(run_dir, bundle_dir, manifest):
 
     from sertiny.export.run import fold_data, load_run, load_table, load_weight_set
     from sertiny.export.variants import predict_full
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
     from sertiny.runtime.tflite import load_interpreter
 
     run = load_run(run_dir)
     weight_set = load_weight_set(run, manifest["weights"])
     clips = fold_data(run, load_table(run), weight_set, None).train_clips[:64]
     with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "x.npy", np.stack([fit_frames(c, run.seq_len, "zeros") for c in clips]))
+        np.save(Path(tmp) / "x.npy", np.stack([fit_to_length(c, run.seq_len) for c in clips]))
         child = (
             "import sys, json, numpy as np\n"
             "from sertiny.models import ModelConfig, create_model\n"
@@ -322,7 +322,7 @@ def diagnosis_section(args):
     from sertiny.export import calibration
     from sertiny.export.graph import fold_weights
     from sertiny.export.run import fold_data, load_run, load_table, load_weight_set
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
 
     run = load_run(args.run)
     table = load_table(run)
@@ -339,7 +339,7 @@ def diagnosis_section(args):
         weight_set = load_weight_set(run, name)
         data = fold_data(run, table, weight_set, fold)
         fw = fold_weights(weight_set.weights, run.model_config)
-        stack = lambda cs: np.stack([fit_frames(c, run.seq_len, "zeros") for c in cs]).astype(np.float64)
+        stack = lambda cs: np.stack([fit_to_length(c, run.seq_len) for c in cs]).astype(np.float64)
         calib = stack([data.train_clips[i] for i in calibration.pick_clips(data.train_labels, args.calib_clips)])
         ranges = {}
         _simulate(fw, calib, record=ranges)

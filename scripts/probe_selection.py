@@ -42,7 +42,7 @@ def _fold(model, input_name, seed, fold_index):
     result, trainer = train_fold(mcfg, config, x_tr, y_tr, x_te, y_te, seed=seed_value)
     predicted = trainer.predict(x_te).argmax(1)
     return {"fold": fold_index, "oracle_epoch": result.best_epoch + 1, "oracle_test_uar": result.best_val_uar,
-            "y": y_te.tolist(), "predicted": predicted.tolist()}
+            "y": y_te.tolist(), "predicted": predicted.tolist(), "n_classes": mcfg.n_classes}
 
 
 def main():
@@ -54,16 +54,16 @@ def main():
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from sklearn.metrics import recall_score
-
     import multiprocessing
+
+    from sertiny.metrics import uar
 
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_fold, args.model, args.input, args.seed, k) for k in range(1, 6)]
         folds = [f.result() for f in futures]
     y = np.concatenate([f["y"] for f in folds])
     p = np.concatenate([f["predicted"] for f in folds])
-    oracle = float(recall_score(y, p, average="macro"))
+    oracle = uar(y, p, folds[0]["n_classes"])
     run = table1.run_dir(args.input, args.model)
     honest = json.loads((run / f"seed_{args.seed}" / "metrics.json").read_text())
     print(f"{args.model} on {args.input}, seed {args.seed}")

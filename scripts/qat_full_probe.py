@@ -95,11 +95,12 @@ def main():
     from sertiny.export import calibration
     from sertiny.export.run import fold_data, load_run, load_table, load_weight_set
     from sertiny.models.weights import BN_EPSILON, save_weights
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
 
     run = load_run(args.run)
     table = load_table(run)
     forward = make_forward(jnp, jax, run.model_config.family == "res_lstm_sa", BN_EPSILON)
+    n_classes = run.model_config.n_classes
     fixed_grid = {"sigmoid": (0.0, 255 / 256), "tanh": (-1.0, 127 / 128), "softmax": (0.0, 255 / 256)}
 
     def fake_quant(ranges):
@@ -133,7 +134,7 @@ def main():
         return ranges
 
     def stack(clips):
-        return np.stack([fit_frames(c, run.seq_len, "zeros") for c in clips]).astype(np.float32)
+        return np.stack([fit_to_length(c, run.seq_len) for c in clips]).astype(np.float32)
 
     if args.out.exists():
         shutil.rmtree(args.out)
@@ -171,12 +172,13 @@ def main():
             return forward(p, xb, lambda _, v: v).argmax(1), forward(p, xb, fake_quant(ranges)).argmax(1)
 
         def report(p, ranges, label):
-            from sklearn.metrics import recall_score
+            from sertiny.metrics import uar
+
             f, q = (np.asarray(a) for a in predict_pair(p, jnp.asarray(x_test), ranges))
             # Training speakers, for contrast: the consistency loss can only act where it is trained.
             f_tr, q_tr = (np.asarray(a) for a in predict_pair(p, jnp.asarray(x[:600]), ranges))
-            print(f"fold {k} {label}: float UAR {recall_score(y_test, f, average='macro'):.4f} "
-                  f"sim-int8 UAR {recall_score(y_test, q, average='macro'):.4f} agreement {np.mean(f == q):.2%} "
+            print(f"fold {k} {label}: float UAR {uar(y_test, f, n_classes):.4f} "
+                  f"sim-int8 UAR {uar(y_test, q, n_classes):.4f} agreement {np.mean(f == q):.2%} "
                   f"(training speakers: {np.mean(f_tr == q_tr):.2%})", flush=True)
 
         train = {n: params[n] for n in trainable}

@@ -35,7 +35,7 @@ from sertiny.models import create_model
 from sertiny.models.weights import get_weights, set_weights, save_weights
 from sertiny.export.run import load_run, load_table, load_weight_set, fold_data
 from sertiny.training.loop import _Trainer, _batches
-from sertiny.runtime.chunked import fit_frames
+from sertiny.features.frames import fit_to_length
 
 CAP = args.cap
 STEP = 2 * CAP / 255
@@ -68,7 +68,7 @@ for k in [int(x) for x in args.folds.split(",")]:
     data = fold_data(run, table, ws, fold)
     model = create_model(run.model_config)
     set_weights(model, ws.weights)
-    x = np.stack([fit_frames(c, run.seq_len, "zeros") for c in data.train_clips])
+    x = np.stack([fit_to_length(c, run.seq_len) for c in data.train_clips])
     y = data.train_labels.astype(np.int32)
     tr = _Trainer(model, 1e-2)
     tr.set_lr(args.lr)

@@ -38,9 +38,9 @@ def clips(n, seed=1, lengths=(7, 13, 20)):
 
 
 def padded(clip):
-    from sertiny.runtime.chunked import fit_frames
+    from sertiny.features.frames import fit_to_length
 
-    return fit_frames(clip, T, "zeros")
+    return fit_to_length(clip, T)
 
 
 def baseline_weights(family, hidden=H, seed=0, aux_heads=(), seq_len=T):
@@ -71,11 +71,11 @@ def baseline_weights(family, hidden=H, seed=0, aux_heads=(), seq_len=T):
 
 
 def model_weights(family, hidden=H, seed=0, aux_heads=(), seq_len=T):
-    """Random weights of any family: :func:`random_weights` for LSTM-SA/ResLSTM-SA, else
-    :func:`baseline_weights`."""
-    from sertiny.models.weights import LSTM_SA_FAMILIES
+    """Random weights of any family: :func:`random_weights` for the named format (LSTM-SA,
+    ResLSTM-SA), else :func:`baseline_weights`."""
+    from sertiny.models import get_family
 
-    if family in LSTM_SA_FAMILIES:
+    if get_family(family).weight_format == "named":
         return random_weights(family, hidden, seed)
     return baseline_weights(family, hidden, seed, aux_heads, seq_len)
 

@@ -28,7 +28,7 @@ from sertiny.export.convert import (
     io_details,
 )
 from sertiny.export.graph import chunk_function, fold_weights, full_unroll_function
-from sertiny.runtime.chunked import fit_frames
+from sertiny.features.frames import fit_to_length
 from sertiny.runtime.tflite import load_interpreter, quantize
 
 T = 21
@@ -36,7 +36,7 @@ HIDDEN = {"bilstm_att": 8, "dual_lstm": 16, "cnn_lstm": 16, "vit": 16}
 
 
 def _fit(clip):
-    return fit_frames(clip, T, "zeros")
+    return fit_to_length(clip, T)
 
 
 def _float_model(family, schedule="wavefront"):
@@ -68,15 +68,6 @@ def _invoke_each(interpreter, x):
         interpreter.invoke()
         got.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0])
     return np.stack(got)
-
-
-def test_cnn_lstm_block_constants_match_the_keras_builder():
-    pytest.importorskip("jax", reason="reads sertiny.models.baselines, which needs Keras 3 + JAX")
-    from sertiny.export import baseline_graphs
-    from sertiny.models import baselines
-
-    assert (baseline_graphs.CNN_BLOCKS, baseline_graphs.CNN_KERNEL, baseline_graphs.CNN_POOL) == (
-        baselines.CNN_BLOCKS, baselines.CNN_KERNEL, baselines.CNN_POOL)
 
 
 def test_vit_model_and_export_read_the_same_sizes():

@@ -48,14 +48,6 @@ def test_registered_under_the_family_h_hidden_scheme():
         assert model_config(f"{family}_h48").hidden == 48  # any hidden size, as for lstm_sa
 
 
-def test_builtin_padding_modes_and_multitask_match_the_builders_own_registration():
-    from sertiny.models import registry
-
-    for family, (_, paddings, multitask) in registry._BUILTIN.items():
-        create_model(f"{family}_h8", seq_len=4)  # imports the module, whose decorator re-registers
-        assert registry._FAMILIES[family][2:] == (tuple(paddings), multitask), family
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("hidden", (32, 64))
 def test_output_is_a_softmax_per_clip(family, hidden):

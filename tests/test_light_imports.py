@@ -26,10 +26,12 @@ def _loaded_heavy(statement):
         "import sertiny.data, sertiny.data.audio, sertiny.data.splits",
         "import sertiny.features, sertiny.features.numpy_frontend, sertiny.features.normalize",
         "import sertiny.models",
+        "import sertiny.metrics",
         # Listing and configuring every family (the baselines' module imports Keras) stays light.
         "from sertiny.models import list_models, model_config; list_models(); "
         "[model_config(n) for n in ('bilstm_att_h64', 'dual_lstm_h64', 'cnn_lstm_h64')]",
-        "from sertiny.models.weights import get_weights, set_weights, LSTM_SA_FAMILIES",
+        "from sertiny.models.weights import get_weights, set_weights, named_format_families; named_format_families()",
+        "from sertiny.models import families; [f.streaming for f in families()]",
         "from sertiny.export.run import load_run",
         "from sertiny.training import TrainConfig",
     ],

@@ -79,6 +79,46 @@ def test_device_path_imports_no_heavy_framework(bundle_dir, write_audio):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def _infer_in_fresh_process(*args):
+    """``sertiny infer ARGS`` as the console script runs it; returns the CompletedProcess."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SERTINY_FRAMEWORK_LOGS"}  # as a user's shell
+    code = "import sys; from sertiny.cli import main; sys.argv[0] = 'sertiny'; main()"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_infer_prints_no_framework_log_lines_unless_verbose(bundle_dir, write_audio):
+    """The TFLite runtime announces its XNNPACK delegate on fd 2; the CLI hides that, and
+    ``--verbose`` shows it again (which also shows the check would catch it)."""
+    from sertiny.runtime.tflite import interpreter_class
+
+    clip = write_audio("clip.wav", _voice(2), sr=SR)
+    quiet = _infer_in_fresh_process("infer", bundle_dir, clip, "--variant", "f32")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "", quiet.stderr
+    verbose = _infer_in_fresh_process("--verbose", "infer", bundle_dir, clip, "--variant", "f32")
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+    if interpreter_class()[1] == "ai_edge_litert":  # the runtime known to announce it
+        assert "XNNPACK" in verbose.stderr
+
+
+def test_framework_log_filter_keeps_errors_and_other_lines():
+    from sertiny._native_logs import without_framework_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1796091767.892446    7388 port.cc:153] oneDNN custom operations are on.\n"
+            "W0000 00:00:1796091767.9    7388 cpu.cc:1] slow\n"
+            "2024-01-02 03:04:05.678901: I tensorflow/core/platform/cpu_feature_guard.cc:182] AVX2\n"
+            "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+            "E0000 00:00:1796091767.9    7388 op.cc:9] a real error\n"
+            "my own line\n"
+            "progress 50%\r")
+    assert without_framework_logs(text) == ("E0000 00:00:1796091767.9    7388 op.cc:9] a real error\n"
+                                            "my own line\nprogress 50%\r")
+
+
 def test_classify_equals_the_training_pipeline(classifier):
     """decode -> numpy features -> normalise -> fit_to_length -> model, exactly as training."""
     from sertiny.features import extract
@@ -119,13 +159,13 @@ def test_window_starts(frames, expected):
 
 def test_long_clip_is_the_mean_of_its_windows(classifier):
     from sertiny.runtime import window_starts
-    from sertiny.training.inputs import fit_to_length
+    from sertiny.features.frames import fit_to_length
 
     y = np.concatenate([_voice(2.5, seed=0), _voice(2.5, seed=3)])
     x = classifier.features(y)
     starts = window_starts(len(x), classifier.bundle.seq_len)
     assert len(starts) > 2
-    windows = [classifier.runner.predict(fit_to_length(x[s : s + classifier.bundle.seq_len], 50)[0]) for s in starts]
+    windows = [classifier.runner.predict(fit_to_length(x[s : s + classifier.bundle.seq_len], 50)) for s in starts]
     got = classifier.classify(y)
     assert got.windows == len(starts)
     np.testing.assert_allclose(got.probabilities, np.mean(windows, axis=0), atol=1e-6)
@@ -143,14 +183,14 @@ def test_silence_and_near_silence_get_no_emotion(classifier, level):
 
 def test_silent_windows_are_left_out_of_a_long_clip(classifier):
     from sertiny.runtime import window_starts
-    from sertiny.training.inputs import fit_to_length
+    from sertiny.features.frames import fit_to_length
 
     speech = _voice(2, seed=1)
     y = np.concatenate([speech, np.zeros(6 * SR, np.float32)])
     x = classifier.features(y)
     hop, seq_len = classifier.bundle.feature_config.hop_length, classifier.bundle.seq_len
     with_speech = [s for s in window_starts(len(x), seq_len) if s * hop < speech.size]
-    expected = np.mean([classifier.runner.predict(fit_to_length(x[s : s + seq_len], seq_len)[0])
+    expected = np.mean([classifier.runner.predict(fit_to_length(x[s : s + seq_len], seq_len))
                         for s in with_speech], axis=0)
     p = classifier.classify(y)
     assert not p.silent and p.windows == len(with_speech) < len(window_starts(len(x), seq_len))
@@ -163,7 +203,8 @@ def test_infer_cli_text_and_json(bundle_dir, write_audio):
     silent = write_audio("silent.wav", np.zeros(SR, np.float32), sr=SR)
     result = _cli("infer", bundle_dir, a, b, silent)
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    header, *lines = result.output.strip().splitlines()
+    assert header == f"Bundle {bundle_dir}: toy_dense_mean_h16, variant int8"  # which model answered
     assert len(lines) == 3 and "silence" in lines[2]
     result = _cli("infer", bundle_dir, a.parent, "--json", "--variant", "f32")
     rows = [json.loads(line) for line in result.output.strip().splitlines()]
@@ -292,6 +333,12 @@ def test_listen_smooths_resamples_and_shows_silence(classifier):
     # Silence does not move the average of the speech windows.
     np.testing.assert_array_equal(updates[-1].smoothed, updates[-2].smoothed)
     assert updates[0].label in format_update(updates[0])
+
+
+def test_listen_takes_the_bundle_as_argument_or_option_not_both(bundle_dir, tmp_path):
+    result = _cli("listen", bundle_dir, "--bundle", tmp_path)
+    assert result.exit_code == 2 and "Two bundles given" in result.output
+    assert "--bundle" in _cli("listen", "--help").output
 
 
 def test_listen_without_portaudio_is_a_clear_error(bundle_dir, monkeypatch):

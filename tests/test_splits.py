@@ -145,3 +145,26 @@ def test_fold_indices_reject_folds_from_other_data():
 def test_fold_rejects_overlapping_sets():
     with pytest.raises(ParameterError, match=r"\['b'\] in more than one"):
         Fold(1, ("a", "b"), ("b",), ("c",))
+
+
+def test_auto_is_decided_once_for_corpora_and_for_training_tables():
+    from types import SimpleNamespace
+
+    from sertiny.training import TrainConfig
+    from sertiny.training.protocol import resolve_folds
+
+    # A feature table knows speakers, not its corpus: the 24 RAVDESS actors make it RAVDESS.
+    assert folds_for(None, RAVDESS_ACTORS) == ravdess_paper_folds()
+    four = RAVDESS_ACTORS[:4]
+    assert folds_for(None, four) == speaker_kfold(four, n_folds=4)  # auto: at most one fold per speaker
+    with pytest.raises(ParameterError, match="Cannot make 5 .* from 4 speaker"):
+        folds_for(None, four, scheme="kfold")  # asked for explicitly: refused, not lowered
+    for speakers in (RAVDESS_ACTORS, four):
+        table = SimpleNamespace(speakers=np.array(speakers))
+        assert resolve_folds(table, TrainConfig()) == folds_for(None, speakers)
+
+
+def test_every_fold_validates_on_two_speakers_by_default_as_in_the_paper():
+    assert {len(f.val_speakers) for f in ravdess_paper_folds()} == {2}
+    assert {len(f.val_speakers) for f in folds_for("emodb", RAVDESS_ACTORS[:10])} == {2}
+    assert {len(f.val_speakers) for f in leave_one_speaker_out(RAVDESS_ACTORS[:5])} == {2}

@@ -19,6 +19,7 @@ from .._io import atomic_directory
 from ..runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, write_manifest
 from ..features import extract, fit_norm_stats
 from ..features.config import get_preset
+from ..features.frames import fit_to_length
 
 RAVDESS_LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
@@ -44,7 +45,7 @@ def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset
     clips = list(audio) or _synthetic_audio(rng, config.sample_rate)
     feats = [extract(np.asarray(y, np.float32), config) for y in clips]
     norm = fit_norm_stats(feats)
-    windows = [_fit(norm.apply(f), seq_len) for f in feats]
+    windows = [fit_to_length(norm.apply(f), seq_len) for f in feats]
     f32, int8, quant = _convert(rng, windows, seq_len, config.n_features, hidden, len(labels))
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -81,12 +82,6 @@ def _synthetic_audio(rng, sr, n=6):
         y = 0.3 * np.sin(2 * np.pi * np.cumsum(f0) / sr) + 0.02 * (i + 1) * rng.standard_normal(t.size)
         clips.append(y.astype(np.float32))
     return clips
-
-
-def _fit(x, seq_len):
-    from ..training.inputs import fit_to_length
-
-    return fit_to_length(x, seq_len)[0]
 
 
 def _convert(rng, windows, seq_len, n_features, hidden, n_classes):

@@ -2,10 +2,11 @@
 
 import click
 
+from ..models.registry import families, multitask_families
 from ._options import data_dir_argument, data_source_options, protocol_options
 
-_MODELS_HELP = ("lstm_sa_h32/h64/h128, res_lstm_sa_h32/h64/h128; baselines bilstm_att_hN, dual_lstm_hN, "
-                "cnn_lstm_hN, vit_hN (with --preset logmel16k) (any _hN works)")
+_MODELS_HELP = "<family>_h<N> (any N) with family " + ", ".join(
+    f.name + (f" ({f.note})" if f.note else "") for f in families())
 
 
 def _seed_list(ctx, param, value):
@@ -27,7 +28,7 @@ def _seed_list(ctx, param, value):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (resumed if it exists).")
 @click.option("--model", default=None, help=f"Model name: {_MODELS_HELP}. [default: res_lstm_sa_h64]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="TrainConfig JSON (e.g. another run's train_config.json).")
+              help="TrainConfig JSON (another run's train_config.json, or best_train_config.json from 'sertiny tune').")
 @click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
               help="Tuned hyperparameters (best_params.json from 'sertiny tune'); override --config.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
@@ -37,8 +38,8 @@ def _seed_list(ctx, param, value):
 @click.option("--batch-size", type=click.IntRange(min=2), help="Batch size.")
 @click.option("--seeds", callback=_seed_list, help="Comma-separated seeds, one cross-validation each. [default: 0]")
 @click.option("--multitask/--no-multitask", default=None,
-              help="BiLSTM-ATT-MTL's multi-task training (bilstm_att, dual_lstm, cnn_lstm; RAVDESS clip names "
-                   "only): auxiliary heads for emotional intensity and speaker sex, read off the clip names, on "
+              help=f"BiLSTM-ATT-MTL's multi-task training ({', '.join(multitask_families())}; RAVDESS clip "
+                   "names only): auxiliary heads for emotional intensity and speaker sex, read off the clip names, on "
                    "the same context vector; loss = emotion + 0.3 x each auxiliary cross-entropy. Epoch "
                    "selection, metrics and the exported model stay on the emotion head; the auxiliary heads' "
                    "out-of-fold accuracy and UAR are reported beside. [default: off]")

@@ -22,6 +22,8 @@ from ..errors import ParameterError
 from .datasets import RAVDESS_ACTORS
 
 FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
+# Validation speakers per kfold / loso fold: two, as every fold of the paper's table has.
+DEFAULT_VAL_SPEAKERS = 2
 
 # (test actors, validation actors) per fold, from the paper's table; every other actor trains.
 _PAPER_FOLDS = (
@@ -83,7 +85,7 @@ def ravdess_paper_folds():
     return tuple(folds)
 
 
-def speaker_kfold(speakers, n_folds=5, n_val_speakers=1, seed=0):
+def speaker_kfold(speakers, n_folds=5, n_val_speakers=DEFAULT_VAL_SPEAKERS, seed=0):
     """Grouped k-fold over speakers.
 
     Args:
@@ -110,7 +112,7 @@ def speaker_kfold(speakers, n_folds=5, n_val_speakers=1, seed=0):
     return tuple(_rotating_fold(i, groups, n_val_speakers, unique) for i in range(n_folds))
 
 
-def leave_one_speaker_out(speakers, n_val_speakers=1, seed=0):
+def leave_one_speaker_out(speakers, n_val_speakers=DEFAULT_VAL_SPEAKERS, seed=0):
     """One fold per speaker, testing on that speaker alone; folds ordered by speaker id.
 
     The seed only decides which speakers validate each fold.
@@ -123,14 +125,18 @@ def leave_one_speaker_out(speakers, n_val_speakers=1, seed=0):
     return tuple(dataclasses.replace(f, index=i) for i, f in enumerate(folds, start=1))
 
 
-def folds_for(dataset_name, speakers, scheme="auto", *, n_folds=5, n_val_speakers=1, seed=0):
-    """The folds to use for a dataset.
+def folds_for(dataset_name, speakers, scheme="auto", *, n_folds=5, n_val_speakers=DEFAULT_VAL_SPEAKERS, seed=0):
+    """The folds to use for a dataset: the one place ``auto`` is decided (training calls it too).
 
     Args:
-        dataset_name: ``Dataset.name`` (``"ravdess"``, ``"emodb"``, ...).
+        dataset_name: ``Dataset.name`` (``"ravdess"``, ``"emodb"``, ...), or None when only
+            the clips' speakers are known (a feature table): RAVDESS is then recognised by
+            its 24 actor ids alone.
         speakers: speaker id of every clip (``Dataset.speakers()``).
         scheme: ``"paper"`` (RAVDESS only, needs all 24 actors), ``"kfold"``,
-            ``"loso"``, or ``"auto"``: paper folds for a complete RAVDESS, else kfold.
+            ``"loso"``, or ``"auto"``: paper folds for a complete RAVDESS, else kfold with
+            at most one fold per speaker (``n_folds`` lowered to the number of speakers;
+            an explicit ``"kfold"`` refuses more folds than speakers instead).
         n_folds, n_val_speakers, seed: for ``kfold`` / ``loso``; the paper folds are fixed.
 
     Raises:
@@ -138,9 +144,12 @@ def folds_for(dataset_name, speakers, scheme="auto", *, n_folds=5, n_val_speaker
     """
     check_choice("folds_for", "scheme", scheme, FOLD_SCHEMES)
     unique = _unique_speakers(speakers)
-    is_ravdess = str(dataset_name).lower() == "ravdess"
+    is_ravdess = dataset_name is None or str(dataset_name).lower() == "ravdess"
     if scheme == "auto":
-        scheme = "paper" if is_ravdess and set(unique) == set(RAVDESS_ACTORS) else "kfold"
+        if is_ravdess and set(unique) == set(RAVDESS_ACTORS):
+            scheme = "paper"
+        else:
+            scheme, n_folds = "kfold", min(n_folds, len(unique))
     if scheme == "paper":
         _check_paper_applies(dataset_name, is_ravdess, unique)
         return ravdess_paper_folds()

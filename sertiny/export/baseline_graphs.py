@@ -24,8 +24,12 @@ only (the chunked profile's host-side head is LSTM-SA's soft attention):
   (max(elu a, elu b) = elu(max(a, b))) and halves the ELU's work. 'same' pooling
   matches Keras: the odd last frame is pooled alone.
 
-* ``vit``: no recurrence; :mod:`sertiny.export.vit_graph` builds it, and this module only
-  dispatches to it (:func:`fold_baseline`, :func:`full_unroll_function`).
+* ``vit``: no recurrence; :mod:`sertiny.export.vit_graph` builds it, and this module checks
+  its weights and hands them over (:func:`fold_baseline`).
+
+Each family's graph (:func:`bilstm_att_graph`, :func:`dual_lstm_graph`,
+:func:`cnn_lstm_graph`) is its ``Family.export_graph``, which
+:func:`sertiny.export.graph.full_unroll_function` wraps into a ``tf.function``.
 
 Dropout is the identity at inference, and a multi-task model's auxiliary heads are left out
 (:func:`fold_baseline`): only the emotion head is exported. Zero padding only:
@@ -37,6 +41,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
+from ..models.cnn_lstm_spec import CNN_BLOCKS, CNN_KERNEL, CNN_POOL
 from ..models.weights import without_aux_heads
 from .graph import (
     Lstm,
@@ -45,21 +50,17 @@ from .graph import (
     _reorder_gates,
     _rows,
     _stack,
-    _tf,
     cell_steps,
     fused_two_layer_matrices,
     interleave_gates,
     lstm_steps,
     wavefront_ticks,
 )
-from .vit_graph import PATCH_FRAMES, VIT_FAMILY, fold_vit, vit_graph
+from .vit_graph import PATCH_FRAMES, VIT_FAMILY, fold_vit
 from .vit_graph import expected_shapes as vit_shapes
 
+# The families whose generic weights fold_baseline reads.
 BASELINE_FAMILIES = ("bilstm_att", "dual_lstm", "cnn_lstm", VIT_FAMILY)
-# cnn_lstm's blocks, as sertiny.models.baselines builds them (CNN_BLOCKS, CNN_KERNEL,
-# CNN_POOL; repeated here because that module imports Keras, which export never does).
-CNN_BLOCKS, CNN_KERNEL, CNN_POOL = 4, 3, 2
-CHUNK_REFUSAL = "The chunked profile is implemented for lstm_sa/res_lstm_sa only"
 
 # Layer names of each family's LSTMs, in the order they run (the generic weight format).
 _LSTMS = {
@@ -255,7 +256,7 @@ def _paired_bidirectional(tf, x, forward, backward):
     return states * tf.constant(1.0 - backward_half) + tf.reverse(states, [0]) * tf.constant(backward_half)
 
 
-def _bilstm_att(tf, fw, x, schedule):
+def bilstm_att_graph(tf, fw, x, schedule):
     bidirectional = _paired_bidirectional if schedule == "wavefront" else _bidirectional
     for layer in ("bilstm1", "bilstm2"):
         x = bidirectional(tf, x, fw.lstms[f"{layer}/forward"], fw.lstms[f"{layer}/backward"])  # (T, 2H)
@@ -266,7 +267,7 @@ def _bilstm_att(tf, fw, x, schedule):
     return _classify(tf, fw, context)
 
 
-def _dual_lstm(tf, fw, x, schedule):
+def dual_lstm_graph(tf, fw, x, schedule):
     lstm_a, lstm_b = fw.lstms["lstm_a"], fw.lstms["lstm_b"]
     if schedule == "wavefront":  # ResLSTM-SA's fused cell, without the frame's share in LSTM b
         frame_kernel = np.zeros((lstm_a.kernel.shape[0], 4 * lstm_b.units), np.float32)
@@ -278,7 +279,7 @@ def _dual_lstm(tf, fw, x, schedule):
     return _classify(tf, fw, h)
 
 
-def _cnn_lstm(tf, fw, x, schedule):
+def cnn_lstm_graph(tf, fw, x, schedule):
     steps = x.shape[0]
     y = tf.reshape(x, (1, 1, steps, x.shape[1]))  # NHWC with H = 1: conv1d as conv2d
     for kernel, bias in fw.convs:
@@ -287,23 +288,3 @@ def _cnn_lstm(tf, fw, x, schedule):
         steps = -(-steps // CNN_POOL)
     _, h, _ = lstm_steps(tf, tf.reshape(y, (steps, y.shape[-1])), fw.lstms["lstm"])
     return _classify(tf, fw, h)
-
-
-_GRAPHS = {"bilstm_att": _bilstm_att, "dual_lstm": _dual_lstm, "cnn_lstm": _cnn_lstm, VIT_FAMILY: vit_graph}
-
-
-def full_unroll_function(fw, seq_len, *, schedule="sequential"):
-    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence unrolled.
-
-    ``schedule="wavefront"`` fuses bilstm_att's two directions (:func:`_paired_bidirectional`)
-    and dual_lstm's two layers; cnn_lstm has one LSTM and one schedule, vit none.
-    """
-    tf = _tf()
-    graph = _GRAPHS[fw.family]
-    spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
-
-    @tf.function(input_signature=[spec], autograph=False)
-    def model(features):
-        return {"probabilities": graph(tf, fw, tf.reshape(features, (seq_len, fw.n_features)), schedule)}
-
-    return model

@@ -41,13 +41,13 @@ def pick_clips(labels, n_clips, *, strategy="stratified", seed=0):
 
 def full_samples(clips, seq_len):
     """One sample per clip for the full-unroll model: ``[[(1, T, F) float32]]``."""
-    from ..runtime.chunked import fit_frames
+    from ..features.frames import fit_to_length
 
     if not clips:
         raise ArtifactError("The representative set is empty: no clips to calibrate on.")
     samples = []
     for clip in clips:
-        x = fit_frames(clip, seq_len, "zeros")  # the full model always takes exactly T frames
+        x = fit_to_length(clip, seq_len)  # the full model always takes exactly T frames
         samples.append([x[None].astype(np.float32)])
     return samples
 

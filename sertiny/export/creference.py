@@ -22,7 +22,7 @@ Trace format (text, whitespace-separated; one record per line)::
 
 import numpy as np
 
-from ..runtime.chunked import fit_frames
+from ..features.frames import fit_to_length
 
 HEAD_KEYS = ("attention_u", "bn_scale", "bn_shift", "dense_kernel", "dense_bias")
 
@@ -40,7 +40,7 @@ def write_host_trace(path, runner, x_norm):
     outputs = sorted(runner.meta["outputs"], key=lambda e: e["position"])
     states = [e["name"] for e in inputs if e["name"] != "frames"]
     in_detail = {name: runner.inputs[name] for name in states}
-    n_frames = len(fit_frames(x_norm, runner.seq_len, runner.padding))
+    n_frames = len(fit_to_length(x_norm, runner.seq_len, pad=runner.padding == "zeros"))
     k = runner.chunk
     bits = np.dtype(runner.inputs["frames"]["dtype"]).itemsize * 8
     head = runner.head

@@ -24,10 +24,13 @@ Two graph families are built:
   Attention pooling, BatchNorm and the classifier run on the host between invokes (see
   :mod:`sertiny.runtime.chunked`), where an online softmax accumulates them exactly.
 
-The baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``) are built from the same
-LSTM pieces by :mod:`sertiny.export.baseline_graphs`, and ``vit`` by
-:mod:`sertiny.export.vit_graph`; :func:`fold_weights` and :func:`full_unroll_function` hand
-their weights over to them.
+:func:`fold_weights`, :func:`full_unroll_function` and :func:`chunk_function` serve every
+family: they ask the model registry for the family's export builders
+(:class:`~sertiny.models.registry.Family`: ``export_fold``, ``export_graph``,
+``export_chunk``). LSTM-SA's are here (:func:`fold_lstm_sa`, :func:`lstm_sa_graph`,
+:func:`lstm_sa_chunk_function`); the baseline families (``bilstm_att``, ``dual_lstm``,
+``cnn_lstm``) are built from the same LSTM pieces by :mod:`sertiny.export.baseline_graphs`,
+and ``vit`` by :mod:`sertiny.export.vit_graph`.
 """
 
 import dataclasses
@@ -35,7 +38,8 @@ import dataclasses
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
-from ..models.weights import BN_EPSILON, LSTM_SA_FAMILIES
+from ..models.registry import families, get_family
+from ..models.weights import BN_EPSILON
 
 SCHEDULES = ("sequential", "wavefront")
 
@@ -77,6 +81,10 @@ class FoldedWeights:
     @property
     def residual(self):
         return self.lstm1 is not None
+
+    @property
+    def family(self):
+        return "res_lstm_sa" if self.residual else "lstm_sa"
 
     @property
     def n_features(self):
@@ -121,18 +129,27 @@ def _bn_affine(w, prefix):
 
 
 def fold_weights(weights, model_config=None):
-    """Canonical weight dict -> :class:`FoldedWeights` (folding in float64, stored float32).
+    """A weight dict -> the folded weights its family's export graphs are built from.
 
-    Checks the shapes against each other and, if given, against ``model_config``, so a
-    weights file from another architecture or feature set fails here with a clear message.
-    The baseline families' generic weights (a run of one, or weights without LSTM-SA's
-    ``lstm2``) give a :class:`~sertiny.export.baseline_graphs.BaselineWeights` instead.
+    With ``model_config``, its family's ``export_fold`` (:class:`FoldedWeights` for LSTM-SA,
+    :class:`~sertiny.export.baseline_graphs.BaselineWeights` or
+    :class:`~sertiny.export.vit_graph.VitWeights` for the others) checks the shapes against
+    each other and against the config, so a weights file from another architecture or
+    feature set fails with a clear message. Without, the arrays say which it is: LSTM-SA's
+    named format (``lstm2/...``) or a baseline family's generic one.
     """
-    family = model_config.family if model_config is not None else None
-    if family not in LSTM_SA_FAMILIES and (family is not None or "lstm2/kernel" not in weights):
-        from .baseline_graphs import fold_baseline
+    if model_config is not None:
+        return get_family(model_config.family).resolve("export_fold")(weights, model_config)
+    if "lstm2/kernel" in weights:
+        return fold_lstm_sa(weights)
+    from .baseline_graphs import fold_baseline
 
-        return fold_baseline(weights, model_config)
+    return fold_baseline(weights)
+
+
+def fold_lstm_sa(weights, model_config=None):
+    """LSTM-SA / ResLSTM-SA's named weight dict -> :class:`FoldedWeights` (folding in float64,
+    stored float32), shapes checked (see :func:`fold_weights`)."""
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     _check_shapes(w, model_config)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
@@ -352,30 +369,30 @@ def attention_head(tf, fw, h2):
 
 def effective_schedule(fw, schedule):
     """The schedule a model is built with: ``wavefront`` fuses two recurrences into one cell
-    where the model has two to fuse (ResLSTM-SA's and dual_lstm's two layers, bilstm_att's
-    two directions; see :mod:`sertiny.export.baseline_graphs`), else ``sequential``."""
-    fusable = fw.residual if isinstance(fw, FoldedWeights) else fw.family in ("bilstm_att", "dual_lstm")
-    return schedule if fusable else "sequential"
+    where the family has two to fuse (``Family.wavefront``: ResLSTM-SA's and dual_lstm's two
+    layers, bilstm_att's two directions), else ``sequential``."""
+    return schedule if get_family(fw.family).wavefront else "sequential"
 
+
+def lstm_sa_graph(tf, fw, x, schedule):
+    """LSTM-SA / ResLSTM-SA's full-unroll graph: (T, F) -> (1, C) probabilities."""
+    recurrence = wavefront_recurrence if schedule == "wavefront" else sequential_recurrence
+    return attention_head(tf, fw, recurrence(tf, fw, x))
 
 
 def full_unroll_function(fw, seq_len, *, schedule="wavefront"):
-    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, the recurrence unrolled."""
+    """A ``tf.function`` (1, T, F) float32 -> {"probabilities": (1, C)}, every recurrence
+    unrolled: the family's ``export_graph`` over one clip."""
     tf = _tf()
     if schedule not in SCHEDULES:
         raise ParameterError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
-    if not isinstance(fw, FoldedWeights):  # a baseline family (see baseline_graphs)
-        from .baseline_graphs import full_unroll_function as baseline_function
-
-        return baseline_function(fw, seq_len, schedule=effective_schedule(fw, schedule))
+    graph = get_family(fw.family).resolve("export_graph")
     schedule = effective_schedule(fw, schedule)
-    recurrence = wavefront_recurrence if schedule == "wavefront" else sequential_recurrence
     spec = tf.TensorSpec((1, seq_len, fw.n_features), tf.float32, name="features")
 
     @tf.function(input_signature=[spec], autograph=False)
     def model(features):
-        x = tf.reshape(features, (seq_len, fw.n_features))
-        return {"probabilities": attention_head(tf, fw, recurrence(tf, fw, x))}
+        return {"probabilities": graph(tf, fw, tf.reshape(features, (seq_len, fw.n_features)), schedule)}
 
     return model
 
@@ -394,17 +411,27 @@ def chunk_io(fw, chunk):
     return inputs, outputs
 
 
+def chunk_refusal():
+    """Why a family without a streaming profile cannot export ``--chunk``: the start of the message."""
+    streaming = "/".join(family.name for family in families() if family.streaming)
+    return f"The chunked profile is implemented for {streaming} only"
+
+
 def chunk_function(fw, chunk):
-    """A ``tf.function`` for the chunked profile (see :func:`chunk_io` for its signature).
+    """A ``tf.function`` for the chunked (streaming) profile: the family's ``export_chunk``."""
+    family = get_family(fw.family)
+    if not family.streaming:
+        raise ParameterError(f"{chunk_refusal()}; export this {fw.family} model with the full profile (no --chunk).")
+    return family.resolve("export_chunk")(fw, chunk)
+
+
+def lstm_sa_chunk_function(fw, chunk):
+    """LSTM-SA / ResLSTM-SA's chunked graph (see :func:`chunk_io` for its signature).
 
     The recurrence is unrolled over K frames with states in and out; it is always the
     sequential schedule (the wavefront's one-frame lag would have to be carried across
     invokes too, and at small K the fused cell's zero block costs more flash than it saves).
     """
-    if not isinstance(fw, FoldedWeights):
-        from .baseline_graphs import CHUNK_REFUSAL
-
-        raise ParameterError(f"{CHUNK_REFUSAL}; export this {fw.family} model with the full profile (no --chunk).")
     tf = _tf()
     inputs, _ = chunk_io(fw, chunk)
     specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in inputs]

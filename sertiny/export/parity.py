@@ -8,16 +8,10 @@ paper's protocol: one UAR over all out-of-fold predictions).
 
 import numpy as np
 
+from ..metrics import uar
 from .graph import fold_weights
 from .run import fold_data, load_weight_set
 from .variants import build_variants, predict
-
-
-def uar(y_true, y_pred):
-    """Unweighted average recall: the mean per-class recall over the classes present."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes = np.unique(y_true)
-    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in classes])) if classes.size else float("nan")
 
 
 def fold_predictions(run, table, config, seed, fold, progress=None):
@@ -69,10 +63,11 @@ def summarize(y, probs, fold=None):
     and for float variants the largest probability difference to ``f32``."""
     reference = probs["f32"]
     ref_pred = reference.argmax(1)
+    n_classes = reference.shape[1]
     out = {"n": len(y)} if fold is None else {"fold": fold, "n": len(y)}
     for name, p in probs.items():
         pred = p.argmax(1)
-        entry = {"uar": uar(y, pred)}
+        entry = {"uar": uar(y, pred, n_classes)}
         if name != "f32":
             entry["agreement"] = float((pred == ref_pred).mean())
             entry["uar_drop_pp"] = 100.0 * (out["f32"]["uar"] - entry["uar"])

@@ -12,16 +12,12 @@ import numpy as np
 from .. import __version__
 from .._io import read_json
 from ..errors import ArtifactError, ParameterError, SertinyError
-from ..models.weights import LSTM_SA_FAMILIES
-from .baseline_graphs import BASELINE_FAMILIES
+from ..models.registry import families
 
 # Run layouts this exporter reads. run.json without "format_version" is layout 1 (the
 # first layout, written before the field existed).
 SUPPORTED_RUN_FORMATS = (1,)
 DEPLOY = "deploy"
-# Families the export graphs implement: LSTM-SA/ResLSTM-SA (the named weight format, both
-# profiles) and the baselines (the generic format, full profile only).
-EXPORT_FAMILIES = LSTM_SA_FAMILIES + BASELINE_FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +75,8 @@ def parse_weights_name(name):
 def load_run(run_dir):
     """Read and check ``run.json``, ``train_config.json`` and ``feature_config.json``."""
     from ..data.splits import Fold
-    from ..models.registry import ModelConfig, list_models
+    from ..models.registry import ModelConfig
 
-    list_models()  # registers the built-in families, which ModelConfig validates against
     path = Path(run_dir)
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such run directory. Pass the --out directory of 'sertiny train'.")
@@ -97,10 +92,11 @@ def load_run(run_dir):
         model_config = ModelConfig.from_dict(info["model_config"])
     except (KeyError, TypeError, ParameterError) as exc:
         raise ArtifactError(f"{path / 'run.json'}: unusable model_config ({exc}); the run comes from another sertiny version.") from None
-    if model_config.family not in EXPORT_FAMILIES:
+    exportable = [family.name for family in families() if family.exportable]
+    if model_config.family not in exportable:
         raise ArtifactError(
             f"{path}: the run trained {model_config.name}, a {model_config.family!r} model; sertiny export "
-            f"supports the {', '.join(EXPORT_FAMILIES)} families only. Its weights are in "
+            f"supports the {', '.join(exportable)} families only. Its weights are in "
             "seed_<s>/fold_<k>/weights.npz (load them with sertiny.models.weights.set_weights)."
         )
     try:

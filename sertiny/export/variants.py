@@ -154,13 +154,13 @@ def predict(variant, clips, seq_len, interpreter=None):
 
 def predict_full(interpreter, clips, seq_len):
     """A full-profile model over clips (each centre-cropped / zero-padded to T)."""
-    from ..runtime.chunked import fit_frames
+    from ..features.frames import fit_to_length
     from ..runtime.tflite import dequantize, quantize
 
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     probs = []
     for clip in clips:
-        interpreter.set_tensor(inp["index"], quantize(fit_frames(clip, seq_len, "zeros")[None], inp))
+        interpreter.set_tensor(inp["index"], quantize(fit_to_length(clip, seq_len)[None], inp))
         interpreter.invoke()
         probs.append(dequantize(interpreter.get_tensor(out["index"]), out)[0])
     return np.stack(probs)

@@ -20,22 +20,11 @@ format (:mod:`sertiny.models.weights`).
 """
 
 from .._keras import import_keras
+from .cnn_lstm_spec import CNN_BLOCKS, CNN_KERNEL, CNN_POOL
 from .lstm_sa import BN_ARGS, SoftAttention, classifier, model_inputs, seeded_lstm
-from .registry import register_model
 
 keras = import_keras("jax")
 ops = keras.ops
-
-# cnn_lstm. The paper gives only "4 CNN layers, 1-D convolution, batch normalisation, ELU,
-# max pooling" on 16 kHz audio, no sizes. On our frames (43 ms hop, ~23.4 frames/s) a
-# kernel of 3 frames (~170 ms of signal with the 85 ms window) and a pool of 2 per block
-# give a receptive field of 46 frames (~2 s) and one LSTM step per 16 frames (~0.7 s):
-# T = 110 -> 55 -> 28 -> 14 -> 7 steps ('same' pooling rounds up, so any T >= 1 builds).
-# Every block has ``hidden`` filters, so the one size knob scales the whole model.
-CNN_BLOCKS = 4
-CNN_KERNEL = 3
-CNN_POOL = 2
-
 
 @keras.saving.register_keras_serializable("sertiny")
 class AdditiveAttention(SoftAttention):
@@ -69,7 +58,6 @@ def _bidirectional(config, name, index):
     return keras.layers.Bidirectional(forward, backward_layer=backward, name=name)
 
 
-@register_model("bilstm_att", multitask=True)
 def build_bilstm_att(config):
     """BiLSTM(F->2H) -> BiLSTM(2H->2H) -> additive attention -> Dropout -> Dense softmax
     (+ one Dense softmax per ``config.aux_heads`` entry on the same dropout output)."""
@@ -80,7 +68,6 @@ def build_bilstm_att(config):
     return keras.Model(features, classifier(context, config), name=config.name)
 
 
-@register_model("dual_lstm", multitask=True)
 def build_dual_lstm(config):
     """LSTM(F->H) -> LSTM(H->H), last state -> Dropout -> Dense softmax.
 
@@ -95,7 +82,6 @@ def build_dual_lstm(config):
     return keras.Model(features, classifier(h, config), name=config.name)
 
 
-@register_model("cnn_lstm", paddings=("zeros",), multitask=True)
 def build_cnn_lstm(config):
     """4 x [Conv1D(H, 3) -> BatchNorm -> ELU -> MaxPool(2)] -> LSTM(H), last state -> Dropout -> Dense.
 

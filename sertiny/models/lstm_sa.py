@@ -5,7 +5,6 @@ them to produce backend-free NumPy weights that export and the C reference consu
 """
 
 from .._keras import import_keras
-from .registry import register_model
 
 keras = import_keras("jax")
 ops = keras.ops
@@ -106,7 +105,6 @@ def _softmax_dense(x, units, seed, name):
     )(x)
 
 
-@register_model("lstm_sa")
 def build_lstm_sa(config):
     """LSTM(F->H) -> soft attention -> BatchNorm -> Dropout -> Dense softmax."""
     features, x = model_inputs(config)
@@ -114,7 +112,6 @@ def build_lstm_sa(config):
     return keras.Model(features, _head(h, config), name=config.name)
 
 
-@register_model("res_lstm_sa")
 def build_res_lstm_sa(config):
     """LSTM1(F->F) + input (residual) -> BatchNorm -> LSTM2(F->H) -> the LSTM-SA head."""
     features, x = model_inputs(config)

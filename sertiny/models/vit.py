@@ -42,7 +42,6 @@ import math
 from .._keras import import_keras
 from ..errors import ParameterError
 from .lstm_sa import classifier, model_inputs
-from .registry import register_model
 from .vit_spec import DEPTH, HEADS, LN_EPSILON, MLP_RATIO, PATCH_FRAMES, n_tokens
 
 keras = import_keras("jax")
@@ -114,7 +113,6 @@ def _layer_norm(name):
     return keras.layers.LayerNormalization(epsilon=LN_EPSILON, name=name)
 
 
-@register_model("vit", paddings=("zeros",))
 def build_vit(config):
     """Patches (10 frames x F) -> Dense(D) + position -> 4 pre-LN encoder layers -> mean -> LN -> Dropout -> Dense."""
     d = config.hidden

@@ -11,9 +11,10 @@ this one format, so none of them depends on Keras or its backend. Names:
 - ``bn_out/{gamma,beta,moving_mean,moving_variance}`` (H,).
 - ``dense/kernel`` (H, C), ``dense/bias`` (C,).
 
-Other families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``; anything not in
-:data:`LSTM_SA_FAMILIES`) use a generic format that Keras and the export graphs of
-:mod:`sertiny.export.baseline_graphs` read back:
+A family's :class:`~sertiny.models.registry.Family` record says which format it uses
+(``weight_format``): ``"named"`` is the format above (``lstm_sa``, ``res_lstm_sa``); every
+other family (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``) uses a generic format
+that Keras and its export graphs (e.g. :mod:`sertiny.export.baseline_graphs`) read back:
 ``<layer name>/<variable name>`` for every variable of every layer (trainable or not), with
 ``<layer name>/forward/...`` and ``<layer name>/backward/...`` for a Bidirectional layer's
 two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``,
@@ -24,6 +25,8 @@ head's ``dense/...``; :func:`without_aux_heads` drops them (export ships the emo
 
 import numpy as np
 
+from .registry import families, get_family, parse_model_name
+
 _LAYER_WEIGHTS = {
     "lstm1": ("kernel", "recurrent_kernel", "bias"),
     "lstm2": ("kernel", "recurrent_kernel", "bias"),
@@ -33,21 +36,25 @@ _LAYER_WEIGHTS = {
     "dense": ("kernel", "bias"),
 }
 BN_EPSILON = 1e-5
-# Families whose weights use the named format above (export, forward and the C reference
-# read it); models are recognised by their name, ``<family>_h<hidden>``.
-LSTM_SA_FAMILIES = ("lstm_sa", "res_lstm_sa")
 
 
-def _is_lstm_sa(model):
-    return model.name.rpartition("_h")[0] in LSTM_SA_FAMILIES
+def named_format_families():
+    """Families whose weights use the named format (export's LSTM-SA graphs, :func:`forward`
+    and the C reference read it)."""
+    return [family.name for family in families() if family.weight_format == "named"]
+
+
+def _uses_named_format(model):
+    # A built model is named <family>_h<hidden> (Family.builder's contract).
+    return get_family(parse_model_name(model.name)[0]).weight_format == "named"
 
 
 def get_weights(model):
     """Canonical weight dict of a model built by :func:`sertiny.models.create_model`.
 
-    LSTM-SA / ResLSTM-SA models give the named format; other families the generic one.
+    The family's ``weight_format`` decides: the named format or the generic one.
     """
-    if not _is_lstm_sa(model):
+    if not _uses_named_format(model):
         return {key: np.asarray(var.numpy(), dtype=np.float32) for key, var in _generic_variables(model)}
     out = {}
     for layer in model.layers:
@@ -62,7 +69,7 @@ def get_weights(model):
 
 def set_weights(model, weights):
     """Load a canonical weight dict into a Keras model built from the same config."""
-    if not _is_lstm_sa(model):
+    if not _uses_named_format(model):
         _set_generic(model, weights)
         return
     for layer in model.layers:
@@ -185,8 +192,8 @@ def forward(weights, x, *, lengths=None):
         from ..errors import ParameterError
 
         raise ParameterError(
-            "forward() is the NumPy reference of the LSTM-SA / ResLSTM-SA families "
-            f"({', '.join(LSTM_SA_FAMILIES)}); these weights come from another family."
+            "forward() is the NumPy reference of the LSTM-SA / ResLSTM-SA families, the named weight "
+            f"format ({', '.join(named_format_families())}); these weights come from another family."
         )
     x = np.asarray(x, dtype=np.float64)
     w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}

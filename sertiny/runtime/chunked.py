@@ -46,6 +46,7 @@ numpy + a TFLite interpreter only: this module is on the device path.
 import numpy as np
 
 from ..errors import ArtifactError, ParameterError
+from ..features.frames import fit_to_length
 from .tflite import dequantize, quantize
 
 # Output state -> the input it feeds at the next invoke. "h2" is h2_seq's last row.
@@ -88,21 +89,6 @@ def classify(context, head):
     logits = x @ np.asarray(head["dense_kernel"], dtype=np.float64) + np.asarray(head["dense_bias"])
     e = np.exp(logits - logits.max())
     return e / e.sum()
-
-
-def fit_frames(x, seq_len, padding):
-    """The frames the model runs over: T frames (centre crop, zero pad) or only real ones.
-
-    Mirrors ``sertiny.training.inputs.fit_to_length`` (not imported: the device path stays
-    free of the training package).
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[0] > seq_len:
-        start = (x.shape[0] - seq_len) // 2
-        x = x[start : start + seq_len]
-    if padding == "zeros" and x.shape[0] < seq_len:
-        x = np.concatenate([x, np.zeros((seq_len - x.shape[0], x.shape[1]), np.float32)])
-    return x
 
 
 class ChunkedRunner:
@@ -161,7 +147,7 @@ class ChunkedRunner:
         (model order) per invoke, e.g. to calibrate or to test another runtime against this.
         """
         stream = self.stream(trace=trace)
-        stream.push(fit_frames(x_norm, self.seq_len, self.padding))
+        stream.push(fit_to_length(x_norm, self.seq_len, pad=self.padding == "zeros"))
         return stream.result()
 
     def stream(self, *, trace=None):

@@ -4,7 +4,7 @@ decode (soundfile) -> resample (soxr) -> MFCC + chroma or log-mel (NumPy front e
 with the bundle's statistics -> windows of T frames -> TFLite -> combined probabilities.
 
 Windows. A clip of at most T frames is one window, zero-padded at the end exactly as in
-training (:func:`sertiny.training.inputs.fit_to_length`, applied by the runner). A longer
+training (:func:`sertiny.features.frames.fit_to_length`, applied by the runner). A longer
 clip is cut into windows of T frames that overlap by half (the last one ends at the clip's end), each
 window is classified, and the clip's probabilities are the mean of the windows'
 probabilities (soft voting). Silent windows are left out of that mean, so a pause in a

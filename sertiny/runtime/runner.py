@@ -13,7 +13,7 @@ numpy + a TFLite runtime only: this module is on the device path.
 import numpy as np
 
 from ..errors import ArtifactError
-from ..training.inputs import fit_to_length
+from ..features.frames import fit_to_length
 from .bundle import check_variant_file
 from .tflite import dequantize, interpreter_class, load_interpreter, quantize
 
@@ -38,7 +38,7 @@ class FullRunner:
 
         Other lengths than T are centre-cropped or zero-padded at the end, as in training.
         """
-        self.set_input(fit_to_length(np.asarray(x_norm, dtype=np.float32), self.seq_len)[0])
+        self.set_input(fit_to_length(x_norm, self.seq_len))
         self.interpreter.invoke()
         return self.get_output()
 

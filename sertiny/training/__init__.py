@@ -10,8 +10,7 @@ __all__ = ["TrainConfig", "train"]
 
 
 def __getattr__(name):
-    # Lazy: the device path imports sertiny.training.inputs (padding/cropping shared with
-    # training) and must not pay for the protocol and report modules.
+    # Lazy: configs (TrainConfig, the CLI's --help) must not pay for the protocol and report modules.
     if name == "train":
         from .run import train
 

@@ -4,12 +4,12 @@ import dataclasses
 
 from .._config import Config, added_field, check_choice, check_float, check_int
 from ..data.auxiliary import DEFAULT_AUX_TASKS, aux_head_sizes, check_aux_tasks
+from ..data.splits import DEFAULT_VAL_SPEAKERS, FOLD_SCHEMES
 from ..errors import ParameterError
 from ..models.registry import PADDING_MODES, multitask_families, parse_model_name
 
 NORMALIZATIONS = ("train", "global", "speaker")
 SELECTIONS = ("best_val", "last")
-FOLD_SCHEMES = ("auto", "paper", "kfold", "loso")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,7 +87,7 @@ class TrainConfig(Config):
     forget_bias: float = 2.0
     folds: str = "auto"
     n_folds: int = 5
-    n_val_speakers: int = 2
+    n_val_speakers: int = DEFAULT_VAL_SPEAKERS
     multitask: bool = added_field(False)
     aux_tasks: tuple = added_field(DEFAULT_AUX_TASKS)
     aux_loss_weight: float = added_field(0.3)

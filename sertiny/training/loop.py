@@ -13,6 +13,7 @@ import numpy as np
 
 from .._keras import import_keras
 from ..errors import ParameterError
+from ..metrics import uar
 
 
 @dataclasses.dataclass
@@ -30,12 +31,6 @@ def epoch_learning_rate(epoch, *, lr, t0, floor):
     eta_min = floor * lr
     t_cur = epoch % t0
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t0)) / 2
-
-
-def macro_recall(y_true, y_pred, n_classes):
-    from sklearn.metrics import recall_score
-
-    return float(recall_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0))
 
 
 class _Trainer:
@@ -246,7 +241,7 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
             val_uar = float("nan")
         else:
             val_probs = trainer.predict(x_val)
-            val_uar = macro_recall(y_val, val_probs.argmax(1), n_classes)
+            val_uar = uar(y_val, val_probs.argmax(1), n_classes)
             row.update(val_loss=cross_entropy(val_probs, y_val), val_uar=val_uar)
         best.history.append(row)
         if keep_last or val_uar > best.best_val_uar:

@@ -34,30 +34,16 @@ from ..features.table import table_fingerprint
 from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
 
-RAVDESS_SPEAKERS = {f"{i:02d}" for i in range(1, 25)}
 RUN_FORMAT_VERSION = 1  # bump when the run directory layout changes; export checks it
 
 
 def resolve_folds(table, config):
-    """The folds for this table: the paper's RAVDESS folds or speaker-grouped k-fold / LOSO."""
-    from ..data import splits
+    """The folds for this table (:func:`sertiny.data.splits.folds_for` decides; a table does
+    not know its corpus, so RAVDESS is recognised by its actors)."""
+    from ..data.splits import folds_for
 
-    scheme = config.folds
-    speakers = sorted(set(table.speakers.tolist()))
-    if scheme == "auto":
-        scheme = "paper" if set(speakers) == RAVDESS_SPEAKERS and len(table.label_names) == 8 else "kfold"
-    if scheme == "paper":
-        folds = splits.ravdess_paper_folds()
-        missing = sorted({s for f in folds for s in f.test_speakers + f.val_speakers} - set(speakers))
-        if missing:
-            raise ParameterError(
-                f"The paper's RAVDESS folds need actors {missing}, which are not in the data. "
-                "Use --folds kfold for a subset of actors."
-            )
-        return folds
-    if scheme == "kfold":
-        return splits.speaker_kfold(speakers, n_folds=min(config.n_folds, len(speakers)), n_val_speakers=config.n_val_speakers, seed=0)
-    return splits.leave_one_speaker_out(speakers, n_val_speakers=config.n_val_speakers, seed=0)
+    return folds_for(None, table.speakers, config.folds, n_folds=config.n_folds,
+                     n_val_speakers=config.n_val_speakers, seed=0)
 
 
 def fold_seed(seed, fold_index):
@@ -257,7 +243,8 @@ def with_augmented_copies(table, idx, seq_len, norm, augmented=()):
 def run_fold(ctx, seed, fold, *, progress=None):
     """Train and evaluate one fold; write its directory atomically. Returns fold.json's dict."""
     from ..models.weights import save_weights
-    from .loop import macro_recall, train_fold
+    from ..metrics import uar
+    from .loop import train_fold
 
     table, cfg = ctx.table, ctx.config
     data = fold_inputs(table, fold, ctx.seq_len, cfg.normalization, cfg.utterance_norm, ctx.augmented)
@@ -276,7 +263,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
         "fold": fold.index,
         "best_epoch": result.best_epoch + 1,
         "val_uar": result.best_val_uar,
-        "test_uar": macro_recall(y_te, test_probs.argmax(1), mcfg.n_classes),
+        "test_uar": uar(y_te, test_probs.argmax(1), mcfg.n_classes),
         "n_train": len(train_idx),
         "n_val": len(val_idx),
         "n_test": len(test_idx),
@@ -286,7 +273,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
     aux_columns = {}
     for k, (task, n_classes) in enumerate(mcfg.aux_heads):
         y_aux, predicted = ctx.aux_labels[test_idx, k], test_heads[task].argmax(1)
-        summary.setdefault("aux_test_uar", {})[task] = macro_recall(y_aux, predicted, n_classes)
+        summary.setdefault("aux_test_uar", {})[task] = uar(y_aux, predicted, n_classes)
         aux_columns[task] = (y_aux, predicted)
     with atomic_directory(fold_dir(ctx.out_dir, seed, fold), overwrite=True) as tmp:
         save_weights(tmp / "weights.npz", result.weights)

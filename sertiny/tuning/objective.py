@@ -90,14 +90,14 @@ class TrialObjective:
 
 def pooled_test_uar(run_dir, seed, folds, label_names):
     """UAR of the pooled test predictions of ``folds``: the paper's number when all folds."""
-    from ..training.loop import macro_recall
+    from ..metrics import uar
     from ..training.protocol import read_predictions
 
     index = {name: i for i, name in enumerate(label_names)}
     rows = [row for fold in folds for row in read_predictions(run_dir, seed, fold)]
     y_true = np.array([index[r["label"]] for r in rows])
     y_pred = np.array([index[r["predicted"]] for r in rows])
-    return macro_recall(y_true, y_pred, len(label_names))
+    return uar(y_true, y_pred, len(label_names))
 
 
 def _format_params(params):
