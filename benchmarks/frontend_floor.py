@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from sertiny._io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from sertiny.data.audio import load_audio  # noqa: E402
-from sertiny.export.parity import uar  # noqa: E402
+from sertiny.metrics import uar  # noqa: E402
 from sertiny.features import FeatureConfig, NormStats, extract, fit_norm_stats, get_preset  # noqa: E402
 from sertiny.features import numpy_frontend as nf  # noqa: E402
 from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
@@ -182,6 +182,7 @@ def label_agreement(run, name, features, names, speakers, labels, progress):
     run_dir = run.path
     label_index = {label: i for i, label in enumerate(run.labels)}
     truth = np.array([label_index[label] for label in labels])
+    n_classes = len(run.labels)
     per_seed = {}
     stored_mismatch = 0
     for seed in finished_seeds(run):
@@ -197,14 +198,14 @@ def label_agreement(run, name, features, names, speakers, labels, progress):
             stored_mismatch += _check_against_stored(run_dir, seed, fold, names, predicted["copy"], run.labels)
             progress.update(1)
         copy = predicted["copy"]
-        per_seed[seed] = {"copy_uar": uar(truth, copy)}
+        per_seed[seed] = {"copy_uar": uar(truth, copy, n_classes)}
         for version, labels_v in predicted.items():
             have = labels_v >= 0
             if version == "copy" or not have.any():
                 continue
             per_seed[seed][version] = {"clips": int(have.sum()), "agreement": float(np.mean(labels_v[have] == copy[have])),
-                                       "uar": uar(truth[have], labels_v[have]),
-                                       "copy_uar_same_clips": uar(truth[have], copy[have])}
+                                       "uar": uar(truth[have], labels_v[have], n_classes),
+                                       "copy_uar_same_clips": uar(truth[have], copy[have], n_classes)}
     from sertiny.tuning.objective import pooled_test_uar
 
     training_uar = [pooled_test_uar(run_dir, seed, run.folds, run.labels) for seed in per_seed]
@@ -238,13 +239,34 @@ def bundle_agreement(data, names):
     from sertiny.runtime.classifier import Classifier
 
     classifier = Classifier.from_path(None)
-    same = []
+    same, flips = [], []
     for stem in names:
         copy = classifier.classify_file(data / "ravdess16k" / "Actor_01" / f"{stem}.flac")
         original = classifier.classify_file(data / "ravdess48k_sample" / "Actor_01" / f"{stem}.wav")
         same.append(copy.label == original.label)
-    return {"clips": len(same), "agreement": float(np.mean(same)),
+        if not same[-1]:
+            flips.append(f"{stem}: {copy.label} (16 kHz copy) vs {original.label} (48 kHz original)")
+    return {"clips": len(same), "agreement": float(np.mean(same)), "flips": flips,
             "feature_config": classifier.bundle.feature_config.to_dict(), "variant": classifier.variant.name}
+
+
+def bundle_only(args):
+    """``--bundle-only``: section 4 alone, for a rebuilt built-in bundle (no runs needed)."""
+    result = {"command": "python benchmarks/frontend_floor.py --bundle-only", "machine": machine_info()}
+    names = sorted(p.stem for p in (args.data / "ravdess48k_sample" / "Actor_01").glob("*.wav"))
+    b = result["bundle"] = bundle_agreement(args.data, names)
+    status = "meets" if b["agreement"] >= TARGET_AGREEMENT else "misses"
+    lines = ["# The built-in bundle: the same speech keeps its label", "", f"Command: `{result['command']}`", "",
+             *machine_lines(result["machine"]), "",
+             f"`sertiny infer` with the shipped bundle ({b['variant']}, {describe(b['feature_config'])}), a "
+             "deployment model trained on all speakers, actor 01 included: the label of each of actor 01's 48 kHz "
+             f"original WAVs equals that of its 16 kHz copy for {100 * b['agreement']:.1f} % of {b['clips']} clips; "
+             f"this {status} the {100 * TARGET_AGREEMENT:.0f} % target.", ""]
+    lines += [f"- {flip}" for flip in b["flips"]] + [""]
+    out = args.out.with_name("frontend_floor_builtin.md")
+    atomic_write_text(out, "\n".join(lines))
+    atomic_write_json(out.with_suffix(".json"), result)
+    print("\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------
@@ -473,8 +495,10 @@ def verdict(result):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", type=Path, required=True, help="run directory trained on the front end without floors")
-    parser.add_argument("--new", type=Path, required=True, help="run directory trained on the front end with floors")
+    parser.add_argument("--old", type=Path, help="run directory trained on the front end without floors")
+    parser.add_argument("--new", type=Path, help="run directory trained on the front end with floors")
+    parser.add_argument("--bundle-only", action="store_true",
+                        help="only the built-in bundle's check, written to results/frontend_floor_builtin.md")
     parser.add_argument("--also", action="append", default=[], metavar="LABEL=RUN",
                         help="another run to compare, e.g. 'floors + utterance mean=runs/x' (repeatable)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
@@ -488,6 +512,10 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.bundle_only:
+        return bundle_only(args)
+    if args.old is None or args.new is None:
+        sys.exit("Error: --old and --new are required (or --bundle-only).")
     machine = machine_info()  # before the run, so the load average is the one it started under
     runs = {"no floors": args.old, "floors": args.new}
     for item in args.also:

@@ -22,10 +22,8 @@ def test_default_bundle_loads_and_is_small():
     assert set(bundle.variants) == {"f32_chunk1", "int8_chunk1"} and bundle.default_variant == "int8_chunk1"
     from sertiny.features import get_preset
 
-    # A bundle carries the whole FeatureConfig it was trained on, so one built before edge16k
-    # got its quiet-frame floors still computes its own features; once rebuilt it is edge16k.
-    edge = get_preset("edge16k")
-    assert bundle.feature_config in (edge, edge.replace(amin=1e-10, chroma_floor=None))
+    # Rebuilt on edge16k with its quiet-frame floors (issue 14, results/frontend_floor.md).
+    assert bundle.feature_config == get_preset("edge16k")
     assert bundle.manifest["weights"] == "deploy"
     assert sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) < MAX_BUNDLE_BYTES
     assert not [p for p in DEFAULT_BUNDLE.iterdir() if p.suffix in (".cc", ".h", ".npz")]
