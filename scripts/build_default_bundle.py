@@ -65,8 +65,9 @@ def main():
 def _portable(bundle, run):
     """The manifest records absolute paths of this machine; in a package they would only
     mislead, so keep their last parts (corpus and run names)."""
-    from sertiny._io import atomic_write_json, atomic_write_text, read_json
+    from sertiny._io import atomic_write_text, read_json
     from sertiny.export.bundle import model_card
+    from sertiny.runtime.bundle import write_manifest
 
     manifest = read_json(bundle / "sertiny.json")
     for key in ("source_run", "source_data"):
@@ -86,7 +87,7 @@ def _portable(bundle, run):
             f"Over {cv['n_seeds']} seeds the recipe's cross-validated float UAR is {cv['uar_mean']:.4f} ± "
             f"{cv['uar_std']:.4f} (the figures above are seed 0's, whose folds the int8 parity was measured on)."))
     manifest["notes"] += _baseline_notes()
-    atomic_write_json(bundle / "sertiny.json", manifest)
+    manifest = write_manifest(bundle, manifest)  # edited above: sealed again
     atomic_write_text(bundle / "MODEL_CARD.md", model_card(manifest))
     for path in bundle.iterdir():  # the atomic writers' files are private; package data must be readable
         path.chmod(0o644)

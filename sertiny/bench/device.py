@@ -26,7 +26,7 @@ def describe_device(runtime=None):
 
     cpu = _cpu_model()
     board = _read_first(("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"))
-    emulated = os.environ.get(EMULATION_ENV, "") not in ("", "0")
+    emulated = is_emulated()
     info = {
         "name": os.environ.get("SERTINY_DEVICE_NAME") or board or f"{platform.machine()}-{platform.node()}",
         "board": board,
@@ -50,6 +50,11 @@ def describe_device(runtime=None):
         except metadata.PackageNotFoundError:
             info[f"{dist}_version"] = None
     return info
+
+
+def is_emulated():
+    """True when ``SERTINY_EMULATED`` marks this process as running under an emulator."""
+    return os.environ.get(EMULATION_ENV, "") not in ("", "0")
 
 
 def _cpu_model():

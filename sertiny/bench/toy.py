@@ -11,12 +11,12 @@ Needs TensorFlow (host only; never imported by the device path).
 """
 
 import hashlib
-import json
 import warnings
 
 import numpy as np
 
 from .._io import atomic_directory
+from ..runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, write_manifest
 from ..features import extract, fit_norm_stats
 from ..features.config import get_preset
 from ..features.frames import fit_to_length
@@ -48,8 +48,8 @@ def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset
     windows = [fit_to_length(norm.apply(f), seq_len) for f in feats]
     f32, int8, quant = _convert(rng, windows, seq_len, config.n_features, hidden, len(labels))
     manifest = {
-        "format": "sertiny-bundle",
-        "format_version": 1,
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
         "model": {"family": "toy_dense_mean", "hidden": hidden, "n_features": config.n_features,
                   "n_classes": len(labels), "seq_len": seq_len},
         "labels": list(labels),
@@ -69,7 +69,7 @@ def make_toy_bundle(out_dir, *, audio=(), seq_len=100, hidden=16, feature_preset
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         (tmp / "model_f32.tflite").write_bytes(f32)
         (tmp / "model_int8.tflite").write_bytes(int8)
-        (tmp / "sertiny.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        write_manifest(tmp, manifest)
     return out_dir
 
 

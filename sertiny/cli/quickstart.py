@@ -3,10 +3,11 @@
 import click
 
 from ..features.config import list_presets
+from ._options import data_dir_argument
 
 
 @click.command("quickstart")
-@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@data_dir_argument()
 @click.option("--out", "out_dir", default="quickstart", show_default=True, type=click.Path(file_okay=False),
               help="Where the run, bundle, benchmark and report go.")
 @click.option("--model", default="res_lstm_sa_h64", show_default=True, help="Model to train.")

@@ -5,9 +5,9 @@ features); measure parity on every fold's held-out speakers; build the shipped m
 variants; measure the TFLite Micro arena and check every op against LiteRT; write the
 bundle into a temporary directory that is renamed into place only when complete.
 
-``sertiny.json`` (format_version 1)::
+``sertiny.json`` (format_version 2)::
 
-    {"format": "sertiny-bundle", "format_version": 1,
+    {"format": "sertiny-bundle", "format_version": 2,
      "model": <ModelConfig>, "labels": [...], "feature_config": <FeatureConfig>,
      "norm": {"mean": [...], "std": [...]}, "seq_len": T,
      "variants": {"f32":  {"file": "model_f32.tflite", "profile": "full", "bytes", "sha256", "ops", ...},
@@ -15,7 +15,8 @@ bundle into a temporary directory that is renamed into place only when complete.
                   "int8_chunk1": {"profile": "chunked", "chunk": 1, "inputs": [...], "outputs": [...],
                                   "head": {...}, ...}},
      "metrics": {"float_uar", "int8_uar", "int8_agreement", "variants": {...}, "per_fold": [...]},
-     "weights": "deploy" | "seed0_fold3", "source_run", "created", "sertiny_version"}
+     "weights": "deploy" | "seed0_fold3", "source_run", "created", "sertiny_version",
+     "manifest_sha256": SHA-256 of the rest (see sertiny.runtime.bundle)}
 """
 
 import datetime
@@ -27,12 +28,11 @@ from .. import __version__
 from .._io import (
     atomic_directory,
     atomic_write_bytes,
-    atomic_write_json,
     atomic_write_text,
 )
 from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.registry import get_family
-from ..runtime.bundle import primary_int8
+from ..runtime.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, primary_int8, write_manifest
 from . import tflm
 from .carray import write_c_array
 from .config import ExportConfig
@@ -51,8 +51,6 @@ from .run import (
 )
 from .variants import build_variants, predict
 
-BUNDLE_FORMAT = "sertiny-bundle"
-BUNDLE_FORMAT_VERSION = 1
 MICRO_CHECK_CLIPS = 8  # clips run end to end under TFLite Micro and LiteRT
 
 
@@ -106,7 +104,7 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for variant in shipped.values():
             _write_variant(tmp, variant, manifest["variants"][variant.name], config.c_arrays)
-        atomic_write_json(tmp / "sertiny.json", manifest)
+        manifest = write_manifest(tmp, manifest)
         atomic_write_text(tmp / "MODEL_CARD.md", model_card(manifest))
         _shareable(tmp)
     say(f"wrote {out_dir}")

@@ -4,17 +4,25 @@ A bundle is everything a device needs to turn audio into a label: the front-end 
 the normalisation statistics, the label names, the sequence length T and one or more
 TFLite variants. Every inconsistency a device could otherwise only discover as a wrong
 answer (a front end this version cannot compute, statistics of another width, a label
-list that does not match the model's output, a file cut short in a copy) is turned here
-into an :class:`~sertiny.errors.ArtifactError` that names the offending file.
+list that does not match the model's output, a file cut short in a copy, a manifest
+edited after export, a model file outside the bundle) is turned here into an
+:class:`~sertiny.errors.ArtifactError` that names the offending file.
+
+Integrity. The manifest records the SHA-256 of every model file, and ``manifest_sha256``,
+the SHA-256 of the manifest itself (canonical JSON, without that field). So the front end,
+normalisation, labels and T a model is run with are bound to the exported model as
+firmly as its bytes: an edited preset, hop or statistic is refused at load, not turned
+into confident wrong answers.
 
 numpy only: this module is on the device path.
 """
 
 import dataclasses
 import hashlib
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
-from .._io import read_json
+from .._io import _json_default, atomic_write_json, read_json
 from ..errors import ArtifactError, ParameterError
 from ..features.config import FeatureConfig
 from ..features.normalize import NormStats
@@ -24,7 +32,10 @@ MANIFEST_NAME = "sertiny.json"
 # rebuilt by scripts/build_default_bundle.py.
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_bundle"
 BUNDLE_FORMAT = "sertiny-bundle"
-SUPPORTED_FORMAT_VERSIONS = (1,)
+# 2: the manifest carries manifest_sha256 (format 1 had none, so it cannot be checked).
+BUNDLE_FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (BUNDLE_FORMAT_VERSION,)
+INTEGRITY_KEY = "manifest_sha256"
 PROFILES = ("full", "chunked")
 
 
@@ -92,6 +103,17 @@ class Bundle:
             ArtifactError: naming the manifest or .tflite file at fault and what to do.
         """
         path = default_bundle_path() if path is None else Path(path)
+        if not path.exists():
+            raise ArtifactError(
+                f"{path}: no such bundle (nothing at that path). Check it, or give no bundle to use the "
+                "one shipped with sertiny."
+            )
+        if path.is_file() and path.name != MANIFEST_NAME:
+            inside = (path.parent / MANIFEST_NAME).is_file()
+            raise ArtifactError(
+                f"{path}: a file, not a bundle directory"
+                + (f"; it belongs to the bundle {path.parent}: pass that directory." if inside else ".")
+            )
         manifest_path = path / MANIFEST_NAME if path.is_dir() else path
         if not manifest_path.is_file():
             raise ArtifactError(
@@ -112,14 +134,21 @@ class Bundle:
         return primary_int8(self.variants) or next(iter(self.variants))
 
     def variant(self, name=None):
-        """The :class:`Variant` called ``name`` (default: :attr:`default_variant`)."""
+        """The :class:`Variant` called ``name`` (default: :attr:`default_variant`).
+
+        A profile-less name (``f32``, ``int8``) on a bundle without that full-unroll model
+        means its chunked model of that kind (``f32_chunk1``) when there is exactly one.
+        """
         name = name or self.default_variant
-        if name not in self.variants:
-            raise ArtifactError(
-                f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
-                f"{', '.join(self.variants)}."
-            )
-        return self.variants[name]
+        if name in self.variants:
+            return self.variants[name]
+        chunked = [v for v in self.variants if v.startswith(f"{name}_chunk")]
+        if len(chunked) == 1:
+            return self.variants[chunked[0]]
+        raise ArtifactError(
+            f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
+            f"{', '.join(self.variants)}" + (" (name one of them)." if chunked else ".")
+        )
 
     def uar(self, variant_name):
         """The exporter's UAR for a variant (its own ``uar`` if recorded), or None."""
@@ -138,6 +167,25 @@ def primary_int8(names):
         return "int8"
     chunked = [n for n in names if n.startswith("int8_chunk")]
     return min(chunked, key=lambda n: int(n[len("int8_chunk"):])) if chunked else None
+
+
+def manifest_digest(manifest):
+    """SHA-256 (hex) of a manifest's canonical JSON without its ``manifest_sha256`` field."""
+    body = {key: value for key, value in manifest.items() if key != INTEGRITY_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_manifest(directory, manifest):
+    """Write ``directory/sertiny.json`` (atomically) with its ``manifest_sha256``; return the
+    dict as written. Every writer of a bundle goes through here."""
+    # Through JSON first, so the digest covers exactly what a reader gets back (numpy
+    # scalars, paths and tuples become plain JSON values).
+    sealed = json.loads(json.dumps({k: v for k, v in manifest.items() if k != INTEGRITY_KEY},
+                                   default=_json_default))
+    sealed[INTEGRITY_KEY] = manifest_digest(sealed)
+    atomic_write_json(Path(directory) / MANIFEST_NAME, sealed)
+    return sealed
 
 
 def default_bundle_path():
@@ -164,6 +212,12 @@ def _parse_manifest(manifest_path, manifest):
         fail(
             f"bundle format_version {version!r} is not supported by this sertiny (reads "
             f"{list(SUPPORTED_FORMAT_VERSIONS)}). Upgrade sertiny on this device or re-export the bundle with it."
+        )
+    if manifest.get(INTEGRITY_KEY) != manifest_digest(manifest):
+        fail(
+            f"the manifest does not match its {INTEGRITY_KEY}: it was edited after export, so its front end, "
+            "normalisation or labels may not be the ones the model was trained with. Copy the bundle again "
+            "from where it was exported, or re-export it."
         )
     for key in ("labels", "feature_config", "norm", "seq_len", "variants"):
         if key not in manifest:
@@ -235,8 +289,22 @@ def _parse_variants(manifest_path, entries, fail):
         profile = meta.get("profile", "full")
         if profile not in PROFILES:
             fail(f"variant {name!r} has profile {profile!r}; this sertiny runs {list(PROFILES)}. Upgrade sertiny.")
-        variants[name] = Variant(name=name, path=manifest_path.parent / meta["file"], profile=profile, meta=meta)
+        variants[name] = Variant(name=name, path=_file_inside(manifest_path.parent, name, meta["file"], fail),
+                                 profile=profile, meta=meta)
     return variants
+
+
+def _file_inside(directory, name, file, fail):
+    """A variant's file, which must lie in the bundle directory: a manifest naming
+    ``../other/model.tflite`` or an absolute path would run a model the bundle does not hold."""
+    relative = PurePosixPath(file)
+    path = directory / file
+    inside = (file and not relative.is_absolute() and ".." not in relative.parts and "\\" not in file
+              and path.resolve().is_relative_to(directory.resolve()))
+    if not inside:
+        fail(f"variant {name!r} names the file {file!r}, which is not inside the bundle directory; a bundle "
+             "holds its own model files. Re-export the bundle.")
+    return path
 
 
 def check_variant_file(variant):
