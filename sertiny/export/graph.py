@@ -128,6 +128,18 @@ def _bn_affine(w, prefix):
     return scale, w[f"{prefix}/beta"] - w[f"{prefix}/moving_mean"] * scale
 
 
+def check_generic_weights(w, expected, family):
+    """A generic weight dict holds exactly the keys of ``expected`` (``{key: shape}``, what
+    ``family``'s model has), each with its shape; else :class:`ArtifactError` names the odd ones."""
+    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(f"The {family} weights are incomplete: missing {missing or 'none'}, "
+                            f"unexpected {unexpected or 'none'}.")
+    for key, shape in expected.items():
+        if tuple(w[key].shape) != shape:
+            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
+
+
 def fold_weights(weights, model_config=None):
     """A weight dict -> the folded weights its family's export graphs are built from.
 
