@@ -30,7 +30,8 @@ family: they ask the model registry for the family's export builders
 ``export_chunk``). LSTM-SA's are here (:func:`fold_lstm_sa`, :func:`lstm_sa_graph`,
 :func:`lstm_sa_chunk_function`); the baseline families (``bilstm_att``, ``dual_lstm``,
 ``cnn_lstm``) are built from the same LSTM pieces by :mod:`sertiny.export.baseline_graphs`,
-and ``vit`` by :mod:`sertiny.export.vit_graph`.
+``vit`` by :mod:`sertiny.export.vit_graph` and ``stats_linear`` by
+:mod:`sertiny.export.stats_linear_graph`.
 """
 
 import dataclasses

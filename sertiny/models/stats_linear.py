@@ -1,9 +1,10 @@
 """``stats_linear``: per-clip statistics of the frames and one linear layer, the deployable floor.
 
 Issue 14 measured a logistic regression on per-clip statistics of the paper's 46 features
-near the sequence models' UAR; this family is that classical baseline trained, exported and
-shipped by sertiny's own protocol and tools, so every model table can show the floor a
-sequence model has to beat on the same front end, folds and recipe machinery:
+(UAR 0.47) above every sertiny sequence model (0.36-0.42); this family is that classical
+baseline trained, exported and shipped by sertiny's own protocol and tools, so every model
+table can show the floor a sequence model has to beat on the same front end, folds and
+recipe machinery:
 
 1. :class:`StatisticsPooling`: each clip's (T, F) normalised frames -> per feature the
    statistics of :data:`~sertiny.models.stats_linear_spec.STATISTICS` (mean, standard
@@ -12,8 +13,9 @@ sequence model has to beat on the same front end, folds and recipe machinery:
    :func:`sertiny.features.frames.fit_to_length`), and those frames count.
 2. BatchNormalization of the pooled (S F,) vector (named ``bn``): the statistics have very
    different scales (a mean near 0, a deviation near 1), and this puts them on one without a
-   second fitted normaliser. At inference it is affine and export folds it into the dense
-   layer, exactly.
+   second fitted normaliser. At inference it is affine: export folds its shift into the
+   dense layer's bias and keeps its gain as one multiply, both exact
+   (:mod:`sertiny.export.stats_linear_graph` says why not all of it is folded).
 3. Dropout -> ONE Dense softmax layer ``dense`` (:func:`sertiny.models.lstm_sa.classifier`).
 
 ``hidden`` (the N of ``stats_linear_hN``) is unused: every N builds the same model, and the
