@@ -132,8 +132,8 @@ def _profile(v):
 
 
 def _tflm(report):
-    if not report:
-        return "n/a"
+    if not report or "max_op_lsb_vs_litert" not in report:  # float variants: the arena only (or its error)
+        return (report or {}).get("error", "n/a")
     text = f"op ≤ {report['max_op_lsb_vs_litert']} LSB; end to end top-1 {report['end_to_end_top1_agreement']:.0%}"
     return text + f" of {report['clips_compared']} clips, max |Δp| {report['end_to_end_max_abs_prob_diff']:.3f}"
 

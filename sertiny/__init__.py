@@ -15,6 +15,9 @@ from .errors import (  # noqa: E402
     ParameterError,
     SertinyError,
 )
+from ._native_logs import install_import_hook as _install_import_hook  # noqa: E402
+
+_install_import_hook()  # in a CLI command's worker processes: hide what the CLI hides
 
 __all__ = [
     "__version__",

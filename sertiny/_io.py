@@ -108,17 +108,28 @@ def atomic_directory(path, overwrite=False):
 
 
 @contextlib.contextmanager
-def silenced_stderr_fd():
-    """Send file descriptor 2 to /dev/null for the block.
+def stderr_fd_to(file):
+    """Point file descriptor 2 at the open ``file`` for the block.
 
-    For C++ libraries (the TFLite converter, TFLite Micro) that log straight to fd 2, where
-    ``contextlib.redirect_stderr`` cannot reach; Python exceptions still propagate.
+    For C++ libraries (the TFLite converter, TFLite Micro, TensorFlow's start-up) that log
+    straight to fd 2, where ``contextlib.redirect_stderr`` cannot reach; Python exceptions
+    still propagate.
     """
+    import sys
+
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()  # what Python wrote before the block stays before it
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+        os.dup2(file.fileno(), 2)
         yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def silenced_stderr_fd():
+    """Send file descriptor 2 to /dev/null for the block (see :func:`stderr_fd_to`)."""
+    with open(os.devnull, "w") as devnull, stderr_fd_to(devnull):
+        yield

@@ -22,7 +22,9 @@ def test_default_bundle_loads_and_is_small():
     assert set(bundle.variants) == {"f32_chunk1", "int8_chunk1"} and bundle.default_variant == "int8_chunk1"
     from sertiny.features import get_preset
 
-    assert bundle.feature_config == get_preset("edge16k") and bundle.manifest["weights"] == "deploy"
+    # Rebuilt on edge16k with its quiet-frame floors (issue 14, results/frontend_floor.md).
+    assert bundle.feature_config == get_preset("edge16k")
+    assert bundle.manifest["weights"] == "deploy"
     assert sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) < MAX_BUNDLE_BYTES
     assert not [p for p in DEFAULT_BUNDLE.iterdir() if p.suffix in (".cc", ".h", ".npz")]
     # No path of the machine that built it.
@@ -43,6 +45,18 @@ def test_model_card_states_data_licence_and_cross_validated_uar():
     assert manifest["metrics"]["per_fold"] and len(manifest["metrics"]["per_fold"]) == 5
     assert f"float32 UAR {manifest['metrics']['float_uar']:.4f}" in card
     assert f"int8 UAR {manifest['metrics']['int8_uar']:.4f}" in card
+
+
+def test_model_card_names_only_files_the_bundle_ships_and_gives_its_arena():
+    import re
+
+    card = (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text()
+    manifest = json.loads((DEFAULT_BUNDLE / "sertiny.json").read_text())
+    named = set(re.findall(r"`(model_\w+\.\w+)`", card))
+    assert named and named <= {p.name for p in DEFAULT_BUNDLE.iterdir()} and "<K>" not in card
+    recorded = {n: v["arena_bytes"] for n, v in manifest["variants"].items() if "arena_bytes" in v}
+    assert recorded and all(f"| {arena:,} |" in card for arena in recorded.values())
+    assert "found by bisection" in card
 
 
 def test_infer_and_bench_need_no_bundle_argument(shared_data, tmp_path):

@@ -128,12 +128,16 @@ def test_int8_models_are_full_integer_and_close_to_float(int8_models):
     assert np.abs(chunked - expected).max() < 0.15
 
 
-def test_tflm_runs_int8_models_within_one_lsb_of_litert(int8_models):
+def test_tflm_runs_int8_models_within_one_lsb_of_litert(int8_models, tmp_path):
     from sertiny.export import tflm
 
     arena = tflm.arena_size(int8_models["full"], int8_models["full_io"])
     assert 0 < arena < 1 << 20
-    assert not tflm._fits(int8_models["full"], arena - 1, tflm.zero_inputs(int8_models["full_io"]))
+    (tmp_path / "model.tflite").write_bytes(int8_models["full"])
+    with tflm._Probe(tmp_path / "model.tflite", len(int8_models["full_io"]["inputs"])) as probe:
+        assert not probe.fits(arena - 1)[0]
+        assert not probe.fits(64)[0]  # may crash TFLite Micro's child: still an answer
+        assert probe.fits(arena)[0]  # asked of a new child if the last one died
     x = load_interpreter(int8_models["full"]).get_input_details()[0]
     from sertiny.runtime.tflite import quantize
 
@@ -258,7 +262,33 @@ def test_bundle_round_trips(bundle):
     assert "alignas(16)" in (out / "model_int8.cc").read_text()
     metrics = on_disk["metrics"]
     assert {"float_uar", "int8_uar", "int8_agreement"} <= set(metrics) and len(metrics["per_fold"]) == 2
-    assert (out / "MODEL_CARD.md").read_text().count("deploy") >= 1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.count("deploy") >= 1
+    assert "C arrays `model_int8_chunk1.h`, `model_int8_chunk1.cc`" in card  # the files it ships
+
+
+def test_arena_is_one_figure_in_bundle_card_and_bench(bundle):
+    """One measurement (tflm.arena_size) gives the arena of every variant, float included:
+    the manifest, the model card, the C header and the benchmark all show that figure."""
+    from sertiny.bench import BenchConfig, format_markdown, run_bench
+    from sertiny.export import tflm
+
+    out, manifest = bundle
+    card = (out / "MODEL_CARD.md").read_text()
+    config = BenchConfig(runs=2, warmup=1, max_clips=1, threads=(1,), peers=(), cold_start=False)
+    result = run_bench(out, (), config, progress=False)
+    bench = {v["name"]: v for v in result["variants"]}
+    bench_md = format_markdown(result)
+    for name, entry in manifest["variants"].items():
+        arena = entry["arena_bytes"]
+        assert isinstance(arena, int) and arena > 0, name
+        assert any(line.startswith(f"| {name} |") and f"| {arena:,} |" in line for line in card.splitlines()), name
+        assert bench[name]["tflm"] == {"arena_bytes": arena, "source": "bundle"}
+        assert any(line.startswith(f"| {name} |") and f"| {arena:,} |" in line for line in bench_md.splitlines())
+    assert "found by bisection" in card and "found by bisection" in bench_md  # how it was measured
+    int8 = manifest["variants"]["int8"]
+    io = {"inputs": [int8["input"]]}
+    assert tflm.arena_size((out / int8["file"]).read_bytes(), io) == int8["arena_bytes"]  # measured again
 
 
 def test_bundle_loads_in_the_device_runtime(bundle):
@@ -351,6 +381,8 @@ def test_chunked_only_bundle_ships_float_and_int8_chunks_without_c_arrays(tmp_pa
     metrics = manifest["metrics"]
     assert metrics["int8_variant"] == "int8_chunk1" and 0 <= metrics["int8_agreement"] <= 1
     assert "CC BY-NC-SA" in manifest["data_terms"]  # the paper's feature format is RAVDESS's
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "model_int8_chunk1.h" not in card and "`model_int8_chunk1.tflite` (this bundle ships no C arrays" in card
     loaded = Bundle.load(out)
     assert loaded.default_variant == "int8_chunk1"
     clip = padded(clips(1, seed=8)[0])

@@ -101,6 +101,8 @@ def sample_clips():
         ("center", 1, "The 'center' parameter of FeatureConfig must be a bool. Got 1 instead."),
         ("kind", "mfcc", "The 'kind' parameter of FeatureConfig must be one of ['log_mel', 'mfcc_chroma']. "
                          "Got 'mfcc' instead."),
+        ("chroma_floor", 0.0, "The 'chroma_floor' parameter of FeatureConfig must be a float > 0.0. "
+                              "Got 0.0 instead."),
     ],
 )
 def test_config_rejects_bad_values_with_sklearn_style_messages(field, value, message):
@@ -137,9 +139,12 @@ def test_presets():
     assert edge.tuning == 0.0 and edge.top_db is None  # streamable: no whole-clip statistics
     assert edge.feature_names[0] == "mfcc_0" and edge.feature_names[-1] == "chroma_11"
     assert paper.kind == edge.kind == "mfcc_chroma"
+    # Fixed floors well above 16-bit quantisation noise (see the module docstring); the paper
+    # keeps librosa's.
+    assert (edge.amin, edge.chroma_floor) == (1e-7, 1e-4) and (paper.amin, paper.chroma_floor) == (1e-10, None)
     logmel = get_preset("logmel16k")
-    # edge16k's audio path (rate, window, hop, streamable top_db), 40 log-mel bands per frame.
-    assert logmel == edge.replace(kind="log_mel", n_mels=40, fmin=50.0, fmax=7600.0, tuning=None)
+    # edge16k's audio path (rate, window, hop, streamable top_db, mel floor), 40 log-mel bands per frame.
+    assert logmel == edge.replace(kind="log_mel", n_mels=40, fmin=50.0, fmax=7600.0, tuning=None, chroma_floor=None)
     assert (logmel.n_features, logmel.frames_per_second, logmel.top_db) == (40, 25.0, None)
     assert logmel.feature_names == tuple(f"mel_{i}" for i in range(40))
     assert (edge.description, logmel.description) == ("34 MFCC + 12 chroma", "40 log-mel bands")
@@ -147,12 +152,15 @@ def test_presets():
         get_preset("tiny")
 
 
-def test_the_kind_field_keeps_existing_digests_and_cache_keys(tmp_path):
+def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     from sertiny.features.cache import cache_key
 
-    # Digests computed before FeatureConfig had a 'kind' field (commit a71b933): feature
-    # caches, runs and tuning studies made with the existing presets must keep matching.
-    assert get_preset("edge16k").digest() == "a0a7a86802a35bcc"
+    # Digests computed before FeatureConfig had the 'kind' and 'chroma_floor' fields (commit
+    # a71b933): feature caches, runs and tuning studies made with those configs must keep
+    # matching. edge16k itself has floors since; its earlier values are the second config.
+    edge_before_floors = get_preset("edge16k").replace(amin=1e-10, chroma_floor=None)
+    assert edge_before_floors.digest() == "a0a7a86802a35bcc"
+    assert get_preset("edge16k").digest() != edge_before_floors.digest()
     assert get_preset("paper").digest() == "5cb067e466f3884c"
     assert get_preset("logmel16k").digest() != get_preset("edge16k").replace(n_mels=40, fmin=50.0, fmax=7600.0).digest()
     # A cache entry's name, as that commit computed it (its to_json() had no 'kind').
@@ -162,12 +170,14 @@ def test_the_kind_field_keeps_existing_digests_and_cache_keys(tmp_path):
 
     audio = tmp_path / "clip.wav"
     audio.write_bytes(b"x")
-    config = get_preset("edge16k")
-    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k != "kind"}, sort_keys=True)
+    config = edge_before_floors
+    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("kind", "chroma_floor")},
+                          sort_keys=True)
     stat = audio.resolve().stat()
     parts = (old_json, "numpy", FEATURE_CODE_VERSION, str(audio.resolve()), str(stat.st_size), str(stat.st_mtime_ns))
     assert cache_key(audio, config, "numpy") == hashlib.sha256("\0".join(parts).encode()).hexdigest()
     assert cache_key(audio, config.replace(kind="log_mel"), "numpy") != cache_key(audio, config, "numpy")
+    assert cache_key(audio, config.replace(chroma_floor=1e-4), "numpy") != cache_key(audio, config, "numpy")
 
 
 def test_log_mel_frames_ignore_the_cepstrum_fields():
@@ -248,9 +258,10 @@ def test_spectrogram_and_tuning_estimate_are_librosas(sample_clips):
 
 @needs_data
 @needs_librosa
-@pytest.mark.parametrize("preset", ["edge16k", "paper"])
-def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset):
-    config = get_preset(preset)
+@pytest.mark.parametrize(("preset", "changes"), [("edge16k", {}), ("edge16k", {"amin": 1e-10, "chroma_floor": None}),
+                                                 ("paper", {})], ids=["edge16k", "edge16k-no-floors", "paper"])
+def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset, changes):
+    config = get_preset(preset).replace(**changes)
     clips = [load(path, config.sample_rate) for path in sample_clips[0]]  # paper: resampled to 48 kHz
     ours = [extract(y, config) for y in clips]
     reference = [extract(y, config, backend="librosa") for y in clips]
@@ -290,6 +301,80 @@ def test_librosa_backend_reproduces_the_paper_features(sample_clips):
         ours = extract(load(path, 48_000), "paper", backend="librosa")
         assert ours.shape == reference.shape, path.name
         assert (np.abs(ours.astype(np.float64) - reference).max(axis=0) / std).max() <= PAPER_FILE_TOLERANCE
+
+
+# ---------------------------------------------------------------------------------------
+# Floors on quiet frames: the same recording, requantised or perturbed, gives the same frames
+
+
+def pcm16(y):
+    """``y`` stored as 16-bit PCM and read back (what a corpus copy does to it).
+
+    Rounded to the nearest step by hand: libsndfile 1.2's float -> PCM_16 writer rounds
+    towards -inf (0.6 LSB -> 0, -0.4 LSB -> -1), which would add a -0.5 LSB DC offset.
+    """
+    return (np.clip(np.round(y * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+
+
+EDGE_WITHOUT_FLOORS = get_preset("edge16k").replace(amin=1e-10, chroma_floor=None)
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("librosa", marks=needs_librosa)])
+def test_floors_make_near_silent_frames_immune_to_requantisation(backend):
+    # Near-silence as a 48 kHz original resampled to 16 kHz holds it (float noise of a
+    # fraction of an LSB), around a word-like tone; then the same audio stored as 16-bit.
+    rng = np.random.default_rng(0)
+    lsb = 1 / 32768
+    y = rng.normal(scale=0.4 * lsb, size=24_000).astype(np.float32)
+    y[8_000:16_000] += tone(seconds=0.5, frequency=220.0) * 0.1
+    stored = pcm16(y)
+    frames = slice(0, 10)  # wholly before the tone
+    moved = {}
+    for name, config in {"floors": get_preset("edge16k"), "no floors": EDGE_WITHOUT_FLOORS}.items():
+        a, b = extract(y, config, backend=backend), extract(stored, config, backend=backend)
+        diff = np.abs(a[frames].astype(np.float64) - b[frames])
+        moved[name] = diff[:, :34].max(), diff[:, 34:].max()  # (MFCC dB units, chroma in [0, 1])
+        # Frames of the tone barely move either way (by the cross term of signal and
+        # quantisation noise in the weak bands between harmonics: a few tenths of a dB there).
+        assert np.abs(a[14:24, :34] - b[14:24, :34]).max() < 0.5
+    assert moved["floors"][0] < 0.01 and moved["floors"][1] < 1e-3, moved
+    # Without floors the same quantisation moves them a lot (the built-in model's
+    # normalisation stds: MFCC 8-260, chroma 0.32-0.36).
+    assert moved["no floors"][0] > 10 and moved["no floors"][1] > 0.3, moved
+
+
+def perturbed(y, perturbation, seed):
+    if perturbation.startswith("gain"):
+        return pcm16(y * 10 ** (float(perturbation.split()[1]) / 20))
+    noise = np.random.default_rng(seed).normal(size=y.size) * np.sqrt(np.mean(np.square(y, dtype=np.float64)) / 1e4)
+    return pcm16(y + noise.astype(np.float32))
+
+
+@needs_data
+@pytest.mark.parametrize("perturbation", ["48 kHz original", "gain -6 dB", "gain +6 dB", "noise 40 dB SNR"])
+def test_floors_make_real_clips_move_less_under_requantisation_gain_and_noise(sample_clips, perturbation):
+    flacs, _ = sample_clips
+    originals = sorted((DATA / "ravdess48k_sample" / "Actor_01").glob("*.wav"))[::6]  # 10 of actor 01's clips
+    moved = {}
+    for name, config in {"floors": get_preset("edge16k"), "no floors": EDGE_WITHOUT_FLOORS}.items():
+        std = fit_norm_stats([extract(load(path, 16_000), config) for path in flacs]).std
+        frames_moved = []
+        for seed, original in enumerate(originals):
+            y = load(DATA / "ravdess16k" / "Actor_01" / f"{original.stem}.flac", 16_000)
+            other = load(original, 16_000)[: y.size] if perturbation == "48 kHz original" else \
+                perturbed(y, perturbation, seed)
+            shift = np.abs(extract(other, config) - extract(y, config)) / std
+            frames_moved.append(shift.max(axis=1) > 1.0)  # frames where some feature moves > 1 std
+        moved[name] = np.concatenate(frames_moved).mean()
+    if perturbation == "48 kHz original":  # what the floors are for: requantisation of near-silence
+        assert moved["floors"] <= 0.1 * moved["no floors"], moved
+    elif perturbation == "noise 40 dB SNR":  # a real change of the silent frames; the floors soften it
+        assert moved["floors"] < moved["no floors"], moved
+    else:
+        # A gain keeps near-silence's +-1 LSB samples (10 ** (-6 / 20) * 1 rounds to 1) and
+        # shifts the log of the rest: few frames move either way; frames rising through the
+        # floors cost the floored front end a little.
+        assert moved["floors"] < 0.1 and moved["no floors"] < 0.1, moved
 
 
 # ---------------------------------------------------------------------------------------

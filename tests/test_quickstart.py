@@ -42,7 +42,19 @@ def test_quickstart_writes_every_artifact_it_promises(shared_data, tmp_path):
     assert any(v.get("profile") == "chunked" for v in json.loads((out / "bundle/sertiny.json").read_text())["variants"].values())
     assert len(bundle.labels) == 8
     report = json.loads((out / "quickstart_report.json").read_text())
-    assert len(report["predictions"]) == 3
+    # The demo: fold 1's model on one clip per emotion of the speaker it was tested on.
+    test_speakers = json.loads((out / "run/run.json").read_text())["folds"][0]["test_speakers"]
+    predictions = report["predictions"]
+    assert len(predictions) == 8 and len({p["true"] for p in predictions}) == 8
+    assert all(p["speaker"] in test_speakers for p in predictions)
+    markdown = (out / "REPORT.md").read_text()
+    assert "Time per stage: summary" in markdown and "{" not in markdown
+    assert "never heard" in markdown and "found by bisection" in markdown
+    assert "Command: `sertiny quickstart " in (out / "bench/bench.md").read_text()
+    manifest = json.loads((out / "bundle/sertiny.json").read_text())
+    assert {n: v["arena_bytes"] for n, v in report["variants"].items()} == \
+        {n: v["arena_bytes"] for n, v in manifest["variants"].items()}
+    assert all(isinstance(v["arena_bytes"], int) for v in report["variants"].values())  # float too
     clip = next((shared_data / "ravdess16k" / "Actor_01").glob("*.flac"))
     assert Classifier.from_path(out / "bundle").classify_file(clip).label in bundle.labels
 

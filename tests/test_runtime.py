@@ -85,6 +85,46 @@ def test_device_path_imports_no_heavy_framework(bundle_dir, write_audio):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def _infer_in_fresh_process(*args):
+    """``sertiny infer ARGS`` as the console script runs it; returns the CompletedProcess."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SERTINY_FRAMEWORK_LOGS"}  # as a user's shell
+    code = "import sys; from sertiny.cli import main; sys.argv[0] = 'sertiny'; main()"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_infer_prints_no_framework_log_lines_unless_verbose(bundle_dir, write_audio):
+    """The TFLite runtime announces its XNNPACK delegate on fd 2; the CLI hides that, and
+    ``--verbose`` shows it again (which also shows the check would catch it)."""
+    from sertiny.runtime.tflite import interpreter_class
+
+    clip = write_audio("clip.wav", _voice(2), sr=SR)
+    quiet = _infer_in_fresh_process("infer", bundle_dir, clip, "--variant", "f32")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "", quiet.stderr
+    verbose = _infer_in_fresh_process("--verbose", "infer", bundle_dir, clip, "--variant", "f32")
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+    if interpreter_class()[1] == "ai_edge_litert":  # the runtime known to announce it
+        assert "XNNPACK" in verbose.stderr
+
+
+def test_framework_log_filter_keeps_errors_and_other_lines():
+    from sertiny._native_logs import without_framework_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1796091767.892446    7388 port.cc:153] oneDNN custom operations are on.\n"
+            "W0000 00:00:1796091767.9    7388 cpu.cc:1] slow\n"
+            "2024-01-02 03:04:05.678901: I tensorflow/core/platform/cpu_feature_guard.cc:182] AVX2\n"
+            "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+            "E0000 00:00:1796091767.9    7388 op.cc:9] a real error\n"
+            "my own line\n"
+            "progress 50%\r")
+    assert without_framework_logs(text) == ("E0000 00:00:1796091767.9    7388 op.cc:9] a real error\n"
+                                            "my own line\nprogress 50%\r")
+
+
 def test_classify_equals_the_training_pipeline(classifier):
     """decode -> numpy features -> normalise -> fit_to_length -> model, exactly as training."""
     from sertiny.features import extract
@@ -169,7 +209,8 @@ def test_infer_cli_text_and_json(bundle_dir, write_audio):
     silent = write_audio("silent.wav", np.zeros(SR, np.float32), sr=SR)
     result = _cli("infer", bundle_dir, a, b, silent)
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    header, *lines = result.output.strip().splitlines()
+    assert header == f"Bundle {bundle_dir}: toy_dense_mean_h16, variant int8"  # which model answered
     assert len(lines) == 3 and "silence" in lines[2]
     result = _cli("infer", bundle_dir, a.parent, "--json", "--variant", "f32")
     rows = [json.loads(line) for line in result.output.strip().splitlines()]
@@ -307,6 +348,12 @@ def test_listen_smooths_resamples_and_shows_silence(classifier):
     # Silence does not move the average of the speech windows.
     np.testing.assert_array_equal(updates[-1].smoothed, updates[-2].smoothed)
     assert updates[0].label in format_update(updates[0])
+
+
+def test_listen_takes_the_bundle_as_argument_or_option_not_both(bundle_dir, tmp_path):
+    result = _cli("listen", bundle_dir, "--bundle", tmp_path)
+    assert result.exit_code == 2 and "Two bundles given" in result.output
+    assert "--bundle" in _cli("listen", "--help").output
 
 
 def test_listen_without_portaudio_is_a_clear_error(bundle_dir, monkeypatch):

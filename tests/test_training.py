@@ -30,6 +30,14 @@ def test_learning_rate_is_pytorch_cosine_warm_restarts_stepped_per_epoch():
     assert {epoch_learning_rate(e, lr=lr, t0=1, floor=floor) for e in range(5)} == {lr}
 
 
+def test_uar_summary_shows_a_spread_only_over_several_seeds():
+    from sertiny.training.report import uar_summary
+
+    assert uar_summary({"n_seeds": 1, "uar_mean": 0.4, "uar_std": 0.0, "uar_max": 0.4}) == "UAR 0.4000 (1 seed)"
+    assert uar_summary({"n_seeds": 3, "uar_mean": 0.419, "uar_std": 0.015, "uar_max": 0.435}) == \
+        "UAR 0.4190 ± 0.0150 over 3 seeds (max 0.4350)"
+
+
 def test_config_errors_name_the_parameter():
     with pytest.raises(ParameterError, match="The 'lr' parameter of TrainConfig must be a float > 0.0. Got 0"):
         TrainConfig(lr=0)

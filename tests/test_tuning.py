@@ -244,6 +244,8 @@ def test_tune_end_to_end_scores_trials_with_the_training_protocol(small_table, t
     best = json.loads((out / "best_params.json").read_text())
     train_config = build_train_config(None, out / "best_params.json", dict(TINY_TRAIN))
     assert train_config.hyperparameters() == best["params"]
+    # best_train_config.json (`sertiny train --config`, as the README and tune's help say) is the same recipe.
+    assert build_train_config(out / "best_train_config.json", None, {}) == train_config
     metrics = train(small_table, train_config, tmp_path / "check", progress=False)
     assert metrics["uar_mean"] == pytest.approx(best["value"], abs=1e-12)
     assert "| 1 | " in (out / "top_trials.md").read_text()

@@ -32,7 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RUNS = ROOT / "runs" / "accuracy"
 RECIPES = Path(__file__).with_name("accuracy_recipes.json")
-INPUTS = ("edge16k", "paper", "logmel16k")
+# The recipe that ships (the built-in bundle, Table I's second block): chosen on the validation
+# speakers' late val UAR among the ablations (results/accuracy.md), never on test speakers.
+FINAL_RECIPE = "reg_all"
+# edge16k_nofloor: the edge16k preset as it was before its quiet-frame floors (amin 1e-10, no
+# chroma floor), where the first ablations ran.
+INPUTS = ("edge16k", "edge16k_nofloor", "paper", "logmel16k")
 
 
 def load_recipes(path=RECIPES):
@@ -57,6 +62,8 @@ def load_input(name):
         spec = DataSpec(kind="paper_npz", path=str(DATA / "ravdess48k_paper_features.npz"))
         return spec, load_table(spec)
     spec = DataSpec(kind="audio", path=str(DATA / "ravdess16k"), dataset="ravdess")
+    if name == "edge16k_nofloor":
+        return spec, load_table(spec, get_preset("edge16k").replace(amin=1e-10, chroma_floor=None), progress=False)
     return spec, load_table(spec, get_preset(name), progress=False)
 
 
@@ -68,7 +75,8 @@ def run(args):
     from sertiny.training import TrainConfig, train
     from sertiny.training.run import pin_single_thread
 
-    pin_single_thread()  # one process per core
+    if args.jobs == 1:
+        pin_single_thread()  # one process per core; with --jobs the fold workers pin themselves
     recipes = load_recipes()
     unknown = [r for r in args.recipes if r not in recipes]
     if unknown:
@@ -79,7 +87,7 @@ def run(args):
             config = TrainConfig(model=model, seeds=tuple(args.seeds), **recipes[name])
             out = run_dir(args.input, model, name)
             print(f"== {args.input} / {model} / {name} -> {out}  ({time.strftime('%H:%M:%S')})", flush=True)
-            metrics = train(table, config, out, data_spec=spec, progress=not args.quiet)
+            metrics = train(table, config, out, data_spec=spec, jobs=args.jobs, progress=not args.quiet)
             print(f"   test UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}", flush=True)
 
 
@@ -104,10 +112,18 @@ def export(args):
               f"agreement {m.get('int8_agreement', float('nan')):.4f}", flush=True)
 
 
+BUILTIN_MANIFEST = ROOT / "sertiny" / "assets" / "default_bundle" / "sertiny.json"
+
+
 def int8_metrics(input_name, model, recipe):
+    """int8 parity of a run: from its export, or from the built-in bundle when that was
+    exported from this run (scripts/build_default_bundle.py measures the same fold models)."""
     manifest = bundle_dir(input_name, model, recipe) / "sertiny.json"
     if not manifest.is_file():
-        return {}
+        builtin = json.loads(BUILTIN_MANIFEST.read_text())
+        if builtin.get("source_run", "").split("/")[-3:] != [input_name, model, recipe]:
+            return {}
+        manifest = BUILTIN_MANIFEST
     m = json.loads(manifest.read_text())["metrics"]
     return {"uar_int8": m.get("int8_uar"), "int8_variant": m.get("int8_variant"),
             "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar")}
@@ -124,22 +140,27 @@ def late_val_uar(run, config):
 
 
 def collect():
-    """One row per finished run under runs/accuracy."""
+    """One row per run under runs/accuracy; unfinished runs (no metrics.json) have ``complete``
+    False and only their finished folds' figures."""
+    import numpy as np
+
     rows = []
-    for metrics_file in sorted(RUNS.glob("*/*/*/metrics.json")):
-        run = metrics_file.parent
-        m = json.loads(metrics_file.read_text())
-        config = json.loads((run / "train_config.json").read_text())
-        input_name, model, recipe = run.relative_to(RUNS).parts
-        rows.append({
-            "model": model, "front_end": input_name, "recipe": recipe, "seeds": config["seeds"],
-            "speaker_adaptive": config.get("normalization") == "speaker",
-            "late_val_uar": late_val_uar(run, config),
-            "kept_val_uar": _mean([json.loads(f.read_text())["val_uar"] for f in run.glob("seed_*/fold_*/fold.json")]),
-            "uar_float_mean": m["uar_mean"], "uar_float_std": m["uar_std"],
-            "uar_per_seed": m["uar_per_seed"], "params": m.get("trainable_params"),
-            **int8_metrics(input_name, model, recipe),
-        })
+    for config_file in sorted(RUNS.glob("*/*/*/train_config.json")):
+        run = config_file.parent
+        config = json.loads(config_file.read_text())
+        front_end, model, recipe = run.relative_to(RUNS).parts
+        folds = [json.loads(f.read_text()) for f in sorted(run.glob("seed_*/fold_*/fold.json"))]
+        row = {"model": model, "front_end": front_end, "recipe": recipe, "seeds": config["seeds"],
+               "speaker_adaptive": config.get("normalization") == "speaker",
+               "complete": (run / "metrics.json").is_file(), "n_folds_done": len(folds),
+               "late_val_uar": late_val_uar(run, config),
+               "kept_val_uar": _mean([f["val_uar"] for f in folds]),
+               "mean_fold_test_uar": _mean([f["test_uar"] for f in folds])}
+        if row["complete"]:
+            m = json.loads((run / "metrics.json").read_text())
+            row.update(uar_float_mean=m["uar_mean"], uar_float_std=m["uar_std"], uar_per_seed=m["uar_per_seed"],
+                       params=m.get("trainable_params"), **int8_metrics(front_end, model, recipe))
+        rows.append(row)
     return rows
 
 
@@ -147,40 +168,152 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
+PAPER_MODELS = ("lstm_sa_h32", "lstm_sa_h64", "lstm_sa_h128", "res_lstm_sa_h32", "res_lstm_sa_h64", "res_lstm_sa_h128")
+TARGET_UAR = 0.50  # issue 14: ResLSTM-SA-h64, edge16k, int8 K = 1, mean of 3 seeds
+
+
+def classical_baselines():
+    """``{name: record}`` from results/baselines.json (benchmarks/classical_baselines.py), if present."""
+    path = ROOT / "results" / "baselines.json"
+    return json.loads(path.read_text())["systems"] if path.is_file() else {}
+
+
+def _fmt(row):
+    return f"{row['uar_float_mean']:.4f} ± {row['uar_float_std']:.4f}"
+
+
+def _floor_row(rows, front_end):
+    """The stats_linear floor on a front end: its best run by late val UAR (never test)."""
+    floors = [r for r in rows if r["front_end"] == front_end and r["model"].startswith("stats_linear") and r["complete"]]
+    return max(floors, key=lambda r: r["late_val_uar"]) if floors else None
+
+
+def _int8_text(r):
+    if r.get("uar_int8") is None:
+        return "not exported"
+    return f"{r['uar_int8']:.4f} ({r['int8_variant']}, agreement {100 * r['int8_agreement']:.1f} %)"
+
+
+def _baseline_lines(rows, classical):
+    lines = ["## Baselines (same five folds, pooled test UAR)", "",
+             "| system | input | UAR | how chosen |", "|---|---|---|---|"]
+    for front_end in ("edge16k", "paper"):
+        floor = _floor_row(rows, front_end)
+        if floor:
+            lines.append(f"| sertiny `{floor['model']}` (statistics pooling + one dense layer; int8 {_int8_text(floor)}) | "
+                         f"{front_end} | {_fmt(floor)} ({len(floor['seeds'])} seeds) | recipe `{floor['recipe']}`, "
+                         "best late val UAR |")
+    for name, b in classical.items():
+        lines.append(f"| {b['description']} + LogisticRegression | {name} | {b['pooled_test_uar']:.4f} | "
+                     "C per fold on validation speakers (results/baselines.md) |")
+    return lines + [""]
+
+
+def _ablation_lines(rows):
+    base = load_recipes().get("base", {})
+    lines = ["## Ablations (ResLSTM-SA-h64)", "",
+             "Sorted by late val UAR, the selection criterion. `edge16k_nofloor` is the edge16k front end "
+             "before its quiet-frame floors (section 3 of issue 14, results/frontend_floor.md), where the "
+             "ablations ran; the final recipe was then rerun on the floored front end that ships.", "",
+             "| front end | recipe | changes vs base | seeds | late val UAR | test UAR mean ± std | per seed |",
+             "|---|---|---|---|---|---|---|"]
+    recipes = load_recipes()
+    for r in sorted((r for r in rows if r["model"] == "res_lstm_sa_h64" and not r["speaker_adaptive"]),
+                    key=lambda r: (r["front_end"], not r["complete"], -r["late_val_uar"])):
+        spec = recipes.get(r["recipe"], {})
+        changes = ", ".join(f"{k}={v}" for k, v in spec.items() if base.get(k) != v) or "—"
+        if r["complete"]:
+            test, per_seed = _fmt(r), ", ".join(f"{v:.3f}" for v in r["uar_per_seed"].values())
+        else:
+            test, per_seed = (f"unfinished: {r['n_folds_done']} folds, mean fold test UAR "
+                              f"{r['mean_fold_test_uar']:.4f}"), "—"
+        lines.append(f"| {r['front_end']} | {r['recipe']} | {changes} | {len(r['seeds'])} | "
+                     f"{r['late_val_uar']:.4f} | {test} | {per_seed} |")
+    return lines + [""]
+
+
+def _final_lines(rows):
+    lines = [f"## Final recipe `{FINAL_RECIPE}` per model", "",
+             "| model | front end | seeds | float UAR mean ± std | int8 UAR (seed 0's fold models) | vs stats_linear floor |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted((r for r in rows if r["recipe"] == FINAL_RECIPE and r["complete"]),
+                    key=lambda r: (r["front_end"], r["model"])):
+        floor = _floor_row(rows, r["front_end"])
+        versus = "no floor run" if floor is None else (
+            f"{100 * (r['uar_float_mean'] - floor['uar_float_mean']):+.1f} pp"
+            + ("" if r["uar_float_mean"] > floor["uar_float_mean"] else " (does NOT beat the floor)"))
+        lines.append(f"| {r['model']} | {r['front_end']} | {len(r['seeds'])} | {_fmt(r)} | {_int8_text(r)} | {versus} |")
+    return lines + [""]
+
+
+def _table1_lines(rows):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from table1 import PAPER
+
+    by_key = {(r["front_end"], r["model"]): r for r in rows if r["recipe"] == FINAL_RECIPE and r["complete"]}
+    lines = [f"## Table I, second block: the paper's six models with sertiny's recipe (`{FINAL_RECIPE}`)", "",
+             "Beside results/table1.md's first block (the paper's recipe). Missing rows: "
+             f"`python train/accuracy.py run --recipes {FINAL_RECIPE} --models MODEL --input INPUT --seeds 0,1,2`.", "",
+             "| input | model | sertiny recipe: UAR mean ± std | paper (claimed) mean ± std |", "|---|---|---|---|"]
+    for front_end in ("paper", "edge16k"):
+        for model in PAPER_MODELS:
+            r = by_key.get((front_end, model))
+            ours = f"{_fmt(r)} ({len(r['seeds'])} seeds)" if r else "not run yet"
+            lines.append(f"| {front_end} | {model} | {ours} | {PAPER[model][0]:.4f} ± {PAPER[model][1]:.4f} |")
+    return lines + [""]
+
+
+def _speaker_adaptive_lines(rows):
+    adaptive = [r for r in rows if r["speaker_adaptive"] and r["complete"]]
+    if not adaptive:
+        return []
+    lines = ["## Speaker-adaptive normalisation (uses each test speaker's unlabelled audio: NOT comparable)", "",
+             "| model | front end | recipe | seeds | test UAR mean ± std |", "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['front_end']} | {r['recipe']} | {len(r['seeds'])} | {_fmt(r)} |" for r in adaptive]
+    return lines + [""]
+
+
 def report(args):
     sys.path.insert(0, str(ROOT))
     from sertiny.features._report import machine_info, machine_lines
 
     rows = collect()
-    recipes = json.loads(RECIPES.read_text())
+    classical = classical_baselines()
     lines = [
-        "# Accuracy on unseen speakers: ablations",
+        "# Accuracy on unseen speakers",
         "",
         f"Written by `python train/accuracy.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         *machine_lines(machine_info()),
         "",
-        "Runs: `python train/accuracy.py run --recipes NAME [--model M] [--input I] --seeds 0,1,2` "
-        "(recipes in `train/accuracy_recipes.json`). Every row: the paper's five speaker-independent "
-        "RAVDESS folds, pooled out-of-fold test UAR per seed, mean ± std over seeds.",
+        "Runs: `python train/accuracy.py run --recipes NAME --models M --input I --seeds 0,1,2`, int8: "
+        "`python train/accuracy.py export --recipe NAME --models M --input I` (recipes in "
+        "`train/accuracy_recipes.json`). Every row: the paper's five speaker-independent RAVDESS folds, pooled "
+        "out-of-fold test UAR per seed, mean ± population std over seeds.",
         "",
-        "**Selection rule.** Recipes are compared on *late val UAR*: the validation speakers' UAR averaged "
-        "over each fold's last `t0` epochs (one cosine cycle) and over folds and seeds. The test UAR "
-        "beside it is reported, never used to choose.",
+        "**Selection rule.** Recipes are compared on *late val UAR*: the validation speakers' UAR averaged over "
+        "each fold's last `t0` epochs (one cosine cycle) and over folds and seeds. It does not depend on which "
+        "epoch a recipe keeps, so `best_val` and `last` selection compare fairly, and no test speaker is seen. "
+        "Test UARs are reported, never used to choose.",
         "",
-        "| input | model | recipe | changes vs base | seeds | late val UAR | test UAR mean ± std | per seed |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    base = load_recipes().get("base", {})
-    for r in sorted(rows, key=lambda r: (r["front_end"], r["model"], -r["late_val_uar"])):
-        spec = load_recipes().get(r["recipe"], {})
-        changes = ", ".join(f"{k}={v}" for k, v in spec.items() if base.get(k) != v) or "—"
-        per_seed = ", ".join(f"{v:.3f}" for v in r["uar_per_seed"].values())
-        lines.append(f"| {r['front_end']} | {r['model']} | {r['recipe']} | {changes} | {len(r['seeds'])} | "
-                     f"{r['late_val_uar']:.4f} | {r['uar_float_mean']:.4f} ± {r['uar_float_std']:.4f} | {per_seed} |")
-    lines += ["", f"Why these recipes: {recipes['why']}", ""]
+    lines += _baseline_lines(rows, classical) + _final_lines(rows) + _ablation_lines(rows)
+    lines += _table1_lines(rows) + _speaker_adaptive_lines(rows)
+    notes = Path(args.notes)
+    if notes.is_file():
+        lines += [notes.read_text().rstrip(), ""]
     out = Path(args.out)
     out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    floor = {fe: _floor_row(rows, fe) for fe in ("edge16k", "paper")}
+    summary = {
+        "command": "python train/accuracy.py report",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine_info(),
+        "final_recipe": FINAL_RECIPE,
+        "baselines": {**{f"stats_linear_{fe}": f["uar_float_mean"] for fe, f in floor.items() if f},
+                      **{name: b["pooled_test_uar"] for name, b in classical.items()}},
+        "rows": rows,
+    }
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')} ({len(rows)} runs)")
 
 
@@ -192,6 +325,7 @@ def main():
     p.add_argument("--models", type=lambda s: s.split(","), default=["res_lstm_sa_h64"])
     p.add_argument("--input", choices=INPUTS, default="edge16k")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
     p = sub.add_parser("export")
@@ -201,6 +335,8 @@ def main():
     p.set_defaults(func=export)
     p = sub.add_parser("report")
     p.add_argument("--out", default=str(ROOT / "results" / "accuracy.md"))
+    p.add_argument("--notes", default=str(ROOT / "results" / "accuracy_notes.md"),
+                   help="hand-written findings appended below the tables")
     p.set_defaults(func=report)
     args = parser.parse_args()
     args.func(args)

@@ -3,8 +3,8 @@
 Cold start and peak RSS are measured on a fresh process running the real ``sertiny
 infer`` command, because both depend on everything a process imports and maps: measured
 inside the benchmark process, which has other frameworks loaded, they would mean
-nothing. TFLite Micro also runs in a child process: its Python wrapper crashes the whole
-process (SIGSEGV) when the arena is too small, which a benchmark must survive.
+nothing. The TFLite Micro arena is the exporter's measurement
+(:func:`sertiny.export.tflm.arena_size`, which runs TFLite Micro in a child process).
 """
 
 import json
@@ -36,18 +36,6 @@ from sertiny.cli import main
 sys.argv[0] = "sertiny"
 main()
 """
-
-_TFLM_PROBE = """
-import sys, numpy as np
-from tflite_micro.python.tflite_micro import runtime
-data = open(sys.argv[1], "rb").read()
-interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))
-detail = interpreter.get_input_details(0)
-interpreter.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
-interpreter.invoke()
-interpreter.print_allocations()
-"""
-
 
 def latency_stats(seconds):
     """Milliseconds: p50, p90, p99, mean, min over a list of durations in seconds."""
@@ -107,28 +95,26 @@ def probe_cli(bundle_dir, variant, clip, *, env=None, timeout=120):
     }
 
 
-def tflm_arena(model_path, *, timeout=120):
-    """Arena bytes TensorFlow Lite Micro's recording allocator needs for one invoke.
+def tflm_arena(model_path, io):
+    """The TFLite Micro arena of a model file, measured as the exporter measures it.
 
-    Returns ``{"arena_bytes": n}``, ``{"skipped": reason}`` when tflite-micro is not
-    installed, or ``{"error": text}`` when TFLM cannot run the model (e.g. an op it lacks).
+    Returns ``{"arena_bytes": n, "source": "measured"}``, ``{"skipped": reason}`` when
+    tflite-micro is not installed, or ``{"error": text}`` when TFLite Micro cannot run the
+    model (e.g. an op it lacks). ``io["inputs"]`` lists the model's inputs.
     """
-    try:
-        import importlib.util
+    import importlib.util
 
+    from ..errors import SertinyError
+
+    try:
         if importlib.util.find_spec("tflite_micro") is None:
             return {"skipped": "tflite-micro not installed (pip install tflite-micro)"}
     except ValueError:
         return {"skipped": "tflite-micro not importable"}
-    # Far more than any model of this size needs: too small an arena crashes the child.
-    arena = max(4 << 20, 20 * os.path.getsize(model_path))
+    from ..export.tflm import arena_size
+
     try:
-        proc = subprocess.run([sys.executable, "-c", _TFLM_PROBE, str(model_path), str(arena)],
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"TFLM did not finish within {timeout} s"}
-    match = re.search(r"Arena allocation total (\d+) bytes", proc.stderr + proc.stdout)
-    if proc.returncode != 0 or not match:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return {"error": f"TFLM could not run the model: {tail[0][:200]}"}
-    return {"arena_bytes": int(match.group(1))}
+        with open(model_path, "rb") as f:
+            return {"arena_bytes": arena_size(f.read(), io), "source": "measured"}
+    except SertinyError as exc:
+        return {"error": str(exc)}

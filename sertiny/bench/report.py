@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._io import atomic_path, atomic_write_json, atomic_write_text, read_json
 from ..errors import ArtifactError
+from ..export.tflm import ARENA_METHOD
 
 _MCU_CORES = ("Cortex-M4 @ 80 MHz", "Cortex-M7 @ 480 MHz")
 
@@ -55,8 +56,9 @@ def format_markdown(result, *, plot_note=None):
     d = result["device"]
     emulated = d.get("emulated")
     lines = [f"# sertiny bench: {result['bundle']['name']} on {d['name']}", ""]
+    command = f"`{result['command']}`" if result.get("command") else "not recorded (run from Python)"
     lines += [f"- Device: {_device_text(d)}", f"- Load: {_load_text(result.get('load_average'))}",
-              f"- Command: `{result.get('command') or 'n/a'}`",
+              f"- Command: {command}",
               f"- Created: {result['created']}, sertiny {result['sertiny_version']}",
               f"- Clips: {result['clips']['count']} timed end to end ({result['clips']['source']})",
               f"- Bundle: T={result['bundle']['seq_len']}, F={result['bundle']['n_features']}, "
@@ -65,7 +67,7 @@ def format_markdown(result, *, plot_note=None):
         lines += ["> **Emulated run.** Timings under qemu mean nothing for the real device and are not shown.", ""]
     lines += _variant_table(result, emulated) + [""]
     lines += _peer_table(result, emulated)
-    lines += _targets(result)
+    lines += _against_peers(result, emulated)
     lines += _notes(result, plot_note)
     return "\n".join(lines) + "\n"
 
@@ -90,7 +92,7 @@ def _variant_table(result, emulated):
     threads = sorted({t for v in result["variants"] for t in v["latency"]}, key=int)
     head = ["variant", "size KB", "UAR", "ops/window", "MACs/window", "load ms"]
     head += [f"p50/p90/p99 ms @{t}T" for t in threads]
-    head += ["e2e ms/clip p50", "RTF", "cold start s", "peak RSS MB", "TFLM arena KB"]
+    head += ["e2e ms/clip p50", "RTF", "cold start s", "peak RSS MB", "TFLM arena (bytes)"]
     head += [f"{c.split(' @')[0]} est. ms" for c in _MCU_CORES]
     rows = [head, ["---"] * len(head)]
     for v in result["variants"]:
@@ -106,56 +108,103 @@ def _variant_table(result, emulated):
                 _timing(cold.get("peak_rss_mb"), emulated, ".0f"), _arena(v.get("tflm") or {})]
         row += [f"~{v['mcu_estimate'][c]['ms']:.2f}" for c in _MCU_CORES]
         rows.append(row)
-    return ["## Variants", ""] + ["| " + " | ".join(r) + " |" for r in rows]
+    return ["## Variants", ""] + _md_rows(rows)
 
 
 def _peer_table(result, emulated):
     peers = result.get("peers") or []
     if not peers:
         return []
-    rows = [["peer", "version", "weights", "load s", "p50/p90/p99 ms @1T", "e2e ms/clip p50", "latency ×",
-             "e2e ×"]]
+    rows = [["peer", "version", "weights", "load s", "p50/p90/p99 ms @1T", "e2e ms/clip p50"]]
     rows.append(["---"] * len(rows[0]))
     for p in peers:
         if "skipped" in p:
-            rows.append([p["name"], f"skipped: {p['skipped']}", "", "", "", "", "", ""])
+            rows.append([p["name"], f"skipped: {p['skipped']}", "", "", "", ""])
             continue
         weights = "random (timing only)" if p["weights"].startswith("random") else "bundle's float weights"
         rows.append([p["name"], p["version"], weights, _timing(p["load_s"], emulated, ".2f"),
-                     _timing(p["latency"], emulated, None), _timing(p["e2e"]["total"]["p50"], emulated, ".2f"),
-                     _num(p.get("latency_ratio"), ".2f"), _num(p.get("e2e_ratio"), ".2f")])
-    ref = next((p.get("ratios_vs") for p in peers if p.get("ratios_vs")), "int8")
-    intro = (f"Ratios are peer time / `{ref}` time at 1 thread: above 1 means the TFLite `{ref}` model "
-             "is faster.")
-    return ["## Peers (float model in other frameworks, same windows and front end)", "", intro, ""] + \
-        ["| " + " | ".join(r) + " |" for r in rows] + [""]
+                     _timing(p["latency"], emulated, None), _timing(p["e2e"]["total"]["p50"], emulated, ".2f")])
+    return ["## Peers (float model in other frameworks, same windows and front end)", ""] + _md_rows(rows) + [""]
 
 
-def _targets(result):
-    t = result.get("targets") or {}
-    if not t:
+def _against_peers(result, emulated):
+    """Each integer variant's time per window against each float peer's, the end-to-end
+    split and the machine's load: figures to act on, with no pass/fail against targets the
+    user never set."""
+    peers = [p for p in result.get("peers") or [] if "latency" in p]
+    integer = [v for v in result["variants"] if v.get("quantized") and "1" in v["latency"]]
+    if emulated or not peers or not integer:
         return []
-    text = {True: "met", False: "NOT met", None: "n/a"}
-    lines = ["## Targets", ""]
-    for key, value in t.items():
-        lines.append(f"- {key}: {value if isinstance(value, float) else text.get(value, value)}")
-    if t.get("e2e_ratio_floor_shared_front_end") is not None:
-        lines.append("- e2e_ratio_floor_shared_front_end: decode + features as a share of the Keras peer's mean "
-                     "end-to-end time. Every row runs the same decode and NumPy front end, so even an "
-                     "instantaneous model cannot take the int8/Keras ratio below this figure.")
-    return lines + [""]
+    names = [p["name"] for p in peers]
+    ratios = [["integer model", *names], ["---"] * (len(names) + 1)]
+    for v in integer:
+        ratios.append([_variant_label(v), *(f"{v['latency']['1']['p50'] / p['latency']['p50']:.2f}" for p in peers)])
+    split = [["model", "decode", "features", "inference", "total"], ["---"] * 5]
+    for row in result["variants"] + peers:
+        e = row["e2e"]
+        split.append([row["name"], *(f"{e[k]:.2f}" for k in ("decode_ms", "features_ms", "inference_ms", "total_ms"))])
+    return [
+        "## Integer models against the float peers (1 thread)", "",
+        f"Machine load while timing: {_load_text(result.get('load_average'))}.", "",
+        "Time per model window, integer model ÷ peer (above 1: the TFLite model is the slower):", "",
+        *_md_rows(ratios), "",
+        "End to end per clip, mean ms (every row runs the same decode and NumPy front end):", "",
+        *_md_rows(split), "",
+        *(f"- {sentence}" for sentence in _speed_sentences(integer, peers, result["variants"] + peers)), "",
+    ]
+
+
+def _variant_label(v):
+    invokes = v.get("invokes_per_window", 1)
+    profile = "full unroll" if v["profile"] == "full" else v["profile"]
+    return f"{v['name']} ({profile}, {invokes} invoke{'s' if invokes != 1 else ''} per window)"
+
+
+def _speed_sentences(integer, peers, rows):
+    """Plain statements of which model is faster per window, and why a chunked one is slow."""
+    sentences = []
+    for v in integer:
+        time = v["latency"]["1"]["p50"]
+        faster = [p for p in peers if p["latency"]["p50"] < time]
+        slower = [p for p in peers if p["latency"]["p50"] >= time]
+        parts = [f"{verb} than {', '.join(p['name'] for p in group)} ({_ms_range(group)})"
+                 for verb, group in (("slower", faster), ("faster", slower)) if group]
+        text = f"`{v['name']}` takes {time:.3f} ms per window: {'; '.join(parts)}."
+        if v["profile"] == "chunked" and faster:
+            text += (f" It makes {v.get('invokes_per_window')} interpreter invokes per window, each with a fixed "
+                     "cost: the chunked profile is built for a microcontroller's small arena, not for speed on a host.")
+        sentences.append(text)
+    if not any(v["profile"] == "full" for v in integer):
+        sentences.append("This bundle has no full-unroll integer model (one invoke per window, the faster profile "
+                         "on a host); `sertiny export` ships one unless `--no-full`.")
+    shares = [(r["e2e"]["decode_ms"] + r["e2e"]["features_ms"]) / r["e2e"]["total_ms"] for r in rows]
+    front = [r["e2e"]["decode_ms"] + r["e2e"]["features_ms"] for r in rows]
+    sentences.append(f"Decode and features, the same code in every row, take {min(front):.2f}-{max(front):.2f} ms "
+                     f"per clip, {min(shares):.0%}-{max(shares):.0%} of the end-to-end time: a faster model "
+                     "shortens only the rest.")
+    return sentences
+
+
+def _ms_range(peers):
+    times = sorted(p["latency"]["p50"] for p in peers)
+    return f"{times[0]:.3f} ms" if len(times) == 1 else f"{times[0]:.3f}-{times[-1]:.3f} ms"
+
+
+def _md_rows(rows):
+    return ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _notes(result, plot_note):
     lines = ["## Notes", "",
              "- Latency: one model window (quantise, invoke, dequantise) after warm-up; "
              "`@nT` = interpreter threads. e2e = decode + resample + NumPy features + all windows of the clip "
-             "(median over clips; the JSON has the decode/features/inference split). "
+             "(median over clips; the decode/features/inference split above is the mean). "
              "RTF = total processing time / total audio duration.",
              "- Cold start: spawn of a fresh `sertiny infer` process to its first label (Python start, imports, "
-             "bundle load, one clip); peak RSS is that process's maximum resident set.",
+             "bundle load, one clip); peak RSS is that process's maximum resident set." + _heavy_text(result),
              "- MACs: multiply-accumulates of weight ops counted from the model's tensors (`+`: loop bodies not seen).",
-             "- TFLM arena: TensorFlow Lite Micro's recording allocator after one invoke (host build of TFLM).",
+             f"- TFLM arena: {ARENA_METHOD} (`sertiny.export.tflm.arena_size`): the bundle's figure, as its model "
+             "card gives it, or measured here the same way for a variant whose bundle has none.",
              "- Cortex-M figures are **estimates, not measurements**: cycles = ops x dispatch overhead + MACs x "
              "cycles/MAC + element-wise values x cycles/value (more for sigmoid/tanh/softmax), divided by the clock; "
              "the per-core constants and their basis are in `sertiny/bench/mcu.py` (expect within ~2x; flash wait "
@@ -181,10 +230,19 @@ def _num(value, fmt):
 
 def _arena(tflm):
     if "arena_bytes" in tflm:
-        return f"{tflm['arena_bytes'] / 1024:.1f}"
-    if "exporter_arena_bytes" in tflm:
-        return f"{tflm['exporter_arena_bytes'] / 1024:.1f} (exporter)"
+        return f"{tflm['arena_bytes']:,}"
     return "—" if "skipped" in tflm or not tflm else "error"
+
+
+def _heavy_text(result):
+    """Which heavy frameworks the cold-start process imported (the device path should import none)."""
+    seen = [v["cold_start"]["heavy_modules"] for v in result["variants"]
+            if isinstance((v.get("cold_start") or {}).get("heavy_modules"), list)]
+    if not seen:
+        return ""
+    imported = sorted({m for modules in seen for m in modules})
+    return (f" It imported {', '.join(imported)}." if imported
+            else " It imported none of TensorFlow, Keras, JAX, librosa, PyTorch or ONNX Runtime.")
 
 
 def plot_pareto(results, path, *, title="sertiny bench"):
@@ -217,7 +275,8 @@ def plot_pareto(results, path, *, title="sertiny bench"):
         front = _pareto_front(points)
         ax.plot([p[1] for p in front], [p[2] for p in front], color=colour, linestyle="--", linewidth=1)
     ax.margins(x=0.25, y=0.15)
-    ax.set_xscale("log")
+    _log_ms_axis(ax)
+    _honest_uar_range(ax, [p[2] for points in all_points for p in points])
     ax.set_xlabel("inference latency p50 per window, 1 thread (ms, log)")
     ax.set_ylabel("UAR (bundle metrics)")
     note = f" ({left_out} variant(s) without UAR or emulated, not shown)" if left_out else ""
@@ -234,6 +293,31 @@ def plot_pareto(results, path, *, title="sertiny bench"):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
+
+
+# UAR differences smaller than this are drawn within a range this tall, so that a fraction
+# of a point does not fill the plot's height.
+MIN_UAR_RANGE = 0.06
+
+
+def _log_ms_axis(ax):
+    """Log-scale latency with plain labels at 1-2-5 steps and none on the minor ticks
+    (matplotlib's default labels every minor tick when the range is short, and they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _honest_uar_range(ax, uars):
+    if not uars:
+        return
+    low, high = ax.get_ylim()
+    if high - low < MIN_UAR_RANGE:
+        middle = (min(uars) + max(uars)) / 2
+        ax.set_ylim(middle - MIN_UAR_RANGE / 2, middle + MIN_UAR_RANGE / 2)
 
 
 def _plot_points(result):

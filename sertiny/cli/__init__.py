@@ -26,7 +26,9 @@ class _SertinyGroup(click.Group):
 
 @click.group(cls=_SertinyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sertiny")
-def main():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show the frameworks' own log lines (TensorFlow, absl, TFLite), hidden by default.")
+def main(verbose):
     """sertiny: tiny speech-emotion-recognition models, from training to int8 on the edge.
 
     \b
@@ -37,6 +39,9 @@ def main():
       sertiny bench bundles/x              latency, memory, size, arena vs UAR
       sertiny infer bundles/x clip.wav     classify clips (Pi path: numpy + TFLite)
     """
+    from .._native_logs import hide_framework_logs
+
+    hide_framework_logs(not verbose)
 
 
 def _register_commands():

@@ -2,6 +2,8 @@
 
 import click
 
+from .runtime import bundle_option, pick_bundle
+
 # Copies of sertiny.bench.config names: this module may import only click at load time.
 _PEERS = ("keras", "onnxruntime", "torch")
 _RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
@@ -16,6 +18,17 @@ class _BenchGroup(click.Group):
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter):
+        # `sertiny bench BUNDLE` is how the benchmark is run, so its help shows run's
+        # usage and options, then the subcommands.
+        run = self.commands["run"]
+        run_ctx = click.Context(run, info_name=ctx.info_name, parent=ctx.parent)
+        run.format_usage(run_ctx, formatter)
+        formatter.write_text(f"       {ctx.command_path} compare RESULTS... --out DIR")
+        self.format_help_text(ctx, formatter)
+        run.format_options(run_ctx, formatter)
+        self.format_commands(ctx, formatter)
 
 
 @click.group("bench", cls=_BenchGroup)
@@ -32,6 +45,7 @@ def bench_group():
 
 @bench_group.command("run")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False), required=False)
+@bundle_option
 @click.option("--clips", multiple=True, type=click.Path(exists=True),
               help="Audio files or folders timed end to end (repeatable) [default: one synthetic clip].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -47,13 +61,15 @@ def bench_group():
               help="Float-model peers to time when installed (repeatable) [default: all].")
 @click.option("--no-peers", is_flag=True, help="Time no peers (e.g. on a Pi).")
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold start and peak RSS probe.")
-@click.option("--no-tflm", is_flag=True, help="Skip the TensorFlow Lite Micro arena measurement.")
+@click.option("--no-tflm", is_flag=True,
+              help="Do not measure the TensorFlow Lite Micro arena of variants whose bundle records none.")
 @click.option("--runtime", type=click.Choice(_RUNTIMES), default=None, help="Force a TFLite runtime.")
-def bench_run(bundle, clips, out_dir, runs, warmup, max_clips, variants, threads, peers, no_peers, no_cold_start,
-              no_tflm, runtime):
-    """Measure every variant of BUNDLE on this machine and print the Markdown table.
+def bench_run(bundle, bundle_option, clips, out_dir, runs, warmup, max_clips, variants, threads, peers, no_peers,
+              no_cold_start, no_tflm, runtime):
+    """Measure every variant of BUNDLE on this machine and print the Markdown report
+    (also what 'sertiny bench BUNDLE' runs).
 
-    BUNDLE defaults to the bundle shipped with sertiny.
+    BUNDLE (or --bundle) defaults to the bundle shipped with sertiny.
     """
     import shlex
     import sys
@@ -64,7 +80,7 @@ def bench_run(bundle, clips, out_dir, runs, warmup, max_clips, variants, threads
                          threads=threads or (1, 0), peers=() if no_peers else (peers or _PEERS),
                          cold_start=not no_cold_start, tflm=not no_tflm, runtime=runtime)
     command = "sertiny " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = run_bench(bundle, clips, config, progress=True, command=command)
+    result = run_bench(pick_bundle(bundle, bundle_option), clips, config, progress=True, command=command)
     if out_dir:
         for path in save_results(result, out_dir):
             click.echo(f"wrote {path}", err=True)

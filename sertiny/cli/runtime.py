@@ -18,6 +18,20 @@ def _silence_option(f):
                         help="Windows whose loudest block is below this level (dBFS) are reported as silence.")(f)
 
 
+def bundle_option(f):
+    """``--bundle DIR``, the same as the command's optional BUNDLE argument (see :func:`pick_bundle`)."""
+    return click.option("--bundle", "bundle_option", type=click.Path(exists=True, file_okay=False), default=None,
+                        help="Bundle directory, or give it as the first argument "
+                             "[default: the bundle shipped with sertiny].")(f)
+
+
+def pick_bundle(argument, option):
+    """The bundle given as BUNDLE or as --bundle (None: the built-in one)."""
+    if argument and option and argument != option:
+        raise click.UsageError(f"Two bundles given ({argument} and --bundle {option}); give one.")
+    return option or argument
+
+
 def _is_bundle(path):
     from pathlib import Path
 
@@ -26,8 +40,7 @@ def _is_bundle(path):
 
 @click.command("infer")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="[BUNDLE] AUDIO...")
-@click.option("--bundle", "bundle_option", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Bundle directory (or give it as the first argument) [default: the bundle shipped with sertiny].")
+@bundle_option
 @_variant_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file (JSON Lines).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="TFLite interpreter threads.")
@@ -65,6 +78,8 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
         raise click.UsageError(f"{bundle} is a bundle; also give the audio files or folders to classify.")
     clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db, runtime=runtime,
                                kernels=kernels)
+    if not as_json:  # the JSON names the variant on every line
+        click.echo(_describe(clf))
     failed = 0
     for path in _expand_audio(audio):
         try:
@@ -81,6 +96,17 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
             click.echo(_format_prediction(prediction, top, silence_db))
     if failed:
         sys.exit(1)
+
+
+def _describe(clf):
+    """Which bundle and variant answer, e.g. ``Bundle .../default_bundle (built-in): res_lstm_sa_h64, variant int8_chunk1``."""
+    from ..runtime.bundle import DEFAULT_BUNDLE
+
+    path = clf.bundle.path
+    where = f"{path} (built-in)" if path.resolve() == DEFAULT_BUNDLE else str(path)
+    model = clf.bundle.manifest.get("model") or {}
+    name = f"{model['family']}_h{model['hidden']}" if {"family", "hidden"} <= set(model) else "model"
+    return f"Bundle {where}: {name}, variant {clf.variant.name}"
 
 
 def _holds_no_audio(path):
@@ -112,6 +138,7 @@ def _format_prediction(p, top, silence_db):
 
 @click.command("listen")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False), required=False)
+@bundle_option
 @_variant_option
 @click.option("--device", default=None, help="Input device index or name substring (see --list-devices).")
 @click.option("--list-devices", is_flag=True, help="List audio devices and exit.")
@@ -123,10 +150,11 @@ def _format_prediction(p, top, silence_db):
               help="Weight of the previous average in the moving average of probabilities.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="TFLite interpreter threads.")
 @_silence_option
-def listen(bundle, variant, device, list_devices, samplerate, hop_seconds, smoothing, threads, silence_db):
+def listen(bundle, bundle_option, variant, device, list_devices, samplerate, hop_seconds, smoothing, threads,
+           silence_db):
     """Classify the live microphone on one updating line (Ctrl-C stops).
 
-    BUNDLE defaults to the bundle shipped with sertiny.
+    BUNDLE (or --bundle) defaults to the bundle shipped with sertiny.
 
     The last T frames of audio are classified every --hop seconds, exactly as 'infer'
     classifies a clip; the label shown is the argmax of a moving average of the windows'
@@ -135,6 +163,7 @@ def listen(bundle, variant, device, list_devices, samplerate, hop_seconds, smoot
     from ..runtime.classifier import Classifier
     from ..runtime.stream import import_sounddevice, listen as run_listen
 
+    bundle = pick_bundle(bundle, bundle_option)
     if list_devices:
         devices = import_sounddevice().query_devices()
         click.echo(str(devices) if len(devices) else "No audio devices found (PortAudio sees none).")

@@ -28,7 +28,7 @@ def _seed_list(ctx, param, value):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (resumed if it exists).")
 @click.option("--model", default=None, help=f"Model name: {_MODELS_HELP}. [default: res_lstm_sa_h64]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="TrainConfig JSON (e.g. another run's train_config.json).")
+              help="TrainConfig JSON (another run's train_config.json, or best_train_config.json from 'sertiny tune').")
 @click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False),
               help="Tuned hyperparameters (best_params.json from 'sertiny tune'); override --config.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")

@@ -43,7 +43,8 @@ def _fixed_params(ctx, param, values):
 @click.option("--features", "features_npz", type=click.Path(exists=True, dir_okay=False),
               help="Tune on precomputed features instead of audio (the paper's ravdess48k_paper_features.npz).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output directory: study.db (default storage), best_params.json, plots. Resumed if it exists.")
+              help="Output directory: study.db (default storage), best_train_config.json, best_params.json, plots. "
+                   "Resumed if it exists.")
 @click.option("--model", default=None, help="Model to tune, e.g. res_lstm_sa_h64 (any _hN works). [default: res_lstm_sa_h64]")
 @click.option("--space", default="paper", show_default=True, type=click.Choice(["paper", "wide"]),
               help="Search space: the paper's ranges, or the reference notebook's wider ones.")
@@ -83,7 +84,9 @@ def tune_command(data_dir, features_npz, out_dir, config_file, dataset, preset, 
     Every trial runs the full training protocol (all folds) and scores the pooled
     out-of-fold UAR; hopeless trials are pruned after a fold. The study is stored
     (SQLite in OUT by default), so a killed run continues where it stopped: run the
-    same command again. Finished: OUT/best_params.json, top_trials.md, history.png,
+    same command again. Finished: OUT/best_train_config.json (the best trial's whole
+    TrainConfig, for 'sertiny train --config'), best_params.json (its five parameters, for
+    'sertiny train --params' with your own protocol flags), top_trials.md, history.png,
     importance.png; then train the best parameters over 10 seeds for the paper's table.
 
     DATA_DIR is a corpus folder; or pass --features with the paper's precomputed features.
@@ -92,8 +95,8 @@ def tune_command(data_dir, features_npz, out_dir, config_file, dataset, preset, 
     Examples:
       sertiny tune --features ravdess48k_paper_features.npz --model res_lstm_sa_h64 \\
           --n-trials 100 --workers 2 --out runs/tune_h64
-      sertiny train --features ravdess48k_paper_features.npz --params runs/tune_h64/best_params.json \\
-          --model res_lstm_sa_h64 --seeds 0,1,2,3,4,5,6,7,8,9 --out runs/h64_best
+      sertiny train --features ravdess48k_paper_features.npz --config runs/tune_h64/best_train_config.json \\
+          --seeds 0,1,2,3,4,5,6,7,8,9 --out runs/h64_best
 
     \b
     Several machines, one study (each runs the same command; the storage is shared):

@@ -30,7 +30,7 @@ from .._io import (
     atomic_write_json,
     atomic_write_text,
 )
-from ..errors import ArtifactError, ParameterError
+from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.registry import get_family
 from ..runtime.bundle import primary_int8
 from . import tflm
@@ -99,6 +99,9 @@ def export_run(run_dir, out_dir, config=None, *, overwrite=False, progress=None)
                 say(f"TFLite Micro: arena and op check for {variant.name}")
                 variant.meta["tflm"] = micro_report(variant, data.train_clips[:MICRO_CHECK_CLIPS], run.seq_len)
                 variant.meta["arena_bytes"] = variant.meta["tflm"]["arena_bytes"]
+            else:  # float models: the arena only (there is no integer rounding to compare)
+                say(f"TFLite Micro: arena for {variant.name}")
+                _float_arena(variant)
     manifest = _manifest(run, weight_set, name, reason, shipped, parity, config)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for variant in shipped.values():
@@ -143,13 +146,25 @@ def _write_variant(directory, variant, entry, c_arrays=True):
         entry["c_source"] = write_c_array(directory, stem, variant.model, entry)
 
 
+def _model_io(variant):
+    return {"inputs": variant.meta["inputs"] if variant.profile == "chunked" else [variant.meta["input"]]}
+
+
+def _float_arena(variant):
+    """Record a float variant's TFLite Micro arena; a model TFLite Micro cannot run gets the
+    reason instead (float models are the Pi's, so this does not fail the export)."""
+    try:
+        variant.meta["arena_bytes"] = tflm.arena_size(variant.model, _model_io(variant))
+    except SertinyError as exc:
+        variant.meta["tflm"] = {"error": str(exc)}
+
+
 def micro_report(variant, clips, seq_len):
-    """TFLite Micro figures for an int8 variant: arena (bisection), per-op LSB difference
-    to LiteRT, and end-to-end agreement with LiteRT on a few clips."""
+    """TFLite Micro figures for an int8 variant: arena (:func:`~sertiny.export.tflm.arena_size`),
+    per-op LSB difference to LiteRT, and end-to-end agreement with LiteRT on a few clips."""
     from .variants import chunked_runner
 
-    io = {"inputs": variant.meta["inputs"] if variant.profile == "chunked" else [variant.meta["input"]]}
-    arena = tflm.arena_size(variant.model, io)
+    arena = tflm.arena_size(variant.model, _model_io(variant))
     if variant.profile == "chunked":
         trace = []
         chunked_runner(variant).predict(clips[0], trace=trace)
@@ -272,7 +287,8 @@ def model_card(manifest):
             f"{_fmt(v.get('arena_bytes'), '{:,}')} | {_fmt(v.get('uar'), '{:.4f}')} | "
             f"{_fmt(v.get('agreement'), '{:.2%}')} |"
         )
-    lines += ["", "## Accuracy", ""]
+    lines += ["", f"TFLM arena: {tflm.ARENA_METHOD} (`sertiny.export.tflm.arena_size`); a firmware adds its "
+              "own stack and globals. `sertiny bench` reports the same figure.", "", "## Accuracy", ""]
     if metrics:
         lines += [
             (f"Measured on {metrics['evaluated_on']}. The shipped model itself has no held-out speakers "
@@ -295,9 +311,7 @@ def model_card(manifest):
         ("- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` "
          + ("(full profile, one invoke per clip)." if any(v["profile"] == "full" for v in manifest["variants"].values())
             else "(chunked profile: the host runs the invokes per clip, pools attention and classifies).")),
-        ("- Microcontrollers: the chunked variants (`model_int8_chunk<K>.h/.cc`), run K frames per invoke; "
-        "the firmware keeps the LSTM states and pools attention between invokes as "
-        "`firmware_bench/c_reference` shows."),
+        *_microcontroller_use(manifest["variants"]),
         f"- **Data terms:** {manifest.get('data_terms') or 'not recorded'}",
         (f"- Trained on `{manifest['source_data']}`. A model trained on acted speech (such as RAVDESS) "
         "will do worse on spontaneous speech, other languages and noisy rooms; not for decisions about people."),
@@ -306,6 +320,23 @@ def model_card(manifest):
     if manifest.get("notes"):  # added by whoever publishes the bundle, e.g. scripts/build_default_bundle.py
         lines += ["## Notes", "", *(f"- {note}" for note in manifest["notes"]), ""]
     return "\n".join(lines)
+
+
+def _microcontroller_use(variants):
+    """The card's microcontroller line, naming the files this bundle really ships."""
+    chunked = {n: v for n, v in variants.items()
+               if v["profile"] == "chunked" and str(v.get("dtype", "")).startswith("int")}
+    if not chunked:
+        return []
+    c_files = [f"`{f}`" for v in chunked.values() for f in v.get("c_source", [])]
+    models = ", ".join(f"`{v['file']}`" for v in chunked.values())
+    ships = (f"as C arrays {', '.join(c_files)} (arena size and tensor quantisation as #defines)" if c_files
+             else f"{models} (this bundle ships no C arrays; `sertiny export` writes `.h`/`.cc` files unless "
+             "`--no-c-arrays`)")
+    ks = ", ".join(str(v["chunk"]) for v in chunked.values())
+    return [f"- Microcontrollers: the chunked integer model{'s' if len(chunked) > 1 else ''} {ships}, run K "
+            f"frames per invoke (K = {ks}); the firmware keeps the LSTM states and pools attention between "
+            "invokes as `firmware_bench/c_reference` shows."]
 
 
 def _recipe(train_config):

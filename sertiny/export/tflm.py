@@ -5,14 +5,22 @@ the same C++ interpreter, kernels and memory planner a firmware links, so what f
 arena here fits on a device (plus the firmware's own stack and globals).
 """
 
-import os
+import contextlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
 from .._io import silenced_stderr_fd
-from ..errors import require
+from ..errors import SertinyError, require
 
 ARENA_SEARCH_LIMIT = 64 << 20  # a model needing more than 64 MB is not a microcontroller model
+ARENA_METHOD = ("the smallest tensor arena with which TFLite Micro (host build) allocates the model and "
+                "invokes it once, found by bisection")
+# The child imports this sertiny, whatever the caller's working directory holds.
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 
 
 def _runtime():
@@ -24,81 +32,77 @@ def micro_interpreter(model_bytes, arena_size):
     return _runtime().Interpreter.from_bytes(bytes(model_bytes), arena_size=int(arena_size))
 
 
-def _fits(model_bytes, arena_size, inputs):
-    """True when the model allocates *and* invokes within ``arena_size`` bytes.
+class _Probe:
+    """Asks a child process (:mod:`._tflm_probe`) whether the model fits in N bytes.
 
-    Each probe runs in a forked child: with some too-small arenas TFLite Micro's failure
-    path crashes the process (seen with per-channel models, and with vit models whose
-    memory planner runs out of room) instead of returning an error, and a crash must count
-    as "does not fit" rather than end the export.
+    A too-small arena can crash TFLite Micro; a crash counts as "does not fit" and the next
+    question goes to a new child. A child process rather than a fork, because the caller
+    may be running JAX's threads.
     """
-    if not hasattr(os, "fork"):  # pragma: no cover - Windows: probe in-process
-        return _probe(model_bytes, arena_size, inputs)
-    pid = os.fork()
-    if pid == 0:  # child: report by exit status only, never return into the caller's stack
-        import faulthandler
 
-        faulthandler.disable()  # an expected crash here is an answer, not a traceback to print
+    def __init__(self, model_path, n_inputs):
+        self._command = [sys.executable, "-m", "sertiny.export._tflm_probe", str(model_path), str(int(n_inputs))]
+        self._child = None
+
+    def fits(self, arena_size):
+        """``(fits, TFLite Micro's messages when it does not)``."""
+        if self._child is None:
+            self._child = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True, cwd=_PACKAGE_PARENT)
         try:
-            code = 0 if _probe(model_bytes, arena_size, inputs) else 1
-        except BaseException:  # noqa: BLE001 - any failure means "does not fit"
-            code = 1
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            self._child.stdin.write(f"{int(arena_size)}\n")
+            self._child.stdin.flush()
+            answer = self._child.stdout.readline()
+        except BrokenPipeError:
+            answer = ""
+        if not answer:  # the child died on this arena
+            self.close()
+            return False, f"TFLite Micro crashed with a {arena_size}-byte arena"
+        return answer.startswith("fits"), answer.partition(" ")[2].strip()
 
+    def close(self):
+        if self._child is not None:
+            with contextlib.suppress(OSError):  # a child that crashed has closed its end
+                self._child.stdin.close()
+            self._child.stdout.close()
+            self._child.wait()
+            self._child = None
 
-def _probe(model_bytes, arena_size, inputs):
-    try:
-        with silenced_stderr_fd():
-            interpreter = micro_interpreter(model_bytes, arena_size)
-            for position, value in enumerate(inputs):
-                interpreter.set_input(value, position)
-            interpreter.invoke()
-        return True
-    except (RuntimeError, ValueError):
-        return False
+    def __enter__(self):
+        return self
 
-
-def zero_inputs(io):
-    """Zero-point-valued inputs (the quantised zero) for every model input of ``io``."""
-    return [np.full(e["shape"], e.get("zero_point", 0), dtype=e["dtype"]) for e in io["inputs"]]
+    def __exit__(self, *exc):
+        self.close()
 
 
 def arena_size(model_bytes, io):
-    """The smallest tensor arena (bytes) the model needs under TFLite Micro, by bisection.
+    """The TFLite Micro tensor arena (bytes) the model needs: :data:`ARENA_METHOD`.
+
+    The one measurement of the arena in sertiny: the exporter records it in the bundle
+    (``arena_bytes``, the C header's ``#define``), and the benchmark reports that figure
+    or, for a variant without one, calls this. ``io["inputs"]`` lists the model's inputs
+    (each is set to its zero point).
 
     Raises :class:`~sertiny.errors.SertinyError` naming the cause when the model does not
     run under TFLite Micro at all (an unsupported op or op configuration).
     """
-    from ..errors import SertinyError
-
-    inputs = zero_inputs(io)
-    high = 16 << 10
-    while not _fits(model_bytes, high, inputs):
-        if high >= ARENA_SEARCH_LIMIT:
-            raise SertinyError(f"The model does not run under TFLite Micro: {_failure(model_bytes, inputs)}")
-        high *= 2
-    low = 0  # invariant: low fails (or is 0), high fits
-    while high - low > 1:
-        mid = (low + high) // 2
-        if _fits(model_bytes, mid, inputs):
-            high = mid
-        else:
-            low = mid
+    with tempfile.TemporaryDirectory(prefix="sertiny-tflm-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(bytes(model_bytes))
+        with _Probe(path, len(io["inputs"])) as probe:
+            high = 16 << 10
+            while not (answer := probe.fits(high))[0]:
+                if high >= ARENA_SEARCH_LIMIT:
+                    raise SertinyError(f"The model does not run under TFLite Micro: {answer[1] or 'unknown failure'}")
+                high *= 2
+            low = 0  # invariant: low fails (or is 0), high fits
+            while high - low > 1:
+                mid = (low + high) // 2
+                if probe.fits(mid)[0]:
+                    high = mid
+                else:
+                    low = mid
     return high
-
-
-def _failure(model_bytes, inputs):
-    """The interpreter's own error message with a generous arena, for the exception text."""
-    try:
-        interpreter = micro_interpreter(model_bytes, ARENA_SEARCH_LIMIT)
-        for position, value in enumerate(inputs):
-            interpreter.set_input(value, position)
-        interpreter.invoke()
-    except (RuntimeError, ValueError) as exc:
-        return str(exc)
-    return "unknown failure"
 
 
 def run_micro(model_bytes, inputs, arena, n_outputs):

@@ -25,10 +25,37 @@ Presets (:func:`get_preset`):
       histogram of the whole clip; a fixed A440 reference needs no look-ahead, and no pitch
       tracking on the device;
     - ``top_db=None`` instead of 80: that floor is relative to the loudest frame of the
-      whole clip; the absolute floor ``amin`` (-100 dB) already bounds the log.
+      whole clip; a fixed absolute floor (next item) bounds the log instead.
 
     Both choices cost nothing in code size; their effect on accuracy is measured by training
     on both presets, not assumed.
+
+    Quiet frames get fixed, clip-independent floors (so the front end stays streamable),
+    chosen from the measured levels of RAVDESS's silent frames (results/frontend_floor.md,
+    all 1440 clips). Without them the same recording often got another label when read from
+    the 48 kHz original instead of the 16 kHz copy: the two differ only by 16-bit
+    requantisation, which moves silence between digital zero and quantisation noise, and
+    with librosa's ``amin`` (1e-10, -100 dB) and unfloored chroma that moved near-silent
+    frames by more than one normalisation std.
+
+    - ``amin=1e-7`` (-70 dB mel power, was 1e-10): 16-bit quantisation noise gives about
+      -88 dB per mel band (this filterbank sums ~0.064 of a bin's power per band) and silent
+      frames reach -74 dB at their 99th percentile, so requantisation noise alone does not
+      lift a band off the floor; ~5 % of speech frames' band values lie below it.
+    - ``chroma_floor=1e-4`` (-40 dB per FFT bin of ``|STFT|^2``): chroma is normalised per
+      frame, so without a floor a near-silent frame's chroma is its noise scaled to a peak of
+      1 (the feature that moved most). Quantisation noise is about -77 dB per bin and silent
+      frames' bins reach -58 dB at their 99.9th percentile, while a voiced frame's harmonics
+      lie tens of dB above -40 dB even in RAVDESS's quietest clips: of the frames above -40 dB
+      mean mel power 0.25 % change their chroma by more than 0.1; silent ones get a constant one.
+
+    Not solved by floors: a gain change shifts every log energy (and so MFCC 0, a loudness
+    cue models lean on) and moves frames across the floors; results/frontend_floor.md
+    measures it.
+
+    Earlier sertiny versions shipped edge16k with ``amin=1e-10`` and no chroma floor; runs
+    and bundles store their whole FeatureConfig, so those made then keep computing the
+    features they were trained on.
 
 ``logmel16k``
     The log-mel spectrogram for the ``vit`` family (``kind="log_mel"``): edge16k's audio
@@ -43,6 +70,9 @@ Presets (:func:`get_preset`):
       except the lowest male F0 (~85 Hz and up);
     - ``fmax=7600`` Hz: resamplers and MEMS-microphone decimation filters roll off just
       below 8 kHz, so a top band reaching Nyquist would measure the filter, not the voice.
+
+    - ``amin=1e-7``: edge16k's mel floor, for the same reason (this filterbank, too, sums
+      ~0.064 of a bin's power per band); was 1e-10 before the floors were added.
 
     Tuning and the chroma fields do not apply to log-mel frames (they keep their defaults).
 """
@@ -131,6 +161,12 @@ class FeatureConfig(Config):
         fields (``n_chroma``, ``tuning``, ``chroma_*``) are ignored then. Added after the
         first caches and runs were saved: at its default it is not part of the config's
         identity (:func:`sertiny._config.added_field`), so their digests still match.
+    chroma_floor : float or None
+        Power floor (units of the power spectrogram ``|STFT|^2``, per FFT bin) applied before
+        the chroma filterbank and the per-frame normalisation: chroma is taken from
+        ``np.maximum(S, chroma_floor)``. A frame whose every bin is below the floor gets one
+        constant chroma vector instead of its noise's normalised to a peak of 1. None (the
+        default, librosa's ``chroma_stft``) applies no floor. Added later, like ``kind``.
     """
 
     sample_rate: int
@@ -153,6 +189,7 @@ class FeatureConfig(Config):
     chroma_octwidth: float | None = 2.0
     chroma_base_c: bool = True
     kind: str = added_field("mfcc_chroma")
+    chroma_floor: float | None = added_field(None)
 
     def __post_init__(self):
         check_int(_OWNER, "sample_rate", self.sample_rate, min_value=1000)
@@ -190,6 +227,8 @@ class FeatureConfig(Config):
         if self.chroma_octwidth is not None:
             check_float(_OWNER, "chroma_octwidth", self.chroma_octwidth, min_value=0.0, min_inclusive=False)
         _check_bool("chroma_base_c", self.chroma_base_c)
+        if self.chroma_floor is not None:
+            check_float(_OWNER, "chroma_floor", self.chroma_floor, min_value=0.0, min_inclusive=False)
 
     @property
     def n_features(self):
@@ -232,9 +271,10 @@ def _check_bool(name, value):
 PRESETS = {
     # See the module docstring for why each preset is what it is.
     "paper": FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048),
-    "edge16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None),
+    "edge16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None,
+                             amin=1e-7, chroma_floor=1e-4),
     "logmel16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, top_db=None, kind="log_mel",
-                               n_mels=40, fmin=50.0, fmax=7600.0),
+                               n_mels=40, fmin=50.0, fmax=7600.0, amin=1e-7),
 }
 
 

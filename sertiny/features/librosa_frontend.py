@@ -54,7 +54,7 @@ def extract(y, config):
             return np.ascontiguousarray(_log_mel(librosa, y, config, stft_args).T, dtype=np.float32)
         mfcc = _mfcc(librosa, y, config, stft_args)
         chroma = librosa.feature.chroma_stft(
-            y=y,
+            **_chroma_input(librosa, y, config, stft_args),
             n_chroma=config.n_chroma,
             tuning=config.tuning,
             ctroct=config.chroma_ctroct,
@@ -63,6 +63,15 @@ def extract(y, config):
             **stft_args,
         )
     return np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32)
+
+
+def _chroma_input(librosa, y, config, stft_args):
+    if config.chroma_floor is None:
+        return {"y": y}  # chroma_stft's own spectrogram: the paper's exact call
+    # chroma_stft has no floor of its own; give it the floored power spectrogram it would
+    # otherwise compute from y (|STFT|^2, the same steps as its internal _spectrogram).
+    stft = librosa.stft(y, **{k: v for k, v in stft_args.items() if k != "sr"})
+    return {"S": np.maximum(np.abs(stft) ** 2, config.chroma_floor)}
 
 
 def _mel_args(config):

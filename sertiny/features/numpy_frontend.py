@@ -488,7 +488,7 @@ def pitch_tuning(frequencies, *, resolution=_TUNING_RESOLUTION, bins_per_octave=
     return float(edges[np.argmax(counts)])
 
 
-def chroma(*, S, sample_rate, n_chroma=12, tuning=None, ctroct=5.0, octwidth=2.0, base_c=True):
+def chroma(*, S, sample_rate, n_chroma=12, tuning=None, ctroct=5.0, octwidth=2.0, base_c=True, floor=None):
     """Chromagram from a power spectrogram, as ``librosa.feature.chroma_stft(S=S, ...)``.
 
     Parameters
@@ -503,6 +503,10 @@ def chroma(*, S, sample_rate, n_chroma=12, tuning=None, ctroct=5.0, octwidth=2.0
         Fixed tuning (fractions of a bin); None estimates it from ``S`` (:func:`estimate_tuning`).
     ctroct, octwidth, base_c
         Filterbank shape, see :func:`chroma_filterbank`.
+    floor : float > 0 or None
+        Power floor per FFT bin (units of ``S``): the chroma (and the tuning estimate) is
+        taken from ``np.maximum(S, floor)``, as ``librosa.feature.chroma_stft(S=np.maximum(S,
+        floor))``, so a frame lying wholly below it gets a constant chroma. None: no floor.
 
     Returns
     -------
@@ -511,6 +515,8 @@ def chroma(*, S, sample_rate, n_chroma=12, tuning=None, ctroct=5.0, octwidth=2.0
         is below the float32 ``tiny`` are left as they are: all-zero stays zero).
     """
     n_fft = 2 * (S.shape[0] - 1)
+    if floor is not None:
+        S = np.maximum(S, np.float32(floor))
     if tuning is None:
         tuning = estimate_tuning(S=S, sample_rate=sample_rate, bins_per_octave=n_chroma)
     basis = chroma_filterbank(sample_rate=sample_rate, n_fft=n_fft, n_chroma=n_chroma, tuning=tuning,
@@ -587,6 +593,7 @@ def extract(y, config):
     features[:, config.n_mfcc :] = chroma(
         S=S, sample_rate=config.sample_rate, n_chroma=config.n_chroma, tuning=config.tuning,
         ctroct=config.chroma_ctroct, octwidth=config.chroma_octwidth, base_c=config.chroma_base_c,
+        floor=config.chroma_floor,
     ).T
     return features
 

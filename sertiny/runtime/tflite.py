@@ -47,6 +47,7 @@ def load_interpreter(model, *, num_threads=None, prefer=None, source=None, kerne
     through every step.
     """
     from .._config import check_choice
+    from .._native_logs import quiet_native_logs
 
     check_choice("load_interpreter", "kernels", kernels, KERNELS)
     cls, _ = interpreter_class(prefer)
@@ -57,11 +58,12 @@ def load_interpreter(model, *, num_threads=None, prefer=None, source=None, kerne
         kwargs["experimental_op_resolver_type"] = sys.modules[cls.__module__].OpResolverType.BUILTIN_REF
     is_bytes = isinstance(model, (bytes, bytearray))
     try:
-        if is_bytes:
-            interpreter = cls(model_content=bytes(model), **kwargs)
-        else:
-            interpreter = cls(model_path=str(model), **kwargs)
-        interpreter.allocate_tensors()
+        with quiet_native_logs():  # the runtime announces its XNNPACK delegate on fd 2
+            if is_bytes:
+                interpreter = cls(model_content=bytes(model), **kwargs)
+            else:
+                interpreter = cls(model_path=str(model), **kwargs)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         where = str(source) if source is not None else ("model bytes" if is_bytes else str(model))
         raise ArtifactError(

@@ -36,11 +36,9 @@ def data_spec_and_table(data_dir, features_npz, dataset, preset, backend, *, pro
 def print_summary(metrics, out_dir):
     import click
 
-    click.echo(
-        f"\n{metrics['model']}: UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f} "
-        f"(max {metrics['uar_max']:.4f}, {metrics['n_seeds']} seed(s)), "
-        f"{metrics['trainable_params']:,} trainable parameters"
-    )
+    from .report import uar_summary
+
+    click.echo(f"\n{metrics['model']}: {uar_summary(metrics)}, {metrics['trainable_params']:,} trainable parameters")
     recalls = ", ".join(f"{k} {v:.2f}" for k, v in metrics["per_class_recall_mean"].items())
     click.echo(f"per-class recall: {recalls}")
     for task, aux in metrics.get("auxiliary", {}).items():

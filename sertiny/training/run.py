@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from .protocol import prepare_run, read_fold, run_fold
-from .report import plot_confusion, plot_learning_curves, run_metrics, seed_metrics
+from .report import plot_confusion, plot_learning_curves, run_metrics, seed_metrics, uar_summary
 
 
 def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overwrite=False, progress=True):
@@ -99,7 +99,7 @@ def summarize_run(ctx):
     n_params = _count_params(shipped)
     aux_params = _count_params(ctx.model_config) - n_params if aux_tasks else 0
     metrics = run_metrics(ctx.out_dir, per_seed, labels, n_params, ctx.config.model, aux_head_params=aux_params)
-    title = f"{ctx.config.model}: UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f} ({len(per_seed)} seeds)"
+    title = f"{ctx.config.model}: {uar_summary(metrics)}"
     plot_confusion(ctx.out_dir / "confusion.png", metrics["confusion_all_seeds"], labels, title)
     seed = ctx.config.seeds[0]
     histories = {f"fold {f.index}": _history(ctx.out_dir / f"seed_{seed}" / f"fold_{f.index}") for f in ctx.folds}

@@ -1,0 +1,441 @@
+#!/usr/bin/env python
+"""Classical baselines on the paper's five speaker-independent RAVDESS folds.
+
+Each system is a fixed-length vector per clip -> StandardScaler -> LogisticRegression:
+
+- ``compare_2016``: openSMILE ComParE_2016 functionals (6,373 per clip), 16 kHz audio;
+- ``egemaps_v02``: openSMILE eGeMAPSv02 functionals (88 per clip), 16 kHz audio;
+- ``paper_stats``: :func:`clip_statistics` of the paper's 46 features (librosa, 48 kHz originals);
+- ``edge16k_stats`` / ``logmel16k_stats``: :func:`clip_statistics` of sertiny's own front
+  ends (the ``edge16k`` preset is the one sertiny ships), run on the 16 kHz audio.
+
+Protocol, per fold of :func:`sertiny.data.splits.ravdess_paper_folds`: the scaler and the
+model are fitted on the fold's training speakers only (validation and test speakers are held
+out, as in sertiny's training protocol); the inverse regularisation C is the grid value with
+the highest UAR on the fold's validation speakers (ties -> the smallest C); that same model is
+then scored on the fold's test speakers. Nothing is chosen on test speakers. Test predictions
+of the five folds cover every clip once and are pooled into one UAR (scikit-learn
+``recall_score(average="macro")``). ``class_weight="balanced"`` by default, because the metric
+is UAR and RAVDESS has half as many neutral clips as any other class.
+
+lbfgs LogisticRegression, the scaler and the feature extractors are deterministic (at a fixed
+BLAS thread count: one here), so each figure comes from one run; there is no seed to average over.
+
+Features are cached under ``runs/baselines_cache/`` (openSMILE: one .npz per feature set,
+checkpointed while it runs, so an interrupted run resumes; sertiny front ends: sertiny's own
+per-clip feature cache), so a rerun only refits the linear models.
+
+openSMILE is the ``opensmile`` package on PyPI, a benchmark peer and not a dependency of
+sertiny; without it the openSMILE systems are skipped with a message.
+
+    python benchmarks/classical_baselines.py    # all systems -> results/baselines.md and .json
+    python benchmarks/classical_baselines.py --systems paper_stats --limit-c 3    # no report
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sertiny._io import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
+from sertiny.features._report import command_line, machine_info, machine_lines  # noqa: E402
+from sertiny.features.cache import limit_blas_threads  # noqa: E402
+from sertiny.metrics import per_class_recall, uar  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
+STATISTICS = ("mean", "std", "p10", "p90", "delta_std")
+OPENSMILE_SETS = {"compare_2016": "ComParE_2016", "egemaps_v02": "eGeMAPSv02"}
+FRONT_END_SETS = {"edge16k_stats": "edge16k", "logmel16k_stats": "logmel16k"}
+SYSTEMS = {
+    "compare_2016": "openSMILE ComParE_2016 functionals, 16 kHz audio",
+    "egemaps_v02": "openSMILE eGeMAPSv02 functionals, 16 kHz audio",
+    "paper_stats": "clip statistics of the paper's 46 features (34 MFCC + 12 chroma, librosa, 48 kHz)",
+    "edge16k_stats": "clip statistics of sertiny's edge16k front end (what sertiny ships), 16 kHz audio",
+    "logmel16k_stats": "clip statistics of sertiny's logmel16k front end, 16 kHz audio",
+}
+OPENSMILE_SAMPLE_RATE = 16_000
+CHECKPOINT_EVERY = 100  # clips between openSMILE cache checkpoints
+MAX_ITER = 5000
+
+
+def clip_statistics(frames):
+    """One fixed-length vector summarising a clip's frame features.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(n_frames, n_features)]
+        A clip's features, one row per frame (n_frames >= 1).
+
+    Returns
+    -------
+    np.ndarray [shape=(5 * n_features,), dtype=float64]
+        Statistic-major blocks of ``n_features`` each, in :data:`STATISTICS` order: the mean,
+        the standard deviation, the 10th and the 90th percentile of every feature over the
+        frames, then the standard deviation of its frame-to-frame difference (0 for a
+        one-frame clip), a cheap measure of how fast it moves.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or len(frames) == 0:
+        raise ValueError(f"clip_statistics needs a (n_frames >= 1, n_features) array; got shape {frames.shape}.")
+    p10, p90 = np.percentile(frames, [10, 90], axis=0)
+    delta_std = np.diff(frames, axis=0).std(axis=0) if len(frames) > 1 else np.zeros(frames.shape[1])
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0), p10, p90, delta_std])
+
+
+@dataclasses.dataclass
+class Corpus:
+    """One system's clip vectors with their labels and speakers."""
+
+    vectors: np.ndarray  # (n_clips, n_dims) float
+    labels: np.ndarray  # (n_clips,) int
+    speakers: np.ndarray  # (n_clips,) str "01".."24"
+    names: np.ndarray  # (n_clips,) str file stems
+    label_names: tuple
+
+
+def _statistics_corpus(table):
+    vectors = np.stack([clip_statistics(x) for x in tqdm(table.features, desc="clip statistics", unit="clip")])
+    return Corpus(vectors, table.labels, table.speakers, table.names, table.label_names)
+
+
+def paper_corpus(npz_path):
+    from sertiny.features.table import load_paper_features
+
+    return _statistics_corpus(load_paper_features(npz_path))
+
+
+def front_end_corpus(data_dir, preset, cache_dir, n_jobs):
+    """Statistics of sertiny's own front end ``preset`` on every clip of ``data_dir``."""
+    from sertiny.features import get_preset
+    from sertiny.training.data import DataSpec, load_table
+
+    spec = DataSpec(kind="audio", path=str(Path(data_dir).resolve()), cache_dir=str(cache_dir), strict=True)
+    return _statistics_corpus(load_table(spec, get_preset(preset), n_jobs=n_jobs))
+
+
+def opensmile_corpus(data_dir, feature_set, cache_path):
+    """openSMILE functionals of every clip of ``data_dir``, from / into the cache at ``cache_path``."""
+    import opensmile
+
+    from sertiny.data import load_audio, load_dataset
+
+    dataset = load_dataset(data_dir)
+    if dataset.problems:
+        sys.exit(f"Error: {len(dataset.problems)} unusable file(s) under {data_dir}, first: "
+                 f"{dataset.problems[0][0]}: {dataset.problems[0][1]}. Fix or remove them and rerun.")
+    paths = dataset.paths()
+    names = np.array([Path(p).stem for p in paths])
+    smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    # Everything the vectors depend on: a cache made under another identity is not reused.
+    identity = json.dumps({"feature_set": feature_set, "opensmile": opensmile.__version__,
+                           "sample_rate": OPENSMILE_SAMPLE_RATE, "data": str(Path(data_dir).resolve())})
+    done = _read_opensmile_cache(cache_path, identity)
+    vectors = [done[n] for n in names if n in done]
+    todo = [i for i, n in enumerate(names) if n not in done]
+    with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"openSMILE {feature_set}", unit="clip") as bar:
+        finished = [n for n in names if n in done]
+        for count, i in enumerate(todo, start=1):
+            y = load_audio(paths[i], OPENSMILE_SAMPLE_RATE)
+            vectors.append(smile.process_signal(y, OPENSMILE_SAMPLE_RATE).to_numpy(dtype=np.float32)[0])
+            finished.append(names[i])
+            bar.update(1)
+            if count % CHECKPOINT_EVERY == 0 or count == len(todo):
+                _write_opensmile_cache(cache_path, identity, finished, vectors, smile.feature_names)
+    order = {n: k for k, n in enumerate(finished)}
+    vectors = np.stack([vectors[order[n]] for n in names])
+    return Corpus(vectors, dataset.labels(), dataset.speakers().astype(str), names, dataset.label_names)
+
+
+def _read_opensmile_cache(cache_path, identity):
+    """``{clip name: vector}`` already extracted under ``identity`` (empty if none or stale)."""
+    try:
+        with np.load(cache_path, allow_pickle=False) as data:
+            if str(data["identity"]) != identity:
+                print(f"{cache_path} was made by another openSMILE setup; extracting again.")
+                return {}
+            return dict(zip(data["names"].tolist(), data["vectors"], strict=True))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{cache_path} is unreadable ({exc}); extracting again.")
+        return {}
+
+
+def _write_opensmile_cache(cache_path, identity, names, vectors, feature_names):
+    with atomic_path(cache_path) as tmp:
+        np.savez(tmp, identity=np.array(identity), names=np.array(names), vectors=np.stack(vectors),
+                 feature_names=np.array(feature_names))
+
+
+def evaluate(corpus, c_grid, class_weight):
+    """Per-fold C choice on validation speakers, test UAR per fold and pooled; see the module docstring."""
+    from sertiny.data.splits import fold_indices, ravdess_paper_folds
+
+    pooled = {"val": ([], []), "test": ([], [])}
+    folds = []
+    paper_folds = ravdess_paper_folds()
+    bar = tqdm(total=len(paper_folds) * len(c_grid), desc="linear fits", unit="fit")
+    for fold in paper_folds:
+        train_idx, val_idx, test_idx = fold_indices(corpus.speakers, fold)
+        y = corpus.labels
+        x_train, x_val, x_test = _standardised(corpus.vectors, train_idx, val_idx, test_idx)
+        models, converged = _fit_path(x_train, y[train_idx], c_grid, class_weight, bar)
+        val_uars = [_uar(corpus, y[val_idx], model.predict(x_val)) for model in models]
+        best = int(np.argmax(val_uars))  # first maximum = smallest C among ties
+        val_pred, test_pred = models[best].predict(x_val), models[best].predict(x_test)
+        for split, idx, pred in (("val", val_idx, val_pred), ("test", test_idx, test_pred)):
+            pooled[split][0].append(y[idx])
+            pooled[split][1].append(pred)
+        folds.append({
+            "index": fold.index,
+            "test_speakers": list(fold.test_speakers),
+            "val_speakers": list(fold.val_speakers),
+            "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_idx),
+            "chosen_C": c_grid[best],
+            "val_uar": val_uars[best],
+            "test_uar": _uar(corpus, y[test_idx], test_pred),
+            "val_uar_by_C": {f"{c:g}": u for c, u in zip(c_grid, val_uars, strict=True)},
+            "not_converged_C": [f"{c:g}" for c, ok in zip(c_grid, converged, strict=True) if not ok],
+            "chosen_converged": converged[best],
+        })
+    bar.close()
+    y_test, p_test = (np.concatenate(a) for a in pooled["test"])
+    return {
+        "n_clips": len(corpus.labels),
+        "n_dims": int(corpus.vectors.shape[1]),
+        "pooled_test_uar": _uar(corpus, y_test, p_test),
+        "pooled_val_uar": _uar(corpus, *(np.concatenate(a) for a in pooled["val"])),
+        "pooled_test_recall": dict(zip(corpus.label_names, _recalls(corpus, y_test, p_test), strict=True)),
+        "folds": folds,
+    }
+
+
+def _standardised(vectors, train_idx, *other_idx):
+    """Rows of ``vectors`` scaled by the training rows' mean and std (StandardScaler)."""
+    scaler = StandardScaler().fit(vectors[train_idx])
+    return [scaler.transform(vectors[idx]) for idx in (train_idx, *other_idx)]
+
+
+def _fit_path(x, y, c_grid, class_weight, bar):
+    """One LogisticRegression fitted from scratch per C of ``c_grid``, and whether each converged.
+
+    Not warm-started along the grid: at large C lbfgs then stops within its tolerance a few
+    iterations from the smaller C's solution, and 13-18 of fold 1's 128 validation clips of
+    ComParE get another label than from a cold start.
+    """
+    models, converged = [], []
+    for c in c_grid:
+        model = LogisticRegression(C=c, class_weight=class_weight, max_iter=MAX_ITER)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            model.fit(x, y)
+        models.append(model)
+        converged.append(not any(issubclass(w.category, ConvergenceWarning) for w in caught))
+        bar.update(1)
+    return models, converged
+
+
+def _uar(corpus, y_true, y_pred):
+    # sertiny's one UAR (sklearn macro recall over every class), so figures compare with its reports.
+    return uar(y_true, y_pred, len(corpus.label_names))
+
+
+def _recalls(corpus, y_true, y_pred):
+    return per_class_recall(y_true, y_pred, len(corpus.label_names)).tolist()
+
+
+def load_corpus(system, args):
+    cache = args.cache
+    if system in OPENSMILE_SETS:
+        return opensmile_corpus(args.data, OPENSMILE_SETS[system], cache / f"opensmile_{OPENSMILE_SETS[system]}.npz")
+    if system in FRONT_END_SETS:
+        return front_end_corpus(args.data, FRONT_END_SETS[system], cache / "sertiny_features", args.jobs)
+    return paper_corpus(args.paper_features)
+
+
+def library_versions():
+    import importlib.metadata
+
+    versions = {}
+    # numpy and librosa are in machine_info already.
+    for package in ("scikit-learn", "opensmile", "soundfile", "soxr"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help=f"comma-separated subset of {', '.join(SYSTEMS)} (default: all)")
+    parser.add_argument("--data", type=Path, default=DATA / "ravdess16k", help="RAVDESS audio root (Actor_NN/)")
+    parser.add_argument("--paper-features", type=Path, default=DATA / "ravdess48k_paper_features.npz")
+    parser.add_argument("--cache", type=Path, default=REPO / "runs" / "baselines_cache")
+    parser.add_argument("--class-weight", choices=("balanced", "none"), default="balanced")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes for sertiny's front end")
+    parser.add_argument("--limit-c", type=int, default=None,
+                        help="use only the first N values of the C grid (a quick look; no report written)")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "baselines",
+                        help="report path without suffix: writes OUT.md and OUT.json")
+    args = parser.parse_args()
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in args.systems if s not in SYSTEMS]
+    if unknown or not args.systems:
+        parser.error(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}.")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be an int >= 1; got {args.jobs}.")
+    return args
+
+
+def main():
+    args = parse_args()
+    machine = machine_info()  # before the run, so the load average is the one it started under
+    c_grid = C_GRID[: args.limit_c]
+    class_weight = None if args.class_weight == "none" else args.class_weight
+    if any(s in OPENSMILE_SETS for s in args.systems):
+        try:
+            import opensmile  # noqa: F401
+        except ImportError:
+            print("openSMILE systems skipped: the `opensmile` package is not installed "
+                  "(pip install opensmile; it is a benchmark peer, not a sertiny dependency).")
+            args.systems = [s for s in args.systems if s not in OPENSMILE_SETS]
+    if not args.systems:
+        sys.exit("Error: no system left to run; install opensmile or choose other --systems.")
+    results = {}
+    for system in args.systems:
+        print(f"== {system}: {SYSTEMS[system]}", flush=True)
+        corpus = load_corpus(system, args)
+        # One BLAS thread: the fits are small, and the machine's cores are shared with training
+        # jobs; oversubscribed OpenBLAS threads spin and made each ComParE fit ~10x slower in CPU
+        # time. (threadpoolctl caps only libraries already loaded, hence sklearn's top-level import.)
+        with limit_blas_threads(1):
+            results[system] = {"description": SYSTEMS[system], **evaluate(corpus, c_grid, class_weight)}
+        print(f"{system}: pooled test UAR {results[system]['pooled_test_uar']:.4f}, pooled validation UAR "
+              f"{results[system]['pooled_val_uar']:.4f}, C per fold "
+              f"{[f['chosen_C'] for f in results[system]['folds']]}", flush=True)
+    record = {
+        "command": command_line(),
+        "machine": machine,
+        "versions": library_versions(),
+        "protocol": {
+            "folds": "sertiny.data.splits.ravdess_paper_folds()",
+            "model": f"StandardScaler + LogisticRegression(lbfgs, max_iter={MAX_ITER}, class_weight={class_weight!r})",
+            "class_weight": class_weight,
+            "c_grid": list(c_grid),
+            "c_choice": "highest UAR on the fold's validation speakers; ties -> smallest C",
+            "fit_on": "the fold's training speakers only (no refit on train + validation)",
+            "metric": "sklearn recall_score(average='macro'), test predictions of the five folds pooled",
+            "seeds": "none: lbfgs, the scaler and the extractors are deterministic (BLAS capped at one thread)",
+        },
+        "systems": results,
+    }
+    print(format_summary(results))
+    if args.limit_c is None:
+        atomic_write_json(args.out.with_suffix(".json"), record)
+        atomic_write_text(args.out.with_suffix(".md"), format_report(record))
+        print(f"written to {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")
+
+
+def format_summary(results):
+    lines = ["| system | dims | pooled test UAR | pooled validation UAR | C per fold (1-5) |",
+             "|---|---|---|---|---|"]
+    for system, r in results.items():
+        choices = ", ".join(f"{f['chosen_C']:g}" for f in r["folds"])
+        lines.append(f"| {system} | {r['n_dims']:,} | {r['pooled_test_uar']:.4f} | {r['pooled_val_uar']:.4f} "
+                     f"| {choices} |")
+    return "\n".join(lines)
+
+
+def format_report(record):
+    results, protocol = record["systems"], record["protocol"]
+    fold_rows = []
+    for system, r in results.items():
+        cells = " | ".join(f"{f['test_uar']:.3f} ({f['val_uar']:.3f}, C={f['chosen_C']:g})" for f in r["folds"])
+        fold_rows.append(f"| {system} | {cells} |")
+    grid_ends = (protocol["c_grid"][0], protocol["c_grid"][-1])
+    edges = [f"- {system}, fold {f['index']}: C = {f['chosen_C']:g} is at an end of the grid "
+             f"(validation UAR by C: {', '.join(f'{c} {u:.3f}' for c, u in f['val_uar_by_C'].items())})"
+             for system, r in results.items() for f in r["folds"] if f["chosen_C"] in grid_ends]
+    warnings_ = [f"- {system}, fold {f['index']}: lbfgs did not converge in {MAX_ITER} iterations at "
+                 f"C = {', '.join(f['not_converged_C'])}"
+                 + ("" if f["chosen_converged"] else " (including the chosen C)")
+                 for system, r in results.items() for f in r["folds"] if f["not_converged_C"]]
+    versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items())
+    return "\n".join([
+        "# Classical baselines on the paper's RAVDESS folds",
+        "",
+        "Written by `benchmarks/classical_baselines.py`; do not edit by hand. Numbers for issue 14.",
+        "",
+        f"- Command: `{record['command']}`",
+        *machine_lines(record["machine"]),
+        f"- Libraries: {versions}",
+        "",
+        "## Protocol",
+        "",
+        f"- Folds: the paper's five speaker-independent RAVDESS folds (`{protocol['folds']}`): "
+        "each fold's test and validation speakers are the paper's, the other speakers train.",
+        f"- Model: {protocol['model']}, on one fixed-length vector per clip.",
+        f"- C grid: {', '.join(f'{c:g}' for c in protocol['c_grid'])}; C is chosen per fold by "
+        f"{protocol['c_choice']}. Nothing is chosen on test speakers.",
+        f"- Fitted on {protocol['fit_on']}, the same data sertiny's networks train on; "
+        "the model chosen on validation is the one scored on test.",
+        "- `class_weight='balanced'`: the metric is UAR and RAVDESS has 96 neutral clips against "
+        "192 of every other class." if protocol["class_weight"] == "balanced" else
+        "- No class weighting (`--class-weight none`).",
+        f"- Metric: {protocol['metric']}. The pooled validation UAR pools each fold's validation "
+        "speakers at its chosen C, so it is optimistic (C was chosen on it).",
+        f"- Seeds: {protocol['seeds']}; each figure is a single run.",
+        "",
+        "## Pooled out-of-fold UAR",
+        "",
+        "| system | features | dims | pooled test UAR | pooled validation UAR |",
+        "|---|---|---|---|---|",
+        *[f"| {s} | {r['description']} | {r['n_dims']:,} | {r['pooled_test_uar']:.4f} | {r['pooled_val_uar']:.4f} |"
+          for s, r in results.items()],
+        "",
+        "## Per fold: test UAR (validation UAR, chosen C)",
+        "",
+        "| system | " + " | ".join(f"fold {i}" for i in range(1, 6)) + " |",
+        "|---|" + "---|" * 5,
+        *fold_rows,
+        "",
+        "## Pooled test recall per class",
+        "",
+        "| system | " + " | ".join(next(iter(results.values()))["pooled_test_recall"]) + " |",
+        "|---|" + "---|" * len(next(iter(results.values()))["pooled_test_recall"]),
+        *[f"| {s} | " + " | ".join(f"{v:.2f}" for v in r["pooled_test_recall"].values()) + " |"
+          for s, r in results.items()],
+        "",
+        "## Convergence and grid range",
+        "",
+        *(warnings_ or [f"lbfgs converged within {MAX_ITER} iterations for every system, fold and C."]),
+        "",
+        *(edges or ["No fold chose a C at either end of the grid."]),
+        "",
+        "The validation UAR of every C, per fold, is in `baselines.json` (`val_uar_by_C`).",
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    from sertiny.errors import SertinyError
+
+    try:
+        main()
+    except SertinyError as exc:  # bad paths or data: say what is wrong, without a traceback
+        sys.exit(f"Error: {exc}")
