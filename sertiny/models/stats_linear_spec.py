@@ -10,7 +10,8 @@ their blocks of F values appear in the pooled vector (and in the dense kernel's 
 - ``delta_rms``: the root mean square of the T - 1 frame-to-frame differences
   ``x[t+1] - x[t]`` (how fast each feature moves), through the same square root. Kept on
   the validation speakers' word, though it is a near tie: late val UAR 0.4658 with it,
-  0.4648 without (stats_linear_h1, edge16k, recipe ``linear_mid``, 3 seeds); it costs 9 of
+  0.4648 without (stats_linear_h1, edge16k before its quiet-frame floors, recipe
+  ``linear_mid``, 3 seeds); it costs 9 of
   the int8 model's 26 ops and F C weights, and exports as cleanly as ``std``.
 
 ``SQRT_EPSILON``: ``soft_sqrt(v) = v / sqrt(v + eps)`` stands in for ``sqrt(v)``. It has a
