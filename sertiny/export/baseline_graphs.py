@@ -51,6 +51,7 @@ from .graph import (
     _rows,
     _stack,
     cell_steps,
+    check_generic_weights,
     fused_two_layer_matrices,
     interleave_gates,
     lstm_steps,
@@ -163,14 +164,7 @@ def _check_shapes(w, config):
     described = _describe(w)
     # A vit's position embedding has one row per patch: the T its weights were made for.
     seq_len = w["pos_embed/embedding"].shape[0] * PATCH_FRAMES if described[0] == VIT_FAMILY else None
-    expected = expected_shapes(*described, seq_len)
-    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
-    if missing or unexpected:
-        raise ArtifactError(f"The {described[0]} weights are incomplete: missing {missing or 'none'}, "
-                            f"unexpected {unexpected or 'none'}.")
-    for key, shape in expected.items():
-        if tuple(w[key].shape) != shape:
-            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
+    check_generic_weights(w, expected_shapes(*described, seq_len), described[0])
     if config is not None:
         want = (config.family, config.hidden, config.n_features, config.n_classes)
         if described != want:

@@ -30,7 +30,8 @@ family: they ask the model registry for the family's export builders
 ``export_chunk``). LSTM-SA's are here (:func:`fold_lstm_sa`, :func:`lstm_sa_graph`,
 :func:`lstm_sa_chunk_function`); the baseline families (``bilstm_att``, ``dual_lstm``,
 ``cnn_lstm``) are built from the same LSTM pieces by :mod:`sertiny.export.baseline_graphs`,
-and ``vit`` by :mod:`sertiny.export.vit_graph`.
+``vit`` by :mod:`sertiny.export.vit_graph` and ``stats_linear`` by
+:mod:`sertiny.export.stats_linear_graph`.
 """
 
 import dataclasses
@@ -126,6 +127,18 @@ def _reorder_gates(a):
 def _bn_affine(w, prefix):
     scale = w[f"{prefix}/gamma"] / np.sqrt(w[f"{prefix}/moving_variance"] + BN_EPSILON)
     return scale, w[f"{prefix}/beta"] - w[f"{prefix}/moving_mean"] * scale
+
+
+def check_generic_weights(w, expected, family):
+    """A generic weight dict holds exactly the keys of ``expected`` (``{key: shape}``, what
+    ``family``'s model has), each with its shape; else :class:`ArtifactError` names the odd ones."""
+    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(f"The {family} weights are incomplete: missing {missing or 'none'}, "
+                            f"unexpected {unexpected or 'none'}.")
+    for key, shape in expected.items():
+        if tuple(w[key].shape) != shape:
+            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
 
 
 def fold_weights(weights, model_config=None):

@@ -13,8 +13,9 @@ this one format, so none of them depends on Keras or its backend. Names:
 
 A family's :class:`~sertiny.models.registry.Family` record says which format it uses
 (``weight_format``): ``"named"`` is the format above (``lstm_sa``, ``res_lstm_sa``); every
-other family (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``) uses a generic format
-that Keras and its export graphs (e.g. :mod:`sertiny.export.baseline_graphs`) read back:
+other family (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``, ``stats_linear``) uses a
+generic format that Keras and its export graphs (e.g. :mod:`sertiny.export.baseline_graphs`)
+read back:
 ``<layer name>/<variable name>`` for every variable of every layer (trainable or not), with
 ``<layer name>/forward/...`` and ``<layer name>/backward/...`` for a Bidirectional layer's
 two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``,
