@@ -87,7 +87,7 @@ def _portable(bundle, run):
             f"Over {cv['n_seeds']} seeds the recipe's cross-validated float UAR is {cv['uar_mean']:.4f} ± "
             f"{cv['uar_std']:.4f} (the figures above are seed 0's, whose folds the int8 parity was measured on)."))
     manifest["notes"] += _baseline_notes()
-    manifest = write_manifest(bundle, manifest)
+    manifest = write_manifest(bundle, manifest)  # edited above: sealed again
     atomic_write_text(bundle / "MODEL_CARD.md", model_card(manifest))
     for path in bundle.iterdir():  # the atomic writers' files are private; package data must be readable
         path.chmod(0o644)

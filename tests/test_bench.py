@@ -16,9 +16,11 @@ def bundle_dir(tmp_path_factory):
     from sertiny.bench.toy import make_toy_bundle
 
     bundle = make_toy_bundle(tmp_path_factory.mktemp("bundles") / "toy", seq_len=40)
+    from sertiny.runtime.bundle import write_manifest
+
     manifest = json.loads((bundle / "sertiny.json").read_text())
     manifest["metrics"] = {"float_uar": 0.61, "int8_uar": 0.60}  # so the plot has points
-    (bundle / "sertiny.json").write_text(json.dumps(manifest))
+    write_manifest(bundle, manifest)
     return bundle
 
 

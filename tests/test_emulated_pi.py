@@ -1,10 +1,12 @@
-"""The Raspberry Pi OS stack under qemu gives the host's predictions (firmware_bench/emulated_pi).
+"""The Raspberry Pi OS stack under qemu, installed as a user installs it, works as the Pi
+README says and gives the host's predictions (firmware_bench/emulated_pi).
 
 Runs when ``qemu-aarch64-static`` is installed or ``SERTINY_EMULATED_PI=1`` (then a missing
-qemu fails instead of skipping). The first run downloads and caches the arm64 stack
-(~40 MB); later runs take about a minute. ``SERTINY_EMULATED_PI_BUNDLE`` points it at a
-real bundle (e.g. from ``sertiny export``); otherwise a small bundle is made here,
-calibrated on the same RAVDESS clips so its int8 inputs span their range.
+qemu fails instead of skipping). The first run downloads and caches the arm64 stack and
+resolves ``pip install "sertiny[pi]"`` on the emulated Python (a few minutes); later runs
+reinstall only sertiny's wheel. ``SERTINY_EMULATED_PI_BUNDLE`` points it at a real bundle
+(e.g. from ``sertiny export``); otherwise a small bundle is made here, calibrated on the
+same RAVDESS clips so its int8 inputs span their range.
 """
 
 import json
@@ -56,7 +58,7 @@ def test_emulated_pi_predictions_equal_the_hosts(bundle, clips, tmp_path):
     _require_qemu()
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(SCRIPT), "--out", str(out), str(bundle), *map(str, clips)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
     log = proc.stderr
     assert proc.returncode == 0, log[-3000:]
     emulated = [json.loads(line) for line in (out / "emulated.jsonl").read_text().splitlines()]
@@ -81,9 +83,34 @@ def test_emulated_pi_runs_the_builtin_bundle(clips, tmp_path):
     out = tmp_path / "out"
     picked = clips[::8]
     proc = subprocess.run(["bash", str(SCRIPT), "--out", str(out), str(DEFAULT_BUNDLE), *map(str, picked)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     emulated = [json.loads(line) for line in (out / "emulated.jsonl").read_text().splitlines()]
     assert [r["variant"] for r in emulated] == ["int8_chunk1"] * len(picked)
     summary = json.loads((out / "comparison.json").read_text())
     assert summary["ok"] and summary["clips"] == len(picked), summary
+
+
+def test_pi_readme_steps_as_written_end_with_a_label(clips, tmp_path):
+    """The stack pip picks for ``sertiny[pi]`` on aarch64 / Python 3.11 (numpy 2 beside
+    tflite-runtime 2.14 broke every infer), then the README's commands as printed, then
+    the check setup.sh ends with."""
+    _require_qemu()
+    from sertiny.runtime.bundle import DEFAULT_BUNDLE
+
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(SCRIPT), "--readme", "--out", str(out), str(DEFAULT_BUNDLE),
+                           *map(str, clips[::12])], capture_output=True, text=True, timeout=1200)
+    log = proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    steps = json.loads((out / "readme_steps.json").read_text())
+    ran = [s for s in steps if "returncode" in s]
+    assert all(s["returncode"] == 0 for s in ran), ran
+    commands = [s["command"] for s in ran]
+    assert "sertiny infer clip.wav" in commands and "sertiny bench --no-peers" in commands
+    assert "sertiny infer bundles/NAME clip.wav --variant f32" in commands
+    labelled = [s for s in ran if s["command"].startswith("sertiny infer")]
+    assert len(labelled) == 4 and all(s["labels"] for s in labelled)
+    assert len(labelled[2]["labels"]) == len(clips[::12])  # clips/ --json > labels.jsonl: one per clip
+    assert "numpy 1." in log and "tflite-runtime 2.14.0" in log and "aarch64" in log
+    assert "check: the built-in model classified" in log

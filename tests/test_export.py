@@ -249,7 +249,7 @@ def bundle(tmp_path_factory):
 def test_bundle_round_trips(bundle):
     out, _ = bundle
     on_disk = json.loads((out / "sertiny.json").read_text())
-    assert on_disk["format"] == "sertiny-bundle" and on_disk["format_version"] == 1
+    assert on_disk["format"] == "sertiny-bundle" and on_disk["format_version"] == 2
     assert on_disk["weights"] == "deploy" and on_disk["seq_len"] == T
     assert set(on_disk["variants"]) == {"f32", "int8", "int8_chunk1"}
     for entry in on_disk["variants"].values():

@@ -15,11 +15,12 @@ def scratch_registry(monkeypatch):
 
 def test_builtin_families_and_what_they_can_do():
     by_name = {f.name: f for f in families()}
-    assert list(by_name) == ["lstm_sa", "res_lstm_sa", "bilstm_att", "dual_lstm", "cnn_lstm", "vit"]
+    assert list(by_name) == ["lstm_sa", "res_lstm_sa", "bilstm_att", "dual_lstm", "cnn_lstm", "vit",
+                            "stats_linear"]
     assert [n for n, f in by_name.items() if f.streaming] == ["lstm_sa", "res_lstm_sa"]
     assert all(f.exportable for f in by_name.values())
     assert [n for n, f in by_name.items() if f.weight_format == "named"] == ["lstm_sa", "res_lstm_sa"]
-    assert [n for n, f in by_name.items() if f.paddings == ("zeros",)] == ["cnn_lstm", "vit"]
+    assert [n for n, f in by_name.items() if f.paddings == ("zeros",)] == ["cnn_lstm", "vit", "stats_linear"]
     assert registry.multitask_families() == ["bilstm_att", "cnn_lstm", "dual_lstm"]
     assert list_models() == sorted(name for f in families() for name in f.model_names())
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bundle_helpers import edited_copy, set_field
 from sertiny.errors import ArtifactError, AudioError, MissingDependencyError
 
 SR = 16000
@@ -37,17 +38,10 @@ def bundle_dir(tmp_path_factory):
 
 @pytest.fixture
 def broken_bundle(bundle_dir, tmp_path):
-    """Factory: a copy of the bundle with its manifest edited by ``edit(manifest)``."""
-    import shutil
+    """Factory: a copy of the bundle with its manifest edited by ``edit(manifest)`` (sealed again)."""
 
     def make(edit=None, name="broken"):
-        out = tmp_path / name
-        shutil.copytree(bundle_dir, out)
-        manifest = json.loads((out / "sertiny.json").read_text())
-        if edit:
-            edit(manifest)
-        (out / "sertiny.json").write_text(json.dumps(manifest))
-        return out
+        return edited_copy(bundle_dir, tmp_path / name, edit)
 
     return make
 
@@ -240,23 +234,14 @@ def test_unreadable_clip_is_reported_and_the_rest_still_run(bundle_dir, write_au
         Classifier.from_path(bundle_dir).classify_file(bad)
 
 
-def _set(path, value):
-    def edit(manifest):
-        node = manifest
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-    return edit
-
-
 @pytest.mark.parametrize(("edit", "message"), [
-    (_set(["feature_config", "n_mfcc_new"], 3), "front-end config cannot be computed"),
-    (_set(["feature_config", "hop_length"], 0), "front-end config cannot be computed"),
-    (_set(["labels"], ["a", "b", "c"]), "n_classes=8"),
-    (_set(["labels"], ["a", "a"] * 4), "duplicates"),
-    (_set(["norm", "mean"], [0.0] * 10), "normalisation statistics"),
-    (_set(["format_version"], 99), "format_version 99 is not supported"),
-    (_set(["variants", "int8", "file"], "missing.tflite"), "missing.tflite: model file missing"),
+    (set_field(["feature_config", "n_mfcc_new"], 3), "front-end config cannot be computed"),
+    (set_field(["feature_config", "hop_length"], 0), "front-end config cannot be computed"),
+    (set_field(["labels"], ["a", "b", "c"]), "n_classes=8"),
+    (set_field(["labels"], ["a", "a"] * 4), "duplicates"),
+    (set_field(["norm", "mean"], [0.0] * 10), "normalisation statistics"),
+    (set_field(["format_version"], 99), "format_version 99 is not supported"),
+    (set_field(["variants", "int8", "file"], "missing.tflite"), "missing.tflite: model file missing"),
 ])
 def test_bad_manifest_is_a_clear_error_naming_the_file(broken_bundle, edit, message):
     from sertiny.runtime import Classifier

@@ -4,7 +4,8 @@
 #   SERTINY_SRC=~/sertiny bash firmware_bench/pi/setup.sh     # SERTINY_SRC: a copy of the repo
 #   SERTINY_ENV=~/sertiny-env (default) is the virtual environment created or reused.
 #
-# Idempotent: run it again after updating the copy of the repository.
+# Idempotent: run it again after updating the copy of the repository. It ends by classifying
+# a clip with the built-in model (check.sh) and fails if that fails.
 set -euo pipefail
 
 SRC="${SERTINY_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -27,5 +28,6 @@ if [[ ! -x "$ENV/bin/python" ]]; then
 fi
 say "installing sertiny[pi] and sounddevice from $SRC"
 "$ENV/bin/pip" install --quiet --upgrade "$SRC[pi]" sounddevice
-say "check: $("$ENV/bin/sertiny" --version)"
+# Fails (and so does this script) unless the built-in model labels a clip.
+bash "$SRC/firmware_bench/pi/check.sh" "$ENV"
 say "done. Activate with: source $ENV/bin/activate; then: sertiny infer BUNDLE CLIP.wav"

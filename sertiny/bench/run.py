@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.audio import AUDIO_EXTENSIONS
-from ..machine import describe_device, load_average
+from ..data.audio import AUDIO_EXTENSIONS, load_audio
+from ..errors import AudioError
+from ..machine import describe_device, is_emulated, load_average
 from ..runtime.bundle import Bundle
 from ..runtime.runner import load_runner, runtime_name
 from ..features.frames import fit_to_length
@@ -46,13 +47,18 @@ def run_bench(bundle_path, clips=(), config=None, *, progress=True, command=None
     from tqdm.auto import tqdm
 
     config = config or BenchConfig()
+    if is_emulated():
+        # Emulated timings are never reported (the report says "emulated"), and a full run
+        # takes hours under qemu: measure once per setting, so the command still checks
+        # that every step works. An emulated process cannot start the cold-start probe.
+        config = config.replace(runs=1, warmup=0, max_clips=1, threads=(1,), cold_start=False)
     bundle = Bundle.load(bundle_path)
     names = list(config.variants) or list(bundle.variants)
     for name in names:
         bundle.variant(name)  # fail now, naming the bundle, rather than halfway through
     runtime = runtime_name(config.runtime)
     load_before = _load_average()
-    with _clip_list(clips, config.max_clips, bundle) as (clip_paths, clip_source):
+    with _clip_list(clips, config.max_clips, bundle) as (clip_paths, clip_source, skipped):
         steps = len(names) * 3 + len(config.peers) + 1
         with tqdm(total=steps, desc="bench", unit="step", disable=not progress) as bar:
             ctx = _Context(bundle, config, runtime, clip_paths, bar)
@@ -69,7 +75,8 @@ def run_bench(bundle_path, clips=(), config=None, *, progress=True, command=None
         "config": config.to_dict(),
         "bundle": _bundle_summary(bundle),
         "clips": {"count": len(clip_paths), "source": clip_source,
-                  "files": [Path(p).name for p in clip_paths]},
+                  "files": [Path(p).name for p in clip_paths],
+                  "skipped": [{"file": path, "reason": reason} for path, reason in skipped]},
         # Other processes' load skews every timing on a shared machine: recorded, not hidden.
         "load_average": {"start": load_before, "end": _load_average()},
         "variants": variants,
@@ -274,16 +281,35 @@ def _bundle_summary(bundle):
 
 @contextlib.contextmanager
 def _clip_list(clips, max_clips, bundle):
-    """Yield ``(paths, source text)``: the given clips (spread over the list) or a synthetic one."""
+    """Yield ``(paths, source text, skipped)``: the given clips (spread over the list) or a
+    synthetic one; ``skipped`` lists ``(path, reason)`` of picked clips that cannot be read,
+    which are left out (as ``sertiny infer`` reports and skips them)."""
     paths = []
     for p in map(Path, clips):
         paths += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS) if p.is_dir() else [p]
     if paths:
         picks = np.unique(np.linspace(0, len(paths) - 1, min(max_clips, len(paths))).round().astype(int))
-        yield [paths[i] for i in picks], f"{len(paths)} given, {len(picks)} timed"
+        readable, skipped = _readable([paths[i] for i in picks], bundle.feature_config.sample_rate)
+        if not readable:
+            raise AudioError(paths[0], f"none of the {len(picks)} clips picked from the {len(paths)} given can be "
+                                       f"read; first: {skipped[0][0]}: {skipped[0][1]}")
+        yield readable, f"{len(paths)} given, {len(readable)} timed", skipped
         return
     with tempfile.TemporaryDirectory(prefix="sertiny-bench-") as tmp:
-        yield [_synthetic_clip(Path(tmp), bundle.feature_config.sample_rate)], "synthetic (no clips given)"
+        yield [_synthetic_clip(Path(tmp), bundle.feature_config.sample_rate)], "synthetic (no clips given)", []
+
+
+def _readable(paths, sample_rate):
+    """Split ``paths`` into the clips that decode and ``(path, reason)`` of those that do not."""
+    readable, skipped = [], []
+    for path in paths:
+        try:
+            load_audio(path, sample_rate)
+        except AudioError as exc:
+            skipped.append((str(path), exc.reason))
+        else:
+            readable.append(path)
+    return readable, skipped
 
 
 def _synthetic_clip(directory, sample_rate, seconds=3.7):

@@ -22,6 +22,11 @@ class _SertinyGroup(click.Group):
         except SertinyError as exc:
             click.secho(f"Error: {exc}", err=True, fg="red")
             sys.exit(2)
+        except OSError as exc:  # the file system said no (e.g. --out /proc/x): name the path, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.secho(f"Error: {where}{exc.strerror or exc}. Check the path and that it can be written there.",
+                        err=True, fg="red")
+            sys.exit(2)
 
 
 @click.group(cls=_SertinyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,6 +19,11 @@ def _apply(options, f):
     return f
 
 
+def data_dir_argument(required=True):
+    """DATA_DIR: a corpus folder, or a CSV manifest file (``path,label[,speaker]``)."""
+    return click.argument("data_dir", required=required, type=click.Path(exists=True))
+
+
 def protocol_options(f):
     """--epochs, --normalization, --seq-len, --padding, --folds, --n-folds, --val-speakers."""
     return _apply([

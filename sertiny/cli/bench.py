@@ -79,6 +79,8 @@ def bench_run(bundle, bundle_option, clips, out_dir, runs, warmup, max_clips, va
                          cold_start=not no_cold_start, tflm=not no_tflm, runtime=runtime)
     command = "sertiny " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = run_bench(pick_bundle(bundle, bundle_option), clips, config, progress=True, command=command)
+    for skipped in result["clips"]["skipped"]:
+        click.secho(f"Skipped (not timed): {skipped['file']}: {skipped['reason']}", err=True, fg="yellow")
     if out_dir:
         for path in save_results(result, out_dir):
             click.echo(f"wrote {path}", err=True)

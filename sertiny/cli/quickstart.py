@@ -3,13 +3,13 @@
 import click
 
 from ..quickstart import QuickstartConfig
-from ._options import dataset_option, preset_option
+from ._options import data_dir_argument, dataset_option, preset_option
 
 _DEFAULTS = QuickstartConfig()
 
 
 @click.command("quickstart")
-@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@data_dir_argument()
 @click.option("--out", "out_dir", default="quickstart", show_default=True, type=click.Path(file_okay=False),
               help="Where the run, bundle, benchmark and report go.")
 @click.option("--model", default=_DEFAULTS.model, show_default=True, help="Model to train.")

@@ -37,6 +37,21 @@ def _is_bundle(path):
     return (Path(path) / "sertiny.json").is_file()
 
 
+def _meant_as_bundle(path):
+    """Whether a first argument names a bundle rather than audio: a bundle, a folder holding
+    no audio, a file inside a bundle, or a name without an audio extension that does not
+    exist (a mistyped bundle). Such an argument is loaded as the bundle, so a mistake in it
+    is an error instead of a silent fall-back to the built-in model."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        return _is_bundle(path) or _holds_no_audio(path)
+    if path.exists():
+        return _is_bundle(path.parent)
+    return path.suffix.lower() not in AUDIO_EXTENSIONS
+
+
 @click.command("infer")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="[BUNDLE] AUDIO...")
 @bundle_option
@@ -62,17 +77,22 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
     model's T frames are scored in half-overlapping windows whose probabilities are
     averaged; silent windows are skipped, and an all-silent clip is reported as silence.
     A file that cannot be read is reported and the others still run (exit status 1).
+    The first argument is the bundle when it is one or is not audio (a folder without
+    audio, a file inside a bundle, a missing name without an audio extension): a mistake
+    in it is an error, never a silent switch to the built-in model.
     """
     import json
     import sys
 
     from ..errors import AudioError
+    from ..runtime.bundle import Bundle
     from ..runtime.classifier import Classifier
 
     bundle, audio = bundle_option, list(paths)
-    if bundle is None and (_is_bundle(audio[0]) or (len(audio) > 1 and _holds_no_audio(audio[0]))):
-        # A first folder with no audio in it was meant as a bundle: loading it says what is wrong.
+    if bundle is None and _meant_as_bundle(audio[0]):
+        # Loading it says what is wrong with it (missing, not a bundle, a file inside one).
         bundle, audio = audio[0], audio[1:]
+        Bundle.load(bundle)
     if not audio:
         raise click.UsageError(f"{bundle} is a bundle; also give the audio files or folders to classify.")
     clf = Classifier.from_path(bundle, variant, num_threads=threads, silence_db=silence_db, runtime=runtime,
@@ -82,6 +102,8 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
     failed = 0
     for path in _expand_audio(audio):
         try:
+            if path.is_dir():
+                raise AudioError(path, f"holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
             prediction = clf.classify_file(path)
         except AudioError as exc:
             failed += 1
@@ -89,6 +111,8 @@ def infer(paths, bundle_option, variant, as_json, threads, silence_db, top, runt
                 click.echo(json.dumps({"file": str(path), "error": exc.reason}))
             click.secho(f"Error: {exc}", err=True, fg="red")
             continue
+        for note in prediction.notes:
+            click.secho(f"Warning: {path}: {note}", err=True, fg="yellow")
         if as_json:
             click.echo(json.dumps({**prediction.to_dict(), "variant": clf.variant.name}))
         else:
@@ -120,10 +144,8 @@ def _expand_audio(paths):
     from pathlib import Path
 
     for p in map(Path, paths):
-        if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS)
-        else:
-            yield p
+        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS) if p.is_dir() else []
+        yield from files or [p]  # a folder without audio is reported as such
 
 
 def _format_prediction(p, top, silence_db):

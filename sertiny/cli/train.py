@@ -3,7 +3,7 @@
 import click
 
 from ..models.registry import families, multitask_families
-from ._options import data_source_options, protocol_options
+from ._options import data_dir_argument, data_source_options, protocol_options
 
 _MODELS_HELP = "<family>_h<N> (any N) with family " + ", ".join(
     f.name + (f" ({f.note})" if f.note else "") for f in families())
@@ -22,7 +22,7 @@ def _seed_list(ctx, param, value):
 
 
 @click.command("train")
-@click.argument("data_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@data_dir_argument(required=False)
 @click.option("--features", "features_npz", type=click.Path(exists=True, dir_okay=False),
               help="Train on precomputed features instead of audio (the paper's ravdess48k_paper_features.npz).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (resumed if it exists).")

@@ -6,7 +6,7 @@ import click
 
 from ..tuning.config import OBJECTIVES, PRUNERS
 from ..tuning.space import SPACES, TUNED_FIELDS
-from ._options import PROTOCOL_FIELDS, data_source_options, protocol_options
+from ._options import PROTOCOL_FIELDS, data_dir_argument, data_source_options, protocol_options
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,7 +40,7 @@ def _fixed_params(ctx, param, values):
 
 
 @click.command("tune")
-@click.argument("data_dir", required=False, type=click.Path(exists=True, file_okay=False))
+@data_dir_argument(required=False)
 @click.option("--features", "features_npz", type=click.Path(exists=True, dir_okay=False),
               help="Tune on precomputed features instead of audio (the paper's ravdess48k_paper_features.npz).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

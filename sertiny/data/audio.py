@@ -12,6 +12,7 @@ bit-identical input.
 import dataclasses
 import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,11 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 # Everything soundfile raises for a file it cannot parse. LibsndfileError subclasses
 # RuntimeError; OSError covers permissions and vanished files.
 _READ_ERRORS = (sf.SoundFileError, RuntimeError, OSError)
+
+# Largest accepted sample magnitude. Integer PCM decodes into [-1, 1]; float files may go a
+# little over full scale, but no recording is 18 dB above it, while float data written
+# unscaled (int16 values, +-32768) is 90 dB above: a model would give it a confident label.
+MAX_SAMPLE_MAGNITUDE = 8.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +65,7 @@ def audio_info(path):
     Raises:
         AudioError: the file is missing, empty, or not a format libsndfile can read.
     """
-    _check_is_nonempty_file(path)
+    _check_is_complete_file(path)
     try:
         info = sf.info(str(path))
     except _READ_ERRORS as exc:
@@ -92,20 +98,17 @@ def load_audio(path, target_sr, *, min_duration=0.25, mono=True):
 
     Raises:
         ParameterError: ``target_sr`` or ``min_duration`` is out of range.
-        AudioError: the file is missing, unreadable, not audio, has no samples, is
-            shorter than ``min_duration``, or contains NaN/inf samples.
+        AudioError: the file is missing, unreadable, not audio, truncated (a WAV data
+            chunk shorter than its header says), has no samples, is shorter than
+            ``min_duration``, or contains NaN/inf samples or samples far outside [-1, 1]
+            (above :data:`MAX_SAMPLE_MAGNITUDE`: float data written unscaled).
     """
     check_int("load_audio", "target_sr", target_sr, min_value=1)
     check_float("load_audio", "min_duration", min_duration, min_value=0.0)
 
     samples, native_sr = _read_samples(path)  # (frames, channels)
     _check_length(path, samples.shape[0], native_sr, min_duration)
-    if not np.isfinite(samples).all():
-        raise AudioError(
-            path,
-            "contains NaN or infinite samples; the file is corrupt or was written from "
-            "unscaled float data. Re-export it as 16-bit PCM.",
-        )
+    _check_samples(path, samples)
     # librosa's layout (channels, samples); mean over channels in float32 like librosa.to_mono.
     samples = samples.T
     if mono:
@@ -113,9 +116,53 @@ def load_audio(path, target_sr, *, min_duration=0.25, mono=True):
     return _resample(samples, native_sr, target_sr)
 
 
+def iter_audio_blocks(path, target_sr, *, block_seconds=10.0):
+    """Decode ``path`` block by block: mono float32 at ``target_sr``, memory independent of duration.
+
+    The blocks, joined, equal ``load_audio(path, target_sr)`` sample for sample: soxr's
+    streaming resampler gives the one-shot result whatever the block boundaries, and the
+    end is padded or trimmed to the same length. Each block is checked as
+    :func:`load_audio` checks a whole file (no NaN, nothing far outside [-1, 1]).
+
+    Yields:
+        ``(n,)`` float32 arrays.
+
+    Raises:
+        AudioError: as :func:`load_audio`, or when the file decodes to fewer frames than
+            its header declares.
+    """
+    check_int("iter_audio_blocks", "target_sr", target_sr, min_value=1)
+    info = audio_info(path)
+    _check_length(path, info.frames, info.samplerate, 0.0)
+    native_sr = info.samplerate
+    n_out = int(math.ceil(info.frames * (float(target_sr) / native_sr)))
+    resampler = None if native_sr == target_sr else soxr.ResampleStream(native_sr, target_sr, 1, dtype="float32",
+                                                                        quality="HQ")
+    decoded = emitted = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=max(1, int(block_seconds * native_sr)), dtype="float32",
+                                  always_2d=True):
+                _check_samples(path, block)
+                decoded += block.shape[0]
+                mono = block.T.mean(axis=0)
+                last = decoded >= info.frames
+                out = mono if resampler is None else resampler.resample_chunk(mono, last=last)
+                out = out[: n_out - emitted]
+                emitted += out.size
+                yield np.ascontiguousarray(out, dtype=np.float32)
+    except _READ_ERRORS as exc:
+        raise AudioError(path, _unreadable_reason(exc)) from None
+    if decoded < info.frames:
+        raise AudioError(path, f"decodes to {decoded} frames but its header declares {info.frames}; "
+                               "the file is truncated. Re-copy or re-export it")
+    if emitted < n_out:
+        yield np.zeros(n_out - emitted, dtype=np.float32)
+
+
 def _read_samples(path):
     """Decode every frame as float32, always 2-D ``(frames, channels)``."""
-    _check_is_nonempty_file(path)
+    _check_is_complete_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             samples = f.read(dtype="float32", always_2d=True)
@@ -123,6 +170,61 @@ def _read_samples(path):
     except _READ_ERRORS as exc:
         raise AudioError(path, _unreadable_reason(exc)) from None
     return samples, native_sr
+
+
+def _check_samples(path, samples):
+    if not np.isfinite(samples).all():
+        raise AudioError(
+            path,
+            "contains NaN or infinite samples; the file is corrupt or was written from "
+            "unscaled float data. Re-export it as 16-bit PCM.",
+        )
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise AudioError(
+            path,
+            f"has samples up to {peak:.6g}, far outside the [-1, 1] of audio (float data written "
+            "unscaled, e.g. 16-bit values). Divide it by its full scale (32768 for 16-bit values) "
+            "or re-export it as 16-bit PCM.",
+        )
+
+
+def _check_is_complete_file(path):
+    _check_is_nonempty_file(path)
+    _check_wav_data_complete(path)
+
+
+def _check_wav_data_complete(path):
+    """A WAV file's data chunk must hold the bytes its header declares.
+
+    libsndfile reads a data chunk cut short (an interrupted copy) without an error, as a
+    shorter clip; only its log says "should be". Walking the RIFF chunks is cheap and
+    exact, so a truncated WAV is reported like any other unreadable file.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return  # not a RIFF WAV (FLAC and OGG report truncation themselves)
+            size = os.fstat(f.fileno()).st_size
+            position = 12
+            while position + 8 <= size:
+                f.seek(position)
+                chunk_id, length = struct.unpack("<4sI", f.read(8))
+                if chunk_id == b"data":
+                    available = size - position - 8
+                    # 0 and 0xFFFFFFFF: a streaming writer that never went back to fill in the size.
+                    if length not in (0, 0xFFFFFFFF) and length > available:
+                        raise AudioError(
+                            path,
+                            f"is truncated: its data chunk declares {length} bytes but the file holds "
+                            f"{available} ({available / length:.0%}); the copy or download was probably "
+                            "interrupted. Re-copy it",
+                        )
+                    return
+                position += 8 + length + (length & 1)  # chunks are padded to even sizes
+    except OSError as exc:
+        raise AudioError(path, _unreadable_reason(exc)) from None
 
 
 def _check_is_nonempty_file(path):

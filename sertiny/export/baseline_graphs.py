@@ -42,10 +42,9 @@ import numpy as np
 
 from ..errors import ArtifactError, ParameterError
 from ..models.cnn_lstm_spec import CNN_BLOCKS, CNN_KERNEL, CNN_POOL
-from ..models.weights import without_aux_heads
+from ..models.weights import batch_norm_affine, check_generic_weights, without_aux_heads
 from .lstm_ops import (
     Lstm,
-    bn_affine,
     cell_steps,
     fused_two_layer_matrices,
     interleave_gates,
@@ -163,14 +162,7 @@ def _check_shapes(w, config):
     described = _describe(w)
     # A vit's position embedding has one row per patch: the T its weights were made for.
     seq_len = w["pos_embed/embedding"].shape[0] * PATCH_FRAMES if described[0] == VIT_FAMILY else None
-    expected = expected_shapes(*described, seq_len)
-    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
-    if missing or unexpected:
-        raise ArtifactError(f"The {described[0]} weights are incomplete: missing {missing or 'none'}, "
-                            f"unexpected {unexpected or 'none'}.")
-    for key, shape in expected.items():
-        if tuple(w[key].shape) != shape:
-            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
+    check_generic_weights(w, expected_shapes(*described, seq_len), described[0])
     if config is not None:
         want = (config.family, config.hidden, config.n_features, config.n_classes)
         if described != want:
@@ -200,7 +192,7 @@ def fold_baseline(weights, model_config=None):
     convs, attention = [], None
     block = 1
     while f"conv{block}/kernel" in w:
-        scale, shift = bn_affine(w, f"bn{block}")
+        scale, shift = batch_norm_affine(w, f"bn{block}")
         # BN(conv(x)) = conv(x) * scale + shift: scale each output channel of the kernel.
         kernel = w[f"conv{block}/kernel"] * scale
         convs.append((f32(kernel[None]), f32(shift)))

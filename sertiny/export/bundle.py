@@ -6,9 +6,9 @@ variants; measure the TFLite Micro arena and check every op against LiteRT; writ
 bundle into a temporary directory that is renamed into place only when complete.
 
 ``sertiny.json`` (format and version: :mod:`sertiny.runtime.bundle`, which reads it and
-whose :func:`~sertiny.runtime.bundle.write_manifest` writes it)::
+whose :func:`~sertiny.runtime.bundle.write_manifest` writes and seals it)::
 
-    {"format": "sertiny-bundle", "format_version": 1,
+    {"format": "sertiny-bundle", "format_version": 2,
      "model": <ModelConfig>, "labels": [...], "feature_config": <FeatureConfig>,
      "norm": {"mean": [...], "std": [...]}, "seq_len": T,
      "variants": {"f32":  {"file": "model_f32.tflite", "profile": "full", "bytes", "sha256", "ops", ...},
@@ -16,7 +16,8 @@ whose :func:`~sertiny.runtime.bundle.write_manifest` writes it)::
                   "int8_chunk1": {"profile": "chunked", "chunk": 1, "inputs": [...], "outputs": [...],
                                   "head": {...}, ...}},
      "metrics": {"float_uar", "int8_uar", "int8_agreement", "variants": {...}, "per_fold": [...]},
-     "weights": "deploy" | "seed0_fold3", "source_run", "created", "sertiny_version"}
+     "weights": "deploy" | "seed0_fold3", "source_run", "created", "sertiny_version",
+     "manifest_sha256": SHA-256 of the rest (see sertiny.runtime.bundle)}
 """
 
 import datetime

@@ -30,7 +30,8 @@ family: they ask the model registry for the family's export builders
 ``export_chunk``). LSTM-SA's are here (:func:`fold_lstm_sa`, :func:`lstm_sa_graph`,
 :func:`lstm_sa_chunk_function`), built from the LSTM pieces of :mod:`sertiny.export.lstm_ops`;
 the baseline families (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``) are built from the same
-pieces by :mod:`sertiny.export.baseline_graphs`, and ``vit`` by :mod:`sertiny.export.vit_graph`.
+pieces by :mod:`sertiny.export.baseline_graphs`, ``vit`` by :mod:`sertiny.export.vit_graph`
+and ``stats_linear`` by :mod:`sertiny.export.stats_linear_graph`.
 """
 
 import dataclasses
@@ -39,9 +40,9 @@ import numpy as np
 
 from ..errors import ArtifactError, ParameterError
 from ..models.registry import families, get_family
+from ..models.weights import batch_norm_affine
 from .lstm_ops import (
     Lstm,
-    bn_affine,
     fused_two_layer_matrices,
     reorder_gates,
     run_lstm,
@@ -139,11 +140,11 @@ def fold_lstm_sa(weights, model_config=None):
     kernel2, bias2 = reorder_gates(w["lstm2/kernel"]), reorder_gates(w["lstm2/bias"])
     if "lstm1/kernel" in w:
         lstm1 = Lstm(*(f32(reorder_gates(w[f"lstm1/{k}"])) for k in ("kernel", "recurrent_kernel", "bias")))
-        scale, shift = bn_affine(w, "bn_in")
+        scale, shift = batch_norm_affine(w, "bn_in")
         # BN(r + x) @ K + b = (r + x) @ (diag(scale) K) + (shift @ K + b)
         kernel2, bias2 = scale[:, None] * kernel2, shift @ kernel2 + bias2
     lstm2 = Lstm(f32(kernel2), f32(reorder_gates(w["lstm2/recurrent_kernel"])), f32(bias2))
-    bn_scale, bn_shift = bn_affine(w, "bn_out")
+    bn_scale, bn_shift = batch_norm_affine(w, "bn_out")
     return FoldedWeights(
         lstm1=lstm1,
         lstm2=lstm2,

@@ -8,8 +8,6 @@ Export writes each recurrence out step by step with raw TensorFlow ops (why:
 * :class:`Lstm` and :func:`reorder_gates`: Keras' gate columns (i, f, c, o) reordered to
   (i, f, o, g), so one LOGISTIC covers the three sigmoid gates and one TANH the candidate:
   11 ops per LSTM step (fewer at a clip's first step, whose state is zero).
-* :func:`bn_affine`: inference-mode BatchNorm as one scale and shift, folded into the next
-  affine op (exact).
 * :func:`project`: the input projections of all steps as one FULLY_CONNECTED.
 * :func:`lstm_steps`, :func:`cell_steps`, :func:`run_lstm`: the unrolled recurrence.
 * :func:`fused_two_layer_matrices`, :func:`wavefront_ticks`, :func:`interleave_gates`: two
@@ -21,7 +19,6 @@ import dataclasses
 import numpy as np
 
 from ..errors import require
-from ..models.weights import BN_EPSILON
 
 # Keras gate order (i, f, c, o) -> export order (i, f, o, c): the sigmoid gates first.
 GATE_ORDER = (0, 1, 3, 2)
@@ -44,11 +41,6 @@ def reorder_gates(a):
     """Permute the last axis of a Keras gate-stacked array from (i, f, c, o) to (i, f, o, c)."""
     blocks = np.split(np.asarray(a, dtype=np.float64), 4, axis=-1)
     return np.concatenate([blocks[k] for k in GATE_ORDER], axis=-1)
-
-
-def bn_affine(w, prefix):
-    scale = w[f"{prefix}/gamma"] / np.sqrt(w[f"{prefix}/moving_variance"] + BN_EPSILON)
-    return scale, w[f"{prefix}/beta"] - w[f"{prefix}/moving_mean"] * scale
 
 
 def tensorflow():

@@ -1,6 +1,8 @@
 """A corpus of per-clip feature sequences with their labels: what training consumes."""
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,22 @@ class FeatureTable:
             speakers=self.speakers[indices],
             names=self.names[indices],
         )
+
+
+def table_fingerprint(table):
+    """A hash of the clips, labels, speakers and front end: equal tables, equal hash.
+
+    Paths are left out on purpose: the same feature file on two machines must match. A
+    tuning study and a training run record it, and refuse to go on with other data.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(table.feature_config.identity_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(list(table.label_names)).encode())
+    for array in (table.labels, table.speakers.astype("U"), table.names.astype("U")):
+        digest.update(array.tobytes())
+    for clip in table.features:
+        digest.update(clip.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_paper_features(npz_path):

@@ -145,6 +145,10 @@ _BUILTIN = (
     Family(name="vit", builder="sertiny.models.vit:build_vit", paddings=("zeros",),
            export_fold="sertiny.export.baseline_graphs:fold_baseline", export_graph="sertiny.export.vit_graph:vit_graph",
            note="with --preset logmel16k"),
+    Family(name="stats_linear", builder="sertiny.models.stats_linear:build_stats_linear", hidden_sizes=(1,),
+           paddings=("zeros",), export_fold="sertiny.export.stats_linear_graph:fold_stats_linear",
+           export_graph="sertiny.export.stats_linear_graph:stats_linear_graph",
+           note="the linear floor; N is unused, use stats_linear_h1"),
 )
 _FAMILIES = {family.name: family for family in _BUILTIN}
 

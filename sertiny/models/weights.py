@@ -13,8 +13,9 @@ this one format, so none of them depends on Keras or its backend. Names:
 
 A family's :class:`~sertiny.models.registry.Family` record says which format it uses
 (``weight_format``): ``"named"`` is the format above (``lstm_sa``, ``res_lstm_sa``); every
-other family (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``) uses a generic format
-that Keras and its export graphs (e.g. :mod:`sertiny.export.baseline_graphs`) read back:
+other family (``bilstm_att``, ``dual_lstm``, ``cnn_lstm``, ``vit``, ``stats_linear``) uses a
+generic format that Keras and its export graphs (e.g. :mod:`sertiny.export.baseline_graphs`)
+read back:
 ``<layer name>/<variable name>`` for every variable of every layer (trainable or not), with
 ``<layer name>/forward/...`` and ``<layer name>/backward/...`` for a Bidirectional layer's
 two LSTMs, e.g. ``bilstm1/forward/kernel``, ``conv1/kernel``, ``bn1/moving_mean``,
@@ -178,9 +179,30 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, lengths=None):
     return out
 
 
-def batch_norm(x, w, prefix):
+def batch_norm_affine(w, prefix):
+    """Inference-mode BatchNorm ``prefix`` of a weight dict as one affine map: ``(scale,
+    shift)`` with ``BN(x) = x * scale + shift`` (what export folds into the next op)."""
     scale = w[f"{prefix}/gamma"] / np.sqrt(w[f"{prefix}/moving_variance"] + BN_EPSILON)
+    return scale, w[f"{prefix}/beta"] - w[f"{prefix}/moving_mean"] * scale
+
+
+def batch_norm(x, w, prefix):
+    scale, _ = batch_norm_affine(w, prefix)
     return (x - w[f"{prefix}/moving_mean"]) * scale + w[f"{prefix}/beta"]
+
+
+def check_generic_weights(w, expected, family):
+    """A generic weight dict holds exactly the keys of ``expected`` (``{key: shape}``, what
+    ``family``'s model has), each with its shape; else :class:`ArtifactError` names the odd ones."""
+    from ..errors import ArtifactError
+
+    missing, unexpected = sorted(set(expected) - set(w)), sorted(set(w) - set(expected))
+    if missing or unexpected:
+        raise ArtifactError(f"The {family} weights are incomplete: missing {missing or 'none'}, "
+                            f"unexpected {unexpected or 'none'}.")
+    for key, shape in expected.items():
+        if tuple(w[key].shape) != shape:
+            raise ArtifactError(f"Weight {key} has shape {w[key].shape}, expected {shape}: the weights are inconsistent.")
 
 
 def forward(weights, x, *, lengths=None):

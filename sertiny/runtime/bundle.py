@@ -4,8 +4,15 @@ A bundle is everything a device needs to turn audio into a label: the front-end 
 the normalisation statistics, the label names, the sequence length T and one or more
 TFLite variants. Every inconsistency a device could otherwise only discover as a wrong
 answer (a front end this version cannot compute, statistics of another width, a label
-list that does not match the model's output, a file cut short in a copy) is turned here
-into an :class:`~sertiny.errors.ArtifactError` that names the offending file.
+list that does not match the model's output, a file cut short in a copy, a manifest
+edited after export, a model file outside the bundle) is turned here into an
+:class:`~sertiny.errors.ArtifactError` that names the offending file.
+
+Integrity. The manifest records the SHA-256 of every model file, and ``manifest_sha256``,
+the SHA-256 of the manifest itself (canonical JSON, without that field). So the front end,
+normalisation, labels and T a model is run with are bound to the exported model as
+firmly as its bytes: an edited preset, hop or statistic is refused at load, not turned
+into confident wrong answers.
 
 This module owns the bundle format: its name and version, the manifest's file name and
 :func:`write_manifest`, which every writer of a bundle goes through (the exporter, the toy
@@ -16,21 +23,24 @@ numpy only: this module is on the device path.
 
 import dataclasses
 import hashlib
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
-from .._io import atomic_write_json, read_json
+from .._io import atomic_write_json, json_values, read_json
 from ..errors import ArtifactError, ParameterError
 from ..features.config import FeatureConfig
 from ..features.normalize import NormStats
-from .variant import OfVariant, Variant, primary_int8, resolve
+from .variant import MODES, OfVariant, Variant, primary_int8, resolve
 
 MANIFEST_NAME = "sertiny.json"
 # Shipped inside the package so that 'sertiny infer clip.wav' works with no training;
 # rebuilt by scripts/build_default_bundle.py.
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_bundle"
 BUNDLE_FORMAT = "sertiny-bundle"
-BUNDLE_FORMAT_VERSION = 1
+# 2: the manifest carries manifest_sha256 (format 1 had none, so it cannot be checked).
+BUNDLE_FORMAT_VERSION = 2
 SUPPORTED_FORMAT_VERSIONS = (BUNDLE_FORMAT_VERSION,)
+INTEGRITY_KEY = "manifest_sha256"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +97,17 @@ class Bundle:
             ArtifactError: naming the manifest or .tflite file at fault and what to do.
         """
         path = default_bundle_path() if path is None else Path(path)
+        if not path.exists():
+            raise ArtifactError(
+                f"{path}: no such bundle (nothing at that path). Check it, or give no bundle to use the "
+                "one shipped with sertiny."
+            )
+        if path.is_file() and path.name != MANIFEST_NAME:
+            inside = (path.parent / MANIFEST_NAME).is_file()
+            raise ArtifactError(
+                f"{path}: a file, not a bundle directory"
+                + (f"; it belongs to the bundle {path.parent}: pass that directory." if inside else ".")
+            )
         manifest_path = path / MANIFEST_NAME if path.is_dir() else path
         if not manifest_path.is_file():
             raise ArtifactError(
@@ -116,9 +137,10 @@ class Bundle:
         name = name or self.default_variant
         found = resolve(list(self.variants), name)
         if found is None:
+            ambiguous = name in MODES and any(Variant.parse(v).mode == name for v in self.variants)
             raise ArtifactError(
                 f"{self.path / MANIFEST_NAME}: no variant {name!r}; this bundle has "
-                f"{', '.join(self.variants)}."
+                f"{', '.join(self.variants)}" + (" (name one of them)." if ambiguous else ".")
             )
         return self.variants[found]
 
@@ -137,13 +159,24 @@ def model_digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def manifest_digest(manifest):
+    """SHA-256 (hex) of a manifest's canonical JSON without its ``manifest_sha256`` field."""
+    body = {key: value for key, value in manifest.items() if key != INTEGRITY_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def write_manifest(directory, manifest):
-    """Write ``directory/sertiny.json`` atomically, stamped with this bundle format and
-    version; returns the dict as written."""
-    manifest = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
-                **{k: v for k, v in manifest.items() if k not in ("format", "format_version")}}
-    atomic_write_json(Path(directory) / MANIFEST_NAME, manifest)
-    return manifest
+    """Write ``directory/sertiny.json`` (atomically), stamped with this bundle format and
+    version and sealed with its ``manifest_sha256``; return the dict as written. Every
+    writer of a bundle goes through here."""
+    # Through JSON first, so the digest covers exactly what a reader gets back (numpy
+    # scalars, paths and tuples become plain JSON values).
+    sealed = json_values({"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
+                          **{k: v for k, v in manifest.items() if k not in ("format", "format_version", INTEGRITY_KEY)}})
+    sealed[INTEGRITY_KEY] = manifest_digest(sealed)
+    atomic_write_json(Path(directory) / MANIFEST_NAME, sealed)
+    return sealed
 
 
 def default_bundle_path():
@@ -170,6 +203,12 @@ def _parse_manifest(manifest_path, manifest):
         fail(
             f"bundle format_version {version!r} is not supported by this sertiny (reads "
             f"{list(SUPPORTED_FORMAT_VERSIONS)}). Upgrade sertiny on this device or re-export the bundle with it."
+        )
+    if manifest.get(INTEGRITY_KEY) != manifest_digest(manifest):
+        fail(
+            f"the manifest does not match its {INTEGRITY_KEY}: it was edited after export, so its front end, "
+            "normalisation or labels may not be the ones the model was trained with. Copy the bundle again "
+            "from where it was exported, or re-export it."
         )
     for key in ("labels", "feature_config", "norm", "seq_len", "variants"):
         if key not in manifest:
@@ -247,8 +286,22 @@ def _parse_variants(manifest_path, entries, fail):
             fail(f"variant {name!r} says profile {profile!r}" + (f", chunk {meta['chunk']!r}" if "chunk" in meta else "")
                  + f"; its name says {kind.profile}" + (f", chunk {kind.chunk}" if kind.chunk else "")
                  + ". The manifest was edited; re-export the bundle.")
-        variants[name] = BundleVariant(kind=kind, path=manifest_path.parent / meta["file"], meta=meta)
+        variants[name] = BundleVariant(kind=kind, path=_file_inside(manifest_path.parent, name, meta["file"], fail),
+                                       meta=meta)
     return variants
+
+
+def _file_inside(directory, name, file, fail):
+    """A variant's file, which must lie in the bundle directory: a manifest naming
+    ``../other/model.tflite`` or an absolute path would run a model the bundle does not hold."""
+    relative = PurePosixPath(file)
+    path = directory / file
+    inside = (file and not relative.is_absolute() and ".." not in relative.parts and "\\" not in file
+              and path.resolve().is_relative_to(directory.resolve()))
+    if not inside:
+        fail(f"variant {name!r} names the file {file!r}, which is not inside the bundle directory; a bundle "
+             "holds its own model files. Re-export the bundle.")
+    return path
 
 
 def check_variant_file(variant):

@@ -10,6 +10,18 @@ window is classified, and the clip's probabilities are the mean of the windows'
 probabilities (soft voting). Silent windows are left out of that mean, so a pause in a
 long recording does not dilute the speech around it.
 
+Long files. A file longer than :data:`BLOCK_DECODE_SECONDS` is decoded and scored block
+by block (:func:`sertiny.data.audio.iter_audio_blocks`): each window's features are computed
+from that window's audio plus the front end's context on either side, so memory stays flat
+with duration. For a frame-local front end (``edge16k``, ``logmel16k``: fixed tuning, no
+clip-level ``top_db``) the features, and so the answer, are exactly those of the whole file;
+a front end with clip-level steps (``paper``: tuning estimate, ``top_db``) estimates them per
+window there, as ``sertiny listen`` does.
+
+Bandwidth. Audio recorded at a rate whose Nyquist frequency is far below the highest
+frequency the front end analyses (8 kHz audio into a 16 kHz front end) is upsampled, but the
+band above its Nyquist stays empty; the prediction carries a note saying so.
+
 Silence. A window whose loudest 1-hop block has an RMS level below ``silence_db``
 (dB relative to digital full scale) is silent. A clip with only silent windows is
 reported as silence with no emotion: a model trained on speech has no meaningful answer
@@ -24,7 +36,7 @@ import math
 
 import numpy as np
 
-from ..data.audio import load_audio
+from ..data.audio import audio_info, iter_audio_blocks, load_audio
 from ..errors import AudioError
 from ..features import extract
 from .bundle import Bundle
@@ -34,6 +46,12 @@ DEFAULT_SILENCE_DB = -55.0
 # Hop between windows of a long clip, as a fraction of T: half-overlapping windows score
 # every frame at least once away from a window edge.
 WINDOW_HOP_FRACTION = 0.5
+# Files longer than this are decoded and scored in blocks; shorter ones at once (a minute of
+# 16 kHz audio with its features is about 35 MB).
+BLOCK_DECODE_SECONDS = 60.0
+# A recording whose Nyquist frequency is below this share of the front end's highest analysed
+# frequency misses a band the model was trained with (8 kHz audio into a 16 kHz front end: half).
+MIN_BANDWIDTH_SHARE = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +67,8 @@ class Prediction:
         windows: windows scored (0 when silent); more than 1 for clips longer than T.
         duration: seconds of audio at the front end's rate.
         source: the file name, or None for live audio.
+        notes: warnings about the input that make the answer less reliable (e.g. a band
+            the front end analyses is missing from the recording).
     """
 
     label: str | None
@@ -59,6 +79,7 @@ class Prediction:
     windows: int
     duration: float
     source: str | None = None
+    notes: tuple = ()
 
     @property
     def confidence(self):
@@ -66,8 +87,9 @@ class Prediction:
         return 0.0 if self.silent else float(np.max(self.probabilities))
 
     def to_dict(self):
-        """JSON-able form: one object per clip, as ``sertiny infer --json`` prints it."""
-        return {
+        """JSON-able form: one object per clip, as ``sertiny infer --json`` prints it
+        (``notes`` only when there are any)."""
+        data = {
             "file": self.source,
             "label": self.label,
             "silent": self.silent,
@@ -77,6 +99,9 @@ class Prediction:
             "windows": self.windows,
             "duration_s": round(self.duration, 3),
         }
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data
 
 
 class Classifier:
@@ -128,14 +153,35 @@ class Classifier:
         return self.bundle.norm.apply(extract(y, self.bundle.feature_config, backend="numpy"))
 
     def classify_file(self, path):
-        """Classify one audio file; see :meth:`classify`."""
-        y = self.load(path)
+        """Classify one audio file; see :meth:`classify` (long files: the module docstring)."""
+        info = audio_info(path)
         try:
-            return dataclasses.replace(self.classify(y), source=str(path))
+            if info.duration > BLOCK_DECODE_SECONDS:
+                prediction = self._classify_blocks(path, info)
+            else:
+                prediction = self.classify(self.load(path))
         except AudioError:
             raise
         except ValueError as exc:  # a front end that cannot frame the clip, e.g. center=False
             raise AudioError(path, f"cannot be analysed ({exc})") from None
+        notes = bandwidth_notes(info.samplerate, self.bundle.feature_config)
+        return dataclasses.replace(prediction, source=str(path), notes=notes)
+
+    def _classify_blocks(self, path, info):
+        """:meth:`classify` of a long file, one window of audio in memory at a time."""
+        config = self.bundle.feature_config
+        n_samples = int(math.ceil(info.frames * (float(self.sample_rate) / info.samplerate)))
+        starts = window_starts(config.n_frames(n_samples), self.bundle.seq_len)
+        windows = WindowAudio(config, self.bundle.seq_len, n_samples)
+        # Each window's frames from its own padded audio, without the front end's own centring.
+        frames_config = dataclasses.replace(config, center=False)
+        probs, levels = [], []
+        for context, audio in windows.cut(iter_audio_blocks(path, self.sample_rate), starts):
+            levels.append(block_level_db(audio, config.hop_length))
+            if not self._is_silent(levels[-1]):
+                x = self.bundle.norm.apply(extract(context, frames_config, backend="numpy"))
+                probs.append(self.runner.predict(x))
+        return self._combine(probs, max(levels), n_samples / self.sample_rate)
 
     def classify(self, y):
         """Classify mono float32 audio at :attr:`sample_rate`; returns a :class:`Prediction`."""
@@ -164,6 +210,84 @@ class Classifier:
         probs = np.mean(window_probs, axis=0).astype(np.float32)
         label = self.labels[int(np.argmax(probs))]
         return Prediction(label, probs, self.labels, False, level_db, len(window_probs), duration)
+
+
+class WindowAudio:
+    """Cut a stream of audio blocks into the audio of each model window.
+
+    The whole-file front end pads the clip (``n_fft // 2`` samples each side when
+    ``center``) and frames that; here the same padded signal is held only from the next
+    window's first sample on. For window start ``s`` (a frame index) :meth:`cut` yields
+
+    - ``context``: the padded signal from frame ``s``'s first sample to frame
+      ``s + T - 1``'s last, which a ``center=False`` front end turns into exactly the T
+      frames the whole file has there (for a frame-local front end);
+    - ``audio``: the clip's samples ``[s * hop, (s + T) * hop)``, whose level decides silence.
+    """
+
+    def __init__(self, config, seq_len, n_samples):
+        self.hop = config.hop_length
+        self.pad = config.n_fft // 2 if config.center else 0
+        self.edge = config.pad_mode == "edge"
+        self.n_samples = n_samples
+        self.context_len = (seq_len - 1) * self.hop + config.n_fft
+        self.audio_len = seq_len * self.hop
+        # Padded-signal samples a window needs from its start: its context, its audio.
+        self.span = max(self.context_len, self.pad + self.audio_len)
+
+    def cut(self, blocks, starts):
+        """Yield ``(context, audio)`` per start in ``starts`` (ascending)."""
+        buffer, offset = np.zeros(0, np.float32), 0  # offset: padded-signal index of buffer[0]
+        pending = list(starts)
+        for block, last in _with_last(self._padded(blocks)):
+            buffer = np.concatenate([buffer, block])
+            while pending and (last or offset + buffer.size >= pending[0] * self.hop + self.span):
+                begin = pending.pop(0) * self.hop - offset
+                audio_end = min(begin + self.pad + self.audio_len, self.pad + self.n_samples - offset)
+                yield buffer[begin : begin + self.context_len], buffer[begin + self.pad : audio_end]
+            # Keep only what the next window needs (nothing once all are cut; the rest of the
+            # file is still read, so a decoding error at its end is reported).
+            drop = pending[0] * self.hop - offset if pending else buffer.size
+            buffer, offset = buffer[drop:], offset + drop
+
+    def _padded(self, blocks):
+        """The blocks with the front end's padding before the first and after the last."""
+        first = True
+        block = np.zeros(0, np.float32)
+        for block in blocks:
+            if first and self.pad:
+                yield np.full(self.pad, block[0] if self.edge and block.size else 0.0, np.float32)
+            first = False
+            yield block
+        if self.pad:
+            yield np.full(self.pad, block[-1] if self.edge and block.size else 0.0, np.float32)
+
+
+def _with_last(items):
+    """``(item, is_last)`` pairs."""
+    iterator = iter(items)
+    try:
+        previous = next(iterator)
+    except StopIteration:
+        return
+    for item in iterator:
+        yield previous, False
+        previous = item
+    yield previous, True
+
+
+def bandwidth_notes(native_rate, config):
+    """Warnings for audio recorded at ``native_rate`` Hz when the front end ``config`` analyses
+    frequencies above its Nyquist frequency (empty tuple when nothing is missing)."""
+    top = config.fmax or config.sample_rate / 2
+    nyquist = native_rate / 2
+    if nyquist >= MIN_BANDWIDTH_SHARE * top:
+        return ()
+    return (
+        f"recorded at {native_rate} Hz, so it holds nothing above {nyquist / 1000:g} kHz, but the model's front "
+        f"end analyses up to {top / 1000:g} kHz; the missing band makes the answer less reliable. Record at "
+        f"{config.sample_rate} Hz or more.",
+    )
 
 
 def window_starts(n_frames, seq_len, hop_fraction=WINDOW_HOP_FRACTION):

@@ -66,6 +66,8 @@ def load_interpreter(model, *, num_threads=None, prefer=None, source=None, kerne
             else:
                 interpreter = cls(model_path=str(model), **kwargs)
             interpreter.allocate_tensors()
+    except SystemError as exc:  # the runtime's C extension itself failed, not the model
+        raise MissingDependencyError(_broken_runtime_message(cls, exc)) from None
     except (ValueError, RuntimeError) as exc:
         where = str(source) if source is not None else ("model bytes" if is_bytes else str(model))
         raise ArtifactError(
@@ -73,6 +75,18 @@ def load_interpreter(model, *, num_threads=None, prefer=None, source=None, kerne
             "Copy or re-export the bundle."
         ) from None
     return interpreter
+
+
+def _broken_runtime_message(cls, exc):
+    """Why an installed runtime cannot create an interpreter, and what to install instead."""
+    name = cls.__module__.split(".")[0]
+    if int(np.__version__.split(".")[0]) >= 2 and name == "tflite_runtime":
+        # tflite-runtime (<= 2.14, the last release) was built against the NumPy 1.x ABI.
+        return (f"the TFLite runtime tflite-runtime {runtime_version(name)} cannot run with numpy {np.__version__}: "
+                "it was built for NumPy 1.x. Install numpy 1.x beside it: pip install \"numpy<2\" (sertiny[pi] "
+                "asks for it).")
+    return (f"the TFLite runtime {name} {runtime_version(name)} failed to create an interpreter ({exc}). "
+            "Reinstall it: pip install --force-reinstall \"sertiny[pi]\"")
 
 
 def runtime_version(name):

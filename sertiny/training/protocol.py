@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import clear_directory
 from ..errors import ArtifactError, ParameterError
+from ..features.table import table_fingerprint
 from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
 from .rundir import RunDir
@@ -83,6 +85,7 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         "source": table.source,
         "n_clips": len(table.features),
         "speakers": sorted(set(table.speakers.tolist())),
+        "data_fingerprint": table_fingerprint(table),
         "folds": [dataclasses.asdict(f) for f in folds],
     }
     if config.multitask:
@@ -113,15 +116,35 @@ def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
                 f"{out_dir} holds a run with a different training or feature config. "
                 "Use another --out, or --overwrite to start again there."
             )
+        _check_same_data(out_dir, run_info)
         # Same recipe: resume. Seeds are independent repetitions, so a run may grow
         # from --seeds 0 to --seeds 0,1,2 and keep what the first seed already did.
         run.write_train_config(config)
         return
     if overwrite and out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
+        clear_directory(out_dir)  # keeps the lock 'train' holds on it
     run.write_configs(run_info, config, feature_config)
+
+
+def _check_same_data(out_dir, run_info):
+    """A resumed run must be given the clips it started on: the finished folds' predictions
+    and the new ones would otherwise be pooled into one result over two corpora."""
+    saved = RunDir(out_dir).info()
+    if "data_fingerprint" in saved:
+        same = saved["data_fingerprint"] == run_info["data_fingerprint"]
+    else:  # a run from before the fingerprint was recorded: what it did record
+        same = all(saved.get(key) == run_info[key] for key in ("label_names", "n_clips", "speakers"))
+    if not same:
+        def describe(info):
+            return (f"{info.get('n_clips')} clips of {len(info.get('speakers') or [])} speakers, "
+                    f"labels {', '.join(info.get('label_names') or [])}")
+
+        raise ArtifactError(
+            f"{out_dir} holds a run on other data ({describe(saved)}; from {saved.get('source')}) than "
+            f"given now ({describe(run_info)}; from {run_info['source']}), or on the same clips with other "
+            "labels, speakers or features. Resume it with the data it started on, choose another --out, "
+            "or pass --overwrite to start again there."
+        )
 
 
 def fit_norm(table, train_idx, normalization, utterance="none"):

@@ -1,7 +1,11 @@
 """``train()``: every (seed, fold) of a run, resumable, optionally in parallel processes."""
 
 import os
+import shutil
+import threading
+import time
 
+from .._io import directory_lock
 from .protocol import prepare_run, run_fold
 from .report import plot_confusion, plot_learning_curves, run_metrics, seed_metrics, uar_summary
 from .rundir import weights_name
@@ -22,18 +26,24 @@ def train(table, config, out_dir, *, data_spec=None, jobs=1, deploy=False, overw
         from .protocol import check_deployable
 
         check_deployable(config)  # before any fold trains
-    ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
-    pending = [(s, f) for s in config.seeds for f in ctx.folds if ctx.run_dir.read_fold(s, f.index) is None]
-    if jobs > 1 and len(pending) > 1:
-        _run_parallel(ctx, pending, jobs, progress)
-    else:
-        _run_serial(ctx, pending, progress)
-    metrics = summarize_run(ctx)
-    if deploy:
-        from .protocol import train_deploy
+    with directory_lock(out_dir, "'sertiny train'") as created:
+        try:
+            ctx = prepare_run(table, config, out_dir, data_spec=data_spec, overwrite=overwrite)
+        except BaseException:
+            if created:  # refused before anything was trained: leave no empty run behind
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        pending = [(s, f) for s in config.seeds for f in ctx.folds if ctx.run_dir.read_fold(s, f.index) is None]
+        if jobs > 1 and len(pending) > 1:
+            _run_parallel(ctx, pending, jobs, progress)
+        else:
+            _run_serial(ctx, pending, progress)
+        metrics = summarize_run(ctx)
+        if deploy:
+            from .protocol import train_deploy
 
-        metrics["deploy"] = train_deploy(ctx, progress=progress)
-    return metrics
+            metrics["deploy"] = train_deploy(ctx, progress=progress)
+        return metrics
 
 
 def _run_serial(ctx, pending, progress):
@@ -65,8 +75,24 @@ def pin_single_thread():
     os.environ["XLA_FLAGS"] = SINGLE_THREAD_XLA_FLAGS
 
 
-def _worker_init():
+def _worker_init(parent_pid):
     pin_single_thread()
+    _exit_with_parent(parent_pid)
+
+
+def _exit_with_parent(parent_pid, poll_seconds=1.0):
+    """End this worker as soon as the process that started it is gone.
+
+    A spawned pool worker is told nothing when its parent is killed (SIGKILL runs no
+    clean-up): it would train its fold to the end and then idle forever, holding its
+    memory. Its parent's pid changes when it is re-parented, which a daemon thread sees.
+    """
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker(ctx, seed, fold):
@@ -80,7 +106,8 @@ def _run_parallel(ctx, pending, jobs, progress):
     from tqdm.auto import tqdm
 
     # spawn, not fork: JAX's thread pools do not survive a fork.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_worker, ctx, s, f) for s, f in pending]
         with tqdm(total=len(futures), desc="folds", unit="fold", disable=not progress) as bar:
             for future in as_completed(futures):

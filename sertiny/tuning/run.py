@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from ..errors import SertinyError, require
+from ..features.table import table_fingerprint
 from . import recovery
 from .report import write_outputs
 from .storage import resolve_storage
-from .study import budget, open_study, table_fingerprint
+from .study import budget, open_study
 
 # How often an idle worker re-checks the running trials it waits for: on this machine a
 # dead process is seen at once; elsewhere only after the heartbeat's grace period anyway.

@@ -7,7 +7,6 @@ one TPE model.
 """
 
 import dataclasses
-import hashlib
 import json
 
 from ..errors import ParameterError
@@ -17,21 +16,6 @@ from .storage import open_storage
 
 _SPEC_ATTR = "sertiny_objective"
 _DATA_ATTR = "sertiny_data"
-
-
-def table_fingerprint(table):
-    """A hash of the clips, labels, speakers and front end: equal tables, equal hash.
-
-    Paths are left out on purpose: the same feature file on two machines must match.
-    """
-    digest = hashlib.sha256()
-    digest.update(json.dumps(table.feature_config.identity_dict(), sort_keys=True).encode())
-    digest.update(json.dumps(list(table.label_names)).encode())
-    for array in (table.labels, table.speakers.astype("U"), table.names.astype("U")):
-        digest.update(array.tobytes())
-    for clip in table.features:
-        digest.update(clip.tobytes())
-    return digest.hexdigest()[:16]
 
 
 def open_study(config, spec, table_hash):
