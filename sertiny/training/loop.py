@@ -33,7 +33,7 @@ def epoch_learning_rate(epoch, *, lr, t0, floor):
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t0)) / 2
 
 
-class _Trainer:
+class Trainer:
     """Holds a model's state as JAX arrays and the jitted train / predict functions.
 
     ``aux_heads``: ``((name, n_classes), ...)``, a multi-task model's auxiliary outputs
@@ -160,7 +160,8 @@ def _enable_compilation_cache(jax):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def _batches(n, batch_size, rng):
+def shuffled_batches(n, batch_size, rng):
+    """Index arrays of one epoch's batches over ``n`` examples in ``rng``'s order."""
     order = rng.permutation(n)
     starts = list(range(0, n, batch_size))
     # BatchNorm cannot normalise a batch of one sample; fold a lone last sample into the
@@ -221,12 +222,12 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
                 f"shape ({len(x_train)}, {len(heads)}). Got {None if aux_train is None else np.shape(aux_train)} instead."
             )
         targets = np.column_stack([y_train, aux_train]).astype(np.int32)
-    trainer = _Trainer(model, train_config.weight_decay, aux_heads=model_config.aux_heads,
+    trainer = Trainer(model, train_config.weight_decay, aux_heads=model_config.aux_heads,
                        aux_loss_weight=train_config.aux_loss_weight, soft_targets=train_config.uses_soft_targets)
     rng = np.random.default_rng(seed)
     n_classes = model_config.n_classes
     if train_config.ema_epochs > 0:
-        steps = len(_batches(len(x_train), train_config.batch_size, np.random.default_rng(0)))
+        steps = len(shuffled_batches(len(x_train), train_config.batch_size, np.random.default_rng(0)))
         trainer.start_ema(ema_decay_per_step(train_config.ema_epochs, steps))
     keep_last = x_val is None or train_config.selection == "last"
     best = FoldResult(weights=None, best_epoch=-1, best_val_uar=-1.0, history=[])
@@ -235,7 +236,7 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
         lr = epoch_learning_rate(epoch, lr=train_config.lr, t0=train_config.t0, floor=train_config.lr_floor)
         trainer.set_lr(lr)
         losses = [trainer.step(*_training_batch(x_train, targets, idx, train_config, n_classes, rng))
-                  for idx in _batches(len(x_train), train_config.batch_size, rng)]
+                  for idx in shuffled_batches(len(x_train), train_config.batch_size, rng)]
         row = {"epoch": epoch + 1, "lr": lr, **_loss_columns(losses, trainer.heads)}
         if x_val is None:
             val_uar = float("nan")
