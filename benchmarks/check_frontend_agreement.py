@@ -18,7 +18,7 @@ the back ends: the step most sensitive to rounding, since it is a histogram argm
 Prints a table and writes it, with the command, date and machine, into the "agreement"
 section of results/frontend.md. Exits with status 1 if a check fails.
 
-    python scripts/check_frontend_agreement.py --jobs 2
+    python benchmarks/check_frontend_agreement.py --jobs 2
 """
 
 import argparse

@@ -1,10 +1,9 @@
 """Simulate capping the int8 range of the LSTM cell state (results/export.md, "Capping the cell-state range").
 
-    python scripts/cell_range_sim.py runs/table1/paper/res_lstm_sa_h64 [--caps 8,6,4,3,2] [--calib-clips 200]
+    python export/cell_range_sim.py runs/table1/paper/res_lstm_sa_h64 [--caps 8,6,4,3,2] [--calib-clips 200]
 
-For every fold model of the run's first seed: NumPy recurrence (scripts/export_report.py's
-simulation) with min/max ranges from the calibration clips, c and f*c ranges capped at
-+-cap; prints top-1 agreement with float on the held-out speakers, with every tensor int8
+For every fold model of the run's first seed: NumPy recurrence (export/int8_simulation.py)
+with min/max ranges from the calibration clips, c and f*c ranges capped at +-cap; prints top-1 agreement with float on the held-out speakers, with every tensor int8
 and with only the cell state int8.
 """
 
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import export_report  # noqa: E402  (its _simulate is the diagnosis simulation)
+from int8_simulation import simulate  # export/int8_simulation.py, beside this file
 
 
 def main():
@@ -44,14 +42,14 @@ def main():
 
         calib = stack([data.train_clips[i] for i in calibration.pick_clips(data.train_labels, args.calib_clips)])
         ranges = {}
-        export_report._simulate(fw, calib, record=ranges)
+        simulate(fw, calib, record=ranges)
         test = stack(data.test_clips)
-        reference = export_report._simulate(fw, test)
+        reference = simulate(fw, test)
         for cap in caps:
             capped = {k: (max(lo, -cap), min(hi, cap)) if cap and k.lstrip("12") in ("c", "fc") else (lo, hi)
                       for k, (lo, hi) in ranges.items()}
-            agree[cap, "all"].append(export_report._simulate(fw, test, {"*"}, capped, 8) == reference)
-            agree[cap, "c"].append(export_report._simulate(fw, test, {"c", "fc"}, capped, 8) == reference)
+            agree[cap, "all"].append(simulate(fw, test, {"*"}, capped, 8) == reference)
+            agree[cap, "c"].append(simulate(fw, test, {"c", "fc"}, capped, 8) == reference)
         print(f"fold {fold.index} done", file=sys.stderr, flush=True)
     print("| cap on c | " + " | ".join("none" if c is None else f"±{c:g}" for c in caps) + " |")
     print("|---|" + "---:|" * len(caps))

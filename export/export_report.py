@@ -10,7 +10,7 @@ stripping names, chunk size) and the calibration choices (how many clips, which 
 Prints markdown and, with --write, puts it (with the command, date, ``uname -m`` and CPU
 model) into results/export.md, one section per study so reruns keep the others.
 
-    python scripts/export_report.py runs/h64 --chunk 1 --chunk 10 --int16x8 --design --calibration --write
+    python export/export_report.py runs/h64 --chunk 1 --chunk 10 --int16x8 --design --calibration --write
 """
 
 import argparse
@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO))
 from sertiny._io import update_section
 from sertiny.export import ExportConfig
 from sertiny.machine import command_line, machine_info
+
+from int8_simulation import simulate  # export/int8_simulation.py, beside this file
 
 RESULTS = REPO / "results" / "export.md"
 TITLE = "Export: size, ops, arena and int8 parity"
@@ -343,11 +345,11 @@ def diagnosis_section(args):
         stack = lambda cs: np.stack([fit_to_length(c, run.seq_len) for c in cs]).astype(np.float64)
         calib = stack([data.train_clips[i] for i in calibration.pick_clips(data.train_labels, args.calib_clips)])
         ranges = {}
-        _simulate(fw, calib, record=ranges)
+        simulate(fw, calib, record=ranges)
         test = stack(data.test_clips)
-        reference = _simulate(fw, test)
+        reference = simulate(fw, test)
         for label, groups, bits in settings:
-            agree[label].append(_simulate(fw, test, groups, ranges, bits) == reference)
+            agree[label].append(simulate(fw, test, groups, ranges, bits) == reference)
     lines = [
         "## Where int8 loses agreement (simulation)",
         "",
@@ -360,46 +362,6 @@ def diagnosis_section(args):
     ]
     lines += [f"| {label} | {np.concatenate(a).mean():.2%} |" for label, a in agree.items()]
     return lines
-
-
-def _simulate(fw, x, groups=frozenset(), ranges=None, bits=8, record=None):
-    """Predicted classes of the recurrence over x (N, T, F) with fake quantisation."""
-
-    def q(name, value):
-        base = name.lstrip("12")
-        if record is not None:
-            lo, hi = record.get(name, (np.inf, -np.inf))
-            record[name] = (min(lo, value.min()), max(hi, value.max()))
-        if (base in groups or "*" in groups) and f"-{base}" not in groups:
-            lo, hi = min(ranges[name][0], 0.0), max(ranges[name][1], 0.0)
-            step = (hi - lo) / (2**bits - 1)
-            return np.clip(np.round(value / step), np.round(lo / step), np.round(hi / step)) * step
-        return value
-
-    def cell(lstm, tag, x_t, h, c):
-        units = lstm.units
-        z = q(tag + "z", q(tag + "proj", x_t @ lstm.kernel + lstm.bias) + q(tag + "rec", h @ lstm.recurrent))
-        gates = 1 / (1 + np.exp(-z[:, : 3 * units]))
-        i, f, o = gates[:, :units], gates[:, units : 2 * units], gates[:, 2 * units :]
-        c = q(tag + "c", q(tag + "fc", f * c) + q(tag + "ig", i * np.tanh(z[:, 3 * units :])))
-        return q(tag + "h", o * q(tag + "tc", np.tanh(c))), c
-
-    n = x.shape[0]
-    h1, c1 = np.zeros((n, fw.n_features)), np.zeros((n, fw.n_features))
-    h2, c2 = np.zeros((n, fw.hidden)), np.zeros((n, fw.hidden))
-    outputs = []
-    for t in range(x.shape[1]):
-        x_t = q("x", x[:, t])
-        if fw.residual:
-            h1, c1 = cell(fw.lstm1, "1", x_t, h1, c1)
-            x_t = q("x2", h1 + x_t)
-        h2, c2 = cell(fw.lstm2, "2", x_t, h2, c2)
-        outputs.append(h2)
-    h = np.stack(outputs, 1)
-    scores = h @ fw.attention
-    alpha = np.exp(scores - scores.max(1, keepdims=True))
-    context = ((alpha / alpha.sum(1, keepdims=True))[..., None] * h).sum(1)
-    return (context @ fw.head_kernel + fw.head_bias).argmax(1)
 
 
 def _f(value, pattern="{:.4f}"):

@@ -1,9 +1,9 @@
 """Probe (results/export.md): fine-tune each fold model with EVERY activation fake-quantised to int8.
 
-    python scripts/qat_full_probe.py runs/table1/paper/res_lstm_sa_h64 /tmp/qat_full --epochs 6
+    python export/qat_full_probe.py runs/table1/paper/res_lstm_sa_h64 /tmp/qat_full --epochs 6
     sertiny export /tmp/qat_full --out /tmp/qat_full_bundle --chunk 1 --no-tflm
 
-The earlier probe (scripts/qat_probe.py) rounded only the LSTM cell state and left
+The earlier probe (export/qat_probe.py) rounded only the LSTM cell state and left
 agreement at 95 %: the other activations' rounding remains. Here a JAX copy of the
 ResLSTM-SA / LSTM-SA forward pass rounds every tensor the int8 graph stores (inputs,
 projections, gate pre-activations, gate outputs on TFLite's fixed sigmoid/tanh grids, f*c,
@@ -94,6 +94,7 @@ def main():
 
     from sertiny.export import calibration
     from sertiny.export.run import fold_data, load_run, load_table, load_weight_set
+    from sertiny.training.rundir import RunDir
     from sertiny.models.weights import BN_EPSILON, save_weights
     from sertiny.features.frames import fit_to_length
 
@@ -198,7 +199,7 @@ def main():
             ranges = calibrate({**frozen, **train}, calib)  # what the report shows and the next epoch trains on
             report({**frozen, **train}, ranges, f"epoch {epoch + 1}")
         tuned = {n: np.asarray(a) for n, a in {**frozen, **train}.items()}
-        save_weights(args.out / f"seed_{run.seeds[0]}" / f"fold_{k}" / "weights.npz", tuned)
+        save_weights(RunDir(args.out).fold_dir(run.seeds[0], k) / "weights.npz", tuned)
         print(f"fold {k} saved", file=sys.stderr, flush=True)
 
 

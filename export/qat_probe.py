@@ -1,6 +1,6 @@
 """Probe (results/export.md): fine-tune each fold model with a fake-quantised LSTM cell state.
 
-    python scripts/qat_probe.py runs/table1/paper/res_lstm_sa_h64 /tmp/qat_run --cap 4 --epochs 8 --lr 5e-5
+    python export/qat_probe.py runs/table1/paper/res_lstm_sa_h64 /tmp/qat_run --cap 4 --epochs 8 --lr 5e-5
     sertiny export /tmp/qat_run --out /tmp/qat_bundle --chunk 1 --cell-range 4 --no-tflm
 
 Copies RUN to OUT_RUN and replaces seed 0's fold weights with weights fine-tuned for a few
@@ -34,7 +34,8 @@ import sertiny.models.lstm_sa as lsa
 from sertiny.models import create_model
 from sertiny.models.weights import get_weights, set_weights, save_weights
 from sertiny.export.run import load_run, load_table, load_weight_set, fold_data
-from sertiny.training.loop import _Trainer, _batches
+from sertiny.training.loop import Trainer, shuffled_batches
+from sertiny.training.rundir import RunDir
 from sertiny.features.frames import fit_to_length
 
 CAP = args.cap
@@ -70,11 +71,11 @@ for k in [int(x) for x in args.folds.split(",")]:
     set_weights(model, ws.weights)
     x = np.stack([fit_to_length(c, run.seq_len) for c in data.train_clips])
     y = data.train_labels.astype(np.int32)
-    tr = _Trainer(model, 1e-2)
+    tr = Trainer(model, 1e-2)
     tr.set_lr(args.lr)
     rng = np.random.default_rng(k)
     for e in range(args.epochs):
-        losses = [float(tr.step(x[i], y[i])) for i in _batches(len(x), 8, rng)]
+        losses = [float(tr.step(x[i], y[i])) for i in shuffled_batches(len(x), 8, rng)]
         print(f"fold {k} epoch {e + 1} loss {np.mean(losses):.4f}", flush=True)
     tr.sync_to_model()
-    save_weights(args.out / f"seed_{run.seeds[0]}" / f"fold_{k}" / "weights.npz", get_weights(model))
+    save_weights(RunDir(args.out).fold_dir(run.seeds[0], k) / "weights.npz", get_weights(model))

@@ -2,7 +2,7 @@
 and TFLite Micro, the firmware C reference, bad inputs, and the bundle round trip.
 
 Models are tiny (hidden 8, T = 13) with random weights, so the whole file runs in about a
-minute; the real ResLSTM-SA-h64 figures come from scripts/export_report.py.
+minute; the real ResLSTM-SA-h64 figures come from export/export_report.py.
 """
 
 import hashlib

@@ -1,7 +1,7 @@
 """Tests of sertiny.features: config, both back ends and their agreement, cache, tables, normalisation.
 
 The agreement tests run on a handful of real RAVDESS clips from the shared data folder (the
-full-corpus check is scripts/check_frontend_agreement.py) and skip if it is missing.
+full-corpus check is benchmarks/check_frontend_agreement.py) and skip if it is missing.
 """
 
 import importlib.util

@@ -1,6 +1,6 @@
 """Build the bundle shipped inside the package: sertiny/assets/default_bundle/.
 
-    python scripts/build_default_bundle.py [--run DIR] [--jobs 2]
+    python tools/build_default_bundle.py [--run DIR] [--jobs 2]
 
 ResLSTM-SA-h64 on the edge16k front end (any audio, any sample rate), trained on all 24
 RAVDESS speakers with the accuracy work's final recipe (``FINAL_RECIPE`` in
@@ -79,7 +79,7 @@ def _portable(bundle, run):
         (f"The recipe is `{accuracy.FINAL_RECIPE}` of `train/accuracy_recipes.json` ({_recipe_text()}), chosen on "
          "the folds' validation speakers among the ablations of `results/accuracy.md`; the accuracy above is its "
          "cross-validated UAR on held-out speakers."),
-        "Rebuild with `python scripts/build_default_bundle.py`.",
+        "Rebuild with `python tools/build_default_bundle.py`.",
     ]
     cv = read_json(Path(run) / "metrics.json")
     if cv.get("n_seeds", 1) > 1:

@@ -117,7 +117,7 @@ BUILTIN_MANIFEST = ROOT / "sertiny" / "assets" / "default_bundle" / "sertiny.jso
 
 def int8_metrics(input_name, model, recipe):
     """int8 parity of a run: from its export, or from the built-in bundle when that was
-    exported from this run (scripts/build_default_bundle.py measures the same fold models)."""
+    exported from this run (tools/build_default_bundle.py measures the same fold models)."""
     manifest = bundle_dir(input_name, model, recipe) / "sertiny.json"
     if not manifest.is_file():
         builtin = json.loads(BUILTIN_MANIFEST.read_text())
@@ -253,8 +253,7 @@ def _versus_floor(delta):
 
 
 def _table1_lines(rows):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from table1 import PAPER
+    from table1 import PAPER  # train/table1.py, beside this file
 
     by_key = {(r["front_end"], r["model"]): r for r in rows if r["recipe"] == FINAL_RECIPE and r["complete"]}
     lines = [f"## Table I, second block: the paper's six models with sertiny's recipe (`{FINAL_RECIPE}`)", "",

@@ -1,14 +1,14 @@
 """Every sertiny model family on one table: the one a user reads to pick a model for a device.
 
-    python scripts/models_table.py train  [--models ...] [--seeds 0,1,2] [--jobs 2]
-    python scripts/models_table.py export [--models ...]
-    python scripts/models_table.py bench  [--models ...]
-    python scripts/models_table.py report [--out results/models.md]
+    python train/models_table.py train  [--models ...] [--seeds 0,1,2] [--jobs 2]
+    python train/models_table.py export [--models ...]
+    python train/models_table.py bench  [--models ...]
+    python train/models_table.py report [--out results/models.md]
 
 Each stage is resumable and reads what the one before left:
 
 - ``train``: the paper protocol (five speaker-independent RAVDESS folds, pooled UAR, seeds)
-  with Table I's fixed recipe (``scripts/table1_recipe.json``) for every family, into
+  with Table I's fixed recipe (``train/table1_recipe.json``) for every family, into
   ``runs/models/<entry>``. LSTM-SA / ResLSTM-SA rows reuse Table I's edge16k runs.
 - ``export``: ``sertiny export --int8`` of each run (full-unroll profile; LSTM-SA families also
   the K = 1 streaming profile), into ``bundles/models/<entry>``; int8 UAR and agreement are
@@ -22,12 +22,10 @@ import argparse
 import dataclasses
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import table1  # noqa: E402  (recipe, data loading and machine description shared with Table I)
+import table1  # train/table1.py: the recipe, data loading and machine description shared with Table I
 
 ROOT = table1.ROOT
 RUNS = ROOT / "runs" / "models"
@@ -120,7 +118,7 @@ def bench_stage(args):
     for entry in _selected(args):
         print(f"== bench {entry.name}", flush=True)
         result = run_bench(entry.bundle, [BENCH_CLIPS], config, progress=not args.quiet,
-                           command=f"python scripts/models_table.py bench --models {entry.name}")
+                           command=f"python train/models_table.py bench --models {entry.name}")
         atomic_write_json(BENCH / f"{entry.name}.json", result)
 
 
@@ -169,20 +167,20 @@ def report(args):
     lines = [
         "# Models: accuracy, size, memory and speed",
         "",
-        f"Written by `python scripts/models_table.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"machine: {table1._machine()}.",
+        f"Written by `python train/models_table.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"machine: {table1.machine_text()}.",
         "",
         "Made with, in order (each resumable):",
         "",
         "```",
-        "python scripts/models_table.py train --seeds 0,1,2 --jobs 2",
-        "python scripts/models_table.py export",
-        "python scripts/models_table.py bench",
-        "python scripts/models_table.py report",
+        "python train/models_table.py train --seeds 0,1,2 --jobs 2",
+        "python train/models_table.py export",
+        "python train/models_table.py bench",
+        "python train/models_table.py report",
         "```",
         "",
         "All rows: RAVDESS (1440 clips, 16 kHz copy), the paper's five speaker-independent folds, pooled "
-        "out-of-fold UAR, the same fixed recipe (`scripts/table1_recipe.json`: Adam with coupled L2, "
+        "out-of-fold UAR, the same fixed recipe (`train/table1_recipe.json`: Adam with coupled L2, "
         "cosine restarts, 100 epochs, best-validation epoch per fold), untuned per model. Float UAR is mean ± std "
         "over seeds; int8 UAR and top-1 agreement with float come from the exporter's parity check (seed 0's five "
         "fold models, each converted with the same settings, on their held-out speakers), with those float models' "

@@ -1,6 +1,6 @@
 """Train a few folds of the paper protocol with one recipe: a cheap probe before full runs.
 
-    python scripts/probe_recipe.py NAME '{"batch_size": 8, "lr": 1e-4}' [--folds 1,2] [--model res_lstm_sa_h64]
+    python train/probe_recipe.py NAME '{"batch_size": 8, "lr": 1e-4}' [--folds 1,2] [--model res_lstm_sa_h64]
 
 Writes runs/probe/NAME (a normal run directory) and prints each fold's test UAR.
 """

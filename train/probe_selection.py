@@ -1,6 +1,6 @@
 """How much choosing the epoch on the test speakers would inflate Table I's UAR.
 
-    python scripts/probe_selection.py [--model res_lstm_sa_h64] [--input paper] [--seed 0] [--jobs 2]
+    python train/probe_selection.py [--model res_lstm_sa_h64] [--input paper] [--seed 0] [--jobs 2]
 
 Trains each of the paper's five folds exactly as Table I's run does (same recipe, same seeds,
 so the same initialisation and batch order), except that the epoch is kept by its UAR on the
@@ -12,29 +12,27 @@ figure of the same seed from ``runs/table1``. Nothing is written except the prin
 
 import argparse
 import json
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import table1  # noqa: E402
+import table1  # train/table1.py: Table I's recipe, runs and data loading
 
 
 def _fold(model, input_name, seed, fold_index):
     from sertiny.training import TrainConfig
     from sertiny.training.loop import train_fold
-    from sertiny.data.splits import Fold
     from sertiny.models import ModelConfig
     from sertiny.training.protocol import fold_inputs, fold_seed
+    from sertiny.training.rundir import RunDir
 
     _, table = table1.load_input(input_name)
-    run = table1.run_dir(input_name, model)
+    run = RunDir(table1.run_dir(input_name, model))
     # Read, never rewrite, the Table I run: its T, model config, folds and recipe.
-    info = json.loads((run / "run.json").read_text())
-    config = TrainConfig.from_dict(json.loads((run / "train_config.json").read_text()))
-    fold = next(Fold(**f) for f in info["folds"] if f["index"] == fold_index)
+    info = run.info()
+    config = TrainConfig.from_dict(run.train_config())
+    fold = next(f for f in run.folds() if f.index == fold_index)
     data = fold_inputs(table, fold, info["seq_len"], config.normalization)
     x_tr, y_tr, x_te, y_te = data.x_train, data.y_train, data.x_test, data.y_test
     seed_value = fold_seed(seed, fold.index)
@@ -57,6 +55,7 @@ def main():
     import multiprocessing
 
     from sertiny.metrics import uar
+    from sertiny.training.rundir import RunDir
 
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_fold, args.model, args.input, args.seed, k) for k in range(1, 6)]
@@ -64,13 +63,13 @@ def main():
     y = np.concatenate([f["y"] for f in folds])
     p = np.concatenate([f["predicted"] for f in folds])
     oracle = uar(y, p, folds[0]["n_classes"])
-    run = table1.run_dir(args.input, args.model)
-    honest = json.loads((run / f"seed_{args.seed}" / "metrics.json").read_text())
+    run = RunDir(table1.run_dir(args.input, args.model))
+    honest = json.loads((run.seed_dir(args.seed) / "metrics.json").read_text())
     print(f"{args.model} on {args.input}, seed {args.seed}")
     print("| fold | epoch kept on validation speakers | its test UAR | epoch kept on test speakers | its test UAR |")
     print("|---|---|---|---|---|")
     for f in folds:
-        info = json.loads((run / f"seed_{args.seed}" / f"fold_{f['fold']}" / "fold.json").read_text())
+        info = run.read_fold(args.seed, f["fold"])
         print(f"| {f['fold']} | {info['best_epoch']} | {info['test_uar']:.4f} | {f['oracle_epoch']} | {f['oracle_test_uar']:.4f} |")
     print(f"pooled UAR: validation-selected {honest['uar']:.4f}, test-selected {oracle:.4f} "
           f"({100 * (oracle - honest['uar']):+.1f} pp)")

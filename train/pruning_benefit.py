@@ -15,8 +15,8 @@ their histories agree. That pairs them: "folds / trial" is the compute a decided
 cost, independent of how busy the machine was, and a trial pruned in one study but run
 to the end in the unpruned one shows whether pruning threw away a would-be best.
 
-    python scripts/pruning_benefit.py --minutes 11
-    python scripts/pruning_benefit.py --minutes 11 --analyse-only   # re-read the studies
+    python train/pruning_benefit.py --minutes 11
+    python train/pruning_benefit.py --minutes 11 --analyse-only   # re-read the studies
 """
 
 import argparse
@@ -133,7 +133,7 @@ def report(args, rows, started, load):
     when = started.strftime("%Y-%m-%d %H:%M")
     lines = [
         f"- Measured {when} on {machine(load)}.",
-        (f"- Command: `python scripts/pruning_benefit.py --minutes {args.minutes:g} --model {args.model} "
+        (f"- Command: `python train/pruning_benefit.py --minutes {args.minutes:g} --model {args.model} "
          f"--epochs {args.epochs} --batch-size {args.batch_size} --seed {args.seed}`"),
         (f"- Problem: {args.model}, {args.epochs} epochs per fold, batch size {args.batch_size} pinned, paper space "
          "for lr / weight decay / dropout / T0, paper folds on all 24 actors, pooled test UAR; "

@@ -1,11 +1,11 @@
 """Reproduce the paper's Table I: six models, the paper protocol, N seeds, two front ends.
 
-    python scripts/table1.py run    [--models ...] [--inputs paper,edge16k] [--seeds 0,1,2] [--jobs 2]
-    python scripts/table1.py run    --tuned --models res_lstm_sa_h64 --inputs paper --seeds 1,2
-    python scripts/table1.py report [--out results/table1.md]
+    python train/table1.py run    [--models ...] [--inputs paper,edge16k] [--seeds 0,1,2] [--jobs 2]
+    python train/table1.py run    --tuned --models res_lstm_sa_h64 --inputs paper --seeds 1,2
+    python train/table1.py report [--out results/table1.md]
 
 ``run`` trains every (input, model) into ``runs/table1/<input>/<model>`` with the recipe in
-``scripts/table1_recipe.json`` (resumable: rerun the same command after an interruption).
+``train/table1_recipe.json`` (resumable: rerun the same command after an interruption).
 ``run --tuned`` trains with the best parameters of the model's Optuna study instead
 (``sertiny tune ... --out runs/tune/<model>_<input>``) into ``runs/table1/<input>_tuned/<model>``.
 ``report`` reads whatever runs have finished and writes the table with the paper's figures
@@ -87,7 +87,7 @@ def tune_dir(model, input_name):
     return TUNE / f"{model}_{input_name}"
 
 
-def _machine():
+def machine_text():
     from sertiny.machine import cpu_model
 
     return f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"
@@ -124,7 +124,7 @@ def _padding_section():
              "them, exactly as the exported fixed-length graph does); longer ones are centre-cropped. "
              "`--padding masked` instead carries the LSTM state over padded frames and masks them out of "
              "the attention, like PyTorch packed sequences. Same recipe and seeds; runs made with "
-             "`python scripts/table1.py run --padding masked --models ...`."),
+             "`python train/table1.py run --padding masked --models ...`."),
         ["input", "model", "seeds", "zeros: UAR mean ± std", "masked: UAR mean ± std", "zeros - masked per seed (pp)"],
         rows)
 
@@ -162,7 +162,7 @@ def _tuning_section():
              "the same parameters on fresh training seeds say what that selection was worth. Study: "
              "`sertiny tune --features ../shared/data/ravdess48k_paper_features.npz --model MODEL --space paper "
              "--workers 2 --out runs/tune/MODEL_paper`; fresh seeds: "
-             "`python scripts/table1.py run --tuned --models MODEL --inputs paper --seeds 1,2`."),
+             "`python train/table1.py run --tuned --models MODEL --inputs paper --seeds 1,2`."),
         ["input", "model", "trials", "best trial: test UAR", "fixed recipe, same seed", "tuned, fresh seeds",
          "fixed recipe, same seeds", "best parameters"],
         rows)
@@ -191,12 +191,12 @@ def report(args):
     lines = [
         "# Table I reproduced",
         "",
-        f"Written by `python scripts/table1.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"machine: {_machine()}. Runs made with `python scripts/table1.py run` (see the per-run `train_config.json` "
+        f"Written by `python train/table1.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"machine: {machine_text()}. Runs made with `python train/table1.py run` (see the per-run `train_config.json` "
         "under `runs/table1/`).",
         "",
         "Recipe of the rows below (a documented fixed choice, the same for every model; per-model tuning has its "
-        "own section; `scripts/table1_recipe.json`):",
+        "own section; `train/table1_recipe.json`):",
         "",
         "```json",
         RECIPE.read_text().strip(),

@@ -2,7 +2,7 @@
 
 Written by :func:`sertiny.export.export_run` beside ``sertiny.json``, from the manifest
 alone, so a published bundle's card can be rewritten from its ``sertiny.json`` (as
-``scripts/build_default_bundle.py`` does after adding notes).
+``tools/build_default_bundle.py`` does after adding notes).
 """
 
 from ..runtime.variant import Variant
@@ -68,7 +68,7 @@ def model_card(manifest):
         "will do worse on spontaneous speech, other languages and noisy rooms; not for decisions about people."),
         "",
     ]
-    if manifest.get("notes"):  # added by whoever publishes the bundle, e.g. scripts/build_default_bundle.py
+    if manifest.get("notes"):  # added by whoever publishes the bundle, e.g. tools/build_default_bundle.py
         lines += ["## Notes", "", *(f"- {note}" for note in manifest["notes"]), ""]
     return "\n".join(lines)
 

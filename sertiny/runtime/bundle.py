@@ -34,7 +34,7 @@ from .variant import MODES, OfVariant, Variant, primary_int8, resolve
 
 MANIFEST_NAME = "sertiny.json"
 # Shipped inside the package so that 'sertiny infer clip.wav' works with no training;
-# rebuilt by scripts/build_default_bundle.py.
+# rebuilt by tools/build_default_bundle.py.
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "assets" / "default_bundle"
 BUNDLE_FORMAT = "sertiny-bundle"
 # 2: the manifest carries manifest_sha256 (format 1 had none, so it cannot be checked).
@@ -185,7 +185,7 @@ def default_bundle_path():
         raise ArtifactError(
             f"{DEFAULT_BUNDLE}: this sertiny install has no built-in bundle (a source checkout "
             "without it, or a trimmed package). Pass a bundle directory, or build it with "
-            "'python scripts/build_default_bundle.py'."
+            "'python tools/build_default_bundle.py'."
         )
     return DEFAULT_BUNDLE
 
