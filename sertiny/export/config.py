@@ -4,7 +4,6 @@ import dataclasses
 
 from .._config import Config, check_bool_fields, check_choice, check_float, check_int
 from ..errors import ParameterError
-from ..training.rundir import DEPLOY, parse_weights_name
 from .calibration import STRATEGIES
 from .graph import SCHEDULES
 
@@ -97,6 +96,8 @@ class ExportConfig(Config):
         check_int(owner, "calib_seed", self.calib_seed, min_value=0)
         if self.parity_seed is not None:
             check_int(owner, "parity_seed", self.parity_seed, min_value=0)
+        from ..training.rundir import DEPLOY, parse_weights_name  # here: the device path imports this module
+
         if self.weights not in ("auto", DEPLOY):
             parse_weights_name(self.weights)
         check_float(owner, "range_percentile", self.range_percentile, min_value=50.0, max_value=100.0)

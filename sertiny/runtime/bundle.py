@@ -167,13 +167,13 @@ def manifest_digest(manifest):
 
 
 def write_manifest(directory, manifest):
-    """Write ``directory/sertiny.json`` (atomically), stamped with this bundle format and
-    version and sealed with its ``manifest_sha256``; return the dict as written. Every
-    writer of a bundle goes through here."""
+    """Write ``directory/sertiny.json`` (atomically), with this bundle format and version
+    unless the manifest names its own, sealed with its ``manifest_sha256``; return the dict
+    as written. Every writer of a bundle goes through here."""
     # Through JSON first, so the digest covers exactly what a reader gets back (numpy
     # scalars, paths and tuples become plain JSON values).
     sealed = json_values({"format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
-                          **{k: v for k, v in manifest.items() if k not in ("format", "format_version", INTEGRITY_KEY)}})
+                          **{k: v for k, v in manifest.items() if k != INTEGRITY_KEY}})
     sealed[INTEGRITY_KEY] = manifest_digest(sealed)
     atomic_write_json(Path(directory) / MANIFEST_NAME, sealed)
     return sealed
