@@ -34,7 +34,13 @@ def main():
                         help="training run (cross-validation + deploy model); resumed if present")
     parser.add_argument("--out", type=Path, default=TARGET)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--card-only", action="store_true",
+                        help="only rewrite the shipped bundle's notes and card (e.g. once a baseline has run)")
     args = parser.parse_args()
+    if args.card_only:
+        _portable(args.out, args.run)
+        print(f"rewrote the notes and card of {args.out}")
+        return
 
     from sertiny.export import ExportConfig, export_run
     from sertiny.training import TrainConfig, train
@@ -86,11 +92,19 @@ def _portable(bundle, run):
         manifest["notes"].insert(2, (
             f"Over {cv['n_seeds']} seeds the recipe's cross-validated float UAR is {cv['uar_mean']:.4f} ± "
             f"{cv['uar_std']:.4f} (the figures above are seed 0's, whose folds the int8 parity was measured on)."))
-    manifest["notes"] += _baseline_notes()
+    manifest["notes"] += _baseline_notes(cv)
     manifest = write_manifest(bundle, manifest)  # edited above: sealed again
     atomic_write_text(bundle / "MODEL_CARD.md", model_card(manifest))
     for path in bundle.iterdir():  # the atomic writers' files are private; package data must be readable
         path.chmod(0o644)
+
+
+def _versus_stats(cv, systems):
+    stats = systems.get(f"{PRESET}_stats")
+    if stats is None:
+        return ""
+    side = "below" if cv["uar_mean"] < stats["pooled_test_uar"] else "above"
+    return f" This model ({cv['uar_mean']:.3f}) is {side} the linear model on clip statistics of its own features."
 
 
 def _recipe_text():
@@ -98,21 +112,28 @@ def _recipe_text():
     return ", ".join(f"{k} {v}" for k, v in recipe.items())
 
 
-def _baseline_notes():
+def _baseline_notes(cv):
     """The floors beside the model, same folds: sertiny's stats_linear family and the classical ones."""
     import json
 
     notes = []
-    for metrics_file in sorted((accuracy.RUNS / PRESET).glob("stats_linear*/*/metrics.json")):
+    floor = accuracy.floor_row(accuracy.collect(), PRESET)  # its recipe chosen on validation speakers
+    for metrics_file in [] if floor is None else [accuracy.run_dir(PRESET, floor["model"], floor["recipe"]) / "metrics.json"]:
         m = json.loads(metrics_file.read_text())
+        delta = 100 * (cv["uar_mean"] - m["uar_mean"])
+        verdict = ("does not beat it" if delta <= 0 else f"is {delta:.1f} pp above it"
+                   + (", inside the ~2 pp seed noise: not a resolved win" if delta < 2 else ""))
         notes.append(f"Baseline, same front end and folds: `{m['model']}` (statistics pooling + one dense layer, "
                      f"recipe `{metrics_file.parent.name}`) scores {m['uar_mean']:.4f} ± {m['uar_std']:.4f} "
-                     f"({m['n_seeds']} seeds) (`python train/accuracy.py run --models {m['model']} "
-                     f"--recipes {metrics_file.parent.name}`).")
+                     f"({m['n_seeds']} seeds; `python train/accuracy.py run --models {m['model']} "
+                     f"--recipes {metrics_file.parent.name}`); this model {verdict}.")
     classical = ROOT / "results" / "baselines.json"
     if classical.is_file():
-        notes.append("Classical baselines on the same folds (linear models on functionals): see "
-                     "`results/baselines.md` (`python benchmarks/classical_baselines.py`).")
+        systems = json.loads(classical.read_text())["systems"]
+        named = ", ".join(f"{k} {v['pooled_test_uar']:.3f}" for k, v in systems.items())
+        notes.append(f"Classical baselines on the same folds (StandardScaler + LogisticRegression, C chosen on "
+                     f"validation speakers; `python benchmarks/classical_baselines.py`, results/baselines.md): "
+                     f"{named}." + _versus_stats(cv, systems))
     return notes
 
 

@@ -182,7 +182,7 @@ def _fmt(row):
     return f"{row['uar_float_mean']:.4f} ± {row['uar_float_std']:.4f}"
 
 
-def _floor_row(rows, front_end):
+def floor_row(rows, front_end):
     """The stats_linear floor on a front end: its best run by late val UAR (never test)."""
     floors = [r for r in rows if r["front_end"] == front_end and r["model"].startswith("stats_linear") and r["complete"]]
     return max(floors, key=lambda r: r["late_val_uar"]) if floors else None
@@ -198,7 +198,7 @@ def _baseline_lines(rows, classical):
     lines = ["## Baselines (same five folds, pooled test UAR)", "",
              "| system | input | UAR | how chosen |", "|---|---|---|---|"]
     for front_end in ("edge16k", "paper"):
-        floor = _floor_row(rows, front_end)
+        floor = floor_row(rows, front_end)
         if floor:
             lines.append(f"| sertiny `{floor['model']}` (statistics pooling + one dense layer; int8 {_int8_text(floor)}) | "
                          f"{front_end} | {_fmt(floor)} ({len(floor['seeds'])} seeds) | recipe `{floor['recipe']}`, "
@@ -238,7 +238,7 @@ def _final_lines(rows):
              "|---|---|---|---|---|---|"]
     for r in sorted((r for r in rows if r["recipe"] == FINAL_RECIPE and r["complete"]),
                     key=lambda r: (r["front_end"], r["model"])):
-        floor = _floor_row(rows, r["front_end"])
+        floor = floor_row(rows, r["front_end"])
         versus = "no floor run" if floor is None else (
             f"{100 * (r['uar_float_mean'] - floor['uar_float_mean']):+.1f} pp"
             + _versus_floor(r["uar_float_mean"] - floor["uar_float_mean"]))
@@ -308,7 +308,7 @@ def report(args):
         lines += [notes.read_text().rstrip(), ""]
     out = Path(args.out)
     out.write_text("\n".join(lines) + "\n")
-    floor = {fe: _floor_row(rows, fe) for fe in ("edge16k", "paper")}
+    floor = {fe: floor_row(rows, fe) for fe in ("edge16k", "paper")}
     summary = {
         "command": "python train/accuracy.py report",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
