@@ -55,16 +55,15 @@ def load_recipes(path=RECIPES):
 
 
 def load_input(name):
-    from sertiny.features import get_preset
-    from sertiny.training.data import DataSpec, load_table
+    """table1's inputs, plus ``edge16k_nofloor`` (edge16k before its floors)."""
+    from table1 import load_input as table1_input  # train/table1.py, beside this file
 
-    if name == "paper":
-        spec = DataSpec(kind="paper_npz", path=str(DATA / "ravdess48k_paper_features.npz"))
-        return spec, load_table(spec)
-    spec = DataSpec(kind="audio", path=str(DATA / "ravdess16k"), dataset="ravdess")
+    from sertiny.features import get_preset
+
     if name == "edge16k_nofloor":
-        return spec, load_table(spec, get_preset("edge16k").replace(amin=1e-10, chroma_floor=None), progress=False)
-    return spec, load_table(spec, get_preset(name), progress=False)
+        return table1_input("edge16k", get_preset("edge16k").replace(amin=1e-10, chroma_floor=None),
+                            progress=False, say=None)
+    return table1_input(name, progress=False, say=None)
 
 
 def run_dir(input_name, model, recipe):

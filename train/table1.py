@@ -52,7 +52,9 @@ def recipe_for(model, input_name=None, tuned=False):
     return params
 
 
-def load_input(name):
+def load_input(name, feature_config=None, *, progress=True, say=print):
+    """``(DataSpec, FeatureTable)`` of an input: the paper's feature file, or the 16 kHz
+    RAVDESS copy through preset ``name`` (or ``feature_config``, a variant of it)."""
     from sertiny.features import get_preset
     from sertiny.training.data import DataSpec, load_table
 
@@ -60,7 +62,7 @@ def load_input(name):
         spec = DataSpec(kind="paper_npz", path=str(DATA / "ravdess48k_paper_features.npz"))
         return spec, load_table(spec)
     spec = DataSpec(kind="audio", path=str(DATA / "ravdess16k"), dataset="ravdess")
-    return spec, load_table(spec, get_preset(name), say=print)
+    return spec, load_table(spec, feature_config or get_preset(name), progress=progress, say=say)
 
 
 def run(args):
