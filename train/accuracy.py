@@ -128,21 +128,40 @@ def int8_metrics(input_name, model, recipe):
             "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar")}
 
 
-def late_val_uar(run, config):
-    """Mean validation UAR over the last ``t0`` epochs of every fold and seed (see module doc)."""
+def late_val_uar(run, config, folds=None):
+    """Mean validation UAR over the last ``t0`` epochs of every fold and seed (see module doc);
+    ``folds``: only these ``seed_<s>/fold_<k>`` directories."""
     values = []
     for history in sorted(run.glob("seed_*/fold_*/history.csv")):
+        if folds is not None and _fold_id(history.parent) not in folds:
+            continue
         with open(history, newline="") as f:
             rows = list(csv.DictReader(f))
         values += [float(r["val_uar"]) for r in rows[-config["t0"]:]]
     return sum(values) / len(values) if values else float("nan")
 
 
+def _fold_id(fold_dir):
+    return f"{fold_dir.parent.name}/{fold_dir.name}"
+
+
+def _same_folds_as_parent(run, front_end, model, recipe):
+    """An unfinished run against the recipe it extends, on the folds it finished."""
+    parent = json.loads(RECIPES.read_text())["recipes"].get(recipe, {}).get("extends")
+    parent_run = run_dir(front_end, model, parent) if parent else None
+    if parent_run is None or not (parent_run / "train_config.json").is_file():
+        return {}
+    folds = {_fold_id(f.parent) for f in run.glob("seed_*/fold_*/fold.json")}
+    config = json.loads((parent_run / "train_config.json").read_text())
+    tests = [json.loads((parent_run / f / "fold.json").read_text())["test_uar"] for f in sorted(folds)
+             if (parent_run / f / "fold.json").is_file()]
+    return {"parent": parent, "parent_late_val_uar_same_folds": late_val_uar(parent_run, config, folds),
+            "parent_mean_fold_test_uar_same_folds": _mean(tests)}
+
+
 def collect():
     """One row per run under runs/accuracy; unfinished runs (no metrics.json) have ``complete``
-    False and only their finished folds' figures."""
-    import numpy as np
-
+    False, only their finished folds' figures, and their parent recipe's on the same folds."""
     rows = []
     for config_file in sorted(RUNS.glob("*/*/*/train_config.json")):
         run = config_file.parent
@@ -155,6 +174,8 @@ def collect():
                "late_val_uar": late_val_uar(run, config),
                "kept_val_uar": _mean([f["val_uar"] for f in folds]),
                "mean_fold_test_uar": _mean([f["test_uar"] for f in folds])}
+        if not row["complete"]:
+            row.update(_same_folds_as_parent(run, front_end, model, recipe))
         if row["complete"]:
             m = json.loads((run / "metrics.json").read_text())
             row.update(uar_float_mean=m["uar_mean"], uar_float_std=m["uar_std"], uar_per_seed=m["uar_per_seed"],
@@ -168,7 +189,6 @@ def _mean(values):
 
 
 PAPER_MODELS = ("lstm_sa_h32", "lstm_sa_h64", "lstm_sa_h128", "res_lstm_sa_h32", "res_lstm_sa_h64", "res_lstm_sa_h128")
-TARGET_UAR = 0.50  # issue 14: ResLSTM-SA-h64, edge16k, int8 K = 1, mean of 3 seeds
 
 
 def classical_baselines():
@@ -196,7 +216,7 @@ def _int8_text(r):
 def _baseline_lines(rows, classical):
     lines = ["## Baselines (same five folds, pooled test UAR)", "",
              "| system | input | UAR | how chosen |", "|---|---|---|---|"]
-    for front_end in ("edge16k", "paper"):
+    for front_end in ("edge16k", "edge16k_nofloor", "paper"):
         floor = floor_row(rows, front_end)
         if floor:
             lines.append(f"| sertiny `{floor['model']}` (statistics pooling + one dense layer; int8 {_int8_text(floor)}) | "
@@ -226,6 +246,9 @@ def _ablation_lines(rows):
         else:
             test, per_seed = (f"unfinished: {r['n_folds_done']} folds, mean fold test UAR "
                               f"{r['mean_fold_test_uar']:.4f}"), "—"
+            if "parent" in r:
+                test += (f"; `{r['parent']}` on the same folds: late val {r['parent_late_val_uar_same_folds']:.4f}, "
+                         f"mean fold test {r['parent_mean_fold_test_uar_same_folds']:.4f}")
         lines.append(f"| {r['front_end']} | {r['recipe']} | {changes} | {len(r['seeds'])} | "
                      f"{r['late_val_uar']:.4f} | {test} | {per_seed} |")
     return lines + [""]
