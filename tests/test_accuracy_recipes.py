@@ -19,9 +19,14 @@ def _accuracy_module():
 
 @pytest.mark.parametrize("name", sorted(_accuracy_module().load_recipes()))
 def test_every_recipe_is_a_valid_train_config(name):
-    recipe = _accuracy_module().load_recipes()[name]
-    config = TrainConfig(model="res_lstm_sa_h64", **recipe)
-    assert config.epochs >= 1
+    config = _accuracy_module().train_config(name, "res_lstm_sa_h64", "edge16k", (0, 1, 2))
+    assert isinstance(config, TrainConfig) and config.epochs >= 1
+
+
+def test_a_teacher_recipe_names_the_teachers_run_relative_to_the_repository():
+    config = _accuracy_module().train_config("distill", "res_lstm_sa_h64", "paper", (0,))
+    assert config.teacher == "runs/accuracy/paper/res_lstm_sa_h64/reg_all"
+    assert config.distill_weight > 0 and config.mixup_alpha > 0
 
 
 def test_extends_inherits_and_overrides():

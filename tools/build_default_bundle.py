@@ -14,6 +14,7 @@ stats_linear floor's run, when present).
 """
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -43,14 +44,15 @@ def main():
         return
 
     from sertiny.export import ExportConfig, export_run
-    from sertiny.training import TrainConfig, train
+    from sertiny.training import train
 
     if (args.run / "deploy" / "deploy.json").is_file():
         print(f"reusing {args.run} and its deploy model")
     else:
         spec, table = accuracy.load_input(PRESET)
-        recipe = accuracy.load_recipes()[accuracy.FINAL_RECIPE]
-        config = TrainConfig(model=MODEL, seeds=(0, 1, 2), **recipe)
+        args.run = Path(args.run).resolve()
+        os.chdir(accuracy.ROOT)  # a distilling recipe names its teacher relative to the repository root
+        config = accuracy.train_config(accuracy.FINAL_RECIPE, MODEL, PRESET, (0, 1, 2))
         metrics = train(table, config, args.run, data_spec=spec, jobs=args.jobs, deploy=True)
         print(f"cross-validated UAR: {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}; "
               f"deploy: {metrics['deploy']['epochs']} epochs")

@@ -24,6 +24,7 @@ for the record; it chooses nothing.
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,21 @@ def load_recipes(path=RECIPES):
     return {name: resolve(name) for name in raw}
 
 
+def train_config(recipe, model, input_name, seeds):
+    """The TrainConfig of ``recipe`` for ``model`` on ``input_name``. A distilling recipe names
+    its teacher as ``teacher_recipe`` (and ``teacher_model``, default the same model): the run
+    directory of that recipe on the same input, relative to the repository root, which is
+    the working directory of ``run`` (so the saved config reads the same on every clone)."""
+    from sertiny.training import TrainConfig
+
+    fields = dict(load_recipes()[recipe])
+    teacher_recipe = fields.pop("teacher_recipe", None)
+    teacher_model = fields.pop("teacher_model", model)
+    if teacher_recipe:
+        fields["teacher"] = run_dir(input_name, teacher_model, teacher_recipe).relative_to(ROOT).as_posix()
+    return TrainConfig(model=model, seeds=tuple(seeds), **fields)
+
+
 def load_input(name):
     """table1's inputs, plus ``edge16k_nofloor`` (edge16k before its floors)."""
     from table1 import load_input as table1_input  # train/table1.py, beside this file
@@ -71,9 +87,10 @@ def run_dir(input_name, model, recipe):
 
 
 def run(args):
-    from sertiny.training import TrainConfig, train
+    from sertiny.training import train
     from sertiny.training.run import pin_single_thread
 
+    os.chdir(ROOT)  # teachers are named relative to the repository root (train_config)
     if args.jobs == 1:
         pin_single_thread()  # one process per core; with --jobs the fold workers pin themselves
     recipes = load_recipes()
@@ -83,7 +100,7 @@ def run(args):
     spec, table = load_input(args.input)
     for name in args.recipes:
         for model in args.models:
-            config = TrainConfig(model=model, seeds=tuple(args.seeds), **recipes[name])
+            config = train_config(name, model, args.input, args.seeds)
             out = run_dir(args.input, model, name)
             print(f"== {args.input} / {model} / {name} -> {out}  ({time.strftime('%H:%M:%S')})", flush=True)
             metrics = train(table, config, out, data_spec=spec, jobs=args.jobs, progress=not args.quiet)

@@ -42,10 +42,11 @@ def mixup(x, targets, rng, alpha):
     return x.astype(np.float32), targets.astype(np.float32)
 
 
-def augment_batch(x, labels, config, n_classes, rng):
+def augment_batch(x, labels, config, n_classes, rng, teacher_probs=None):
     """The training batch a :class:`~sertiny.training.TrainConfig` asks for: ``(x, targets)``
     with ``targets`` int labels, or ``(batch, n_classes)`` distributions when the config uses
-    soft targets (label smoothing, mixup)."""
+    soft targets (label smoothing, mixup, distillation towards ``teacher_probs``, the
+    batch's (batch, n_classes) teacher probabilities)."""
     if config.time_masks:
         x = mask_spans(x, rng, n_masks=config.time_masks, max_width=config.time_mask_frames, axis=1)
     if config.feature_masks:
@@ -53,6 +54,10 @@ def augment_batch(x, labels, config, n_classes, rng):
     if not config.uses_soft_targets:
         return x, labels
     targets = soft_targets(labels, n_classes, config.label_smoothing)
+    if config.distill_weight > 0:
+        from .distill import blend_targets
+
+        targets = blend_targets(targets, teacher_probs, config.distill_weight)
     if config.mixup_alpha > 0:
         x, targets = mixup(x, targets, rng, config.mixup_alpha)
     return x, targets

@@ -66,6 +66,11 @@ class TrainConfig(Config):
         played that much faster or slower (tempo and pitch, resampled from the audio and
         cached like other features); validation and test clips are never perturbed.
         Needs audio input.
+    teacher, distill_weight: knowledge distillation (:mod:`sertiny.training.distill`): the
+        training target becomes ``(1 - distill_weight) x`` the label target ``+ distill_weight
+        x`` the mean probabilities of ``teacher``'s models, a finished run directory on the
+        same clips, front end and folds (for each fold, its models of that fold, all seeds).
+        ``""`` / 0 = off; set both or neither.
     selection: ``best_val`` keeps the epoch with the best validation UAR (the paper's);
         ``last`` keeps the last epoch (the validation speakers then choose nothing, which
         with ``ema_epochs`` is a weight average over the end of training).
@@ -101,6 +106,8 @@ class TrainConfig(Config):
     ema_epochs: float = added_field(0.0)
     selection: str = added_field("best_val")
     speed_perturb: tuple = added_field(())
+    teacher: str = added_field("")
+    distill_weight: float = added_field(0.0)
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -147,16 +154,26 @@ class TrainConfig(Config):
         if 1.0 in self.speed_perturb or len(set(self.speed_perturb)) != len(self.speed_perturb):
             raise ParameterError(f"The 'speed_perturb' parameter of {owner} must list distinct factors other than 1.0 "
                                  f"(the clip itself is always used). Got {self.speed_perturb!r} instead.")
+        check_float(owner, "distill_weight", self.distill_weight, min_value=0.0, max_value=1.0)
+        if not isinstance(self.teacher, str):
+            raise ParameterError(f"The 'teacher' parameter of {owner} must be a run directory path (str). "
+                                 f"Got {self.teacher!r} instead.")
+        if bool(self.teacher) != (self.distill_weight > 0):
+            raise ParameterError(
+                f"The 'teacher' and 'distill_weight' parameters of {owner} go together: name the teacher's run "
+                f"directory and a weight in (0, 1], or neither. Got teacher={self.teacher!r}, "
+                f"distill_weight={self.distill_weight!r} instead."
+            )
         if self.multitask and self.uses_soft_targets:
             raise ParameterError(
-                f"The 'label_smoothing' and 'mixup_alpha' parameters of {owner} apply to single-task training "
-                "only; leave them at 0 with multitask=True (--multitask)."
+                f"The 'label_smoothing', 'mixup_alpha' and 'distill_weight' parameters of {owner} apply to "
+                "single-task training only; leave them at 0 with multitask=True (--multitask)."
             )
 
     @property
     def uses_soft_targets(self):
-        """Whether the emotion targets are distributions (label smoothing or mixup)."""
-        return self.label_smoothing > 0 or self.mixup_alpha > 0
+        """Whether the emotion targets are distributions (label smoothing, mixup, distillation)."""
+        return self.label_smoothing > 0 or self.mixup_alpha > 0 or self.distill_weight > 0
 
     @property
     def augments_features(self):

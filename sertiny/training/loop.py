@@ -180,12 +180,13 @@ def _loss_columns(batch_losses, heads):
     return {"train_loss": float(means[0]), **{f"train_loss_{h}": float(m) for h, m in zip(heads, means[1:])}}
 
 
-def _training_batch(x_train, targets, idx, config, n_classes, rng):
+def _training_batch(x_train, targets, idx, config, n_classes, rng, teacher_train=None):
     if not (config.augments_features or config.uses_soft_targets):
         return x_train[idx], targets[idx]
     from .augment import augment_batch
 
-    return augment_batch(x_train[idx], targets[idx], config, n_classes, rng)
+    teacher = None if teacher_train is None else teacher_train[idx]
+    return augment_batch(x_train[idx], targets[idx], config, n_classes, rng, teacher)
 
 
 def cross_entropy(probs, y):
@@ -197,7 +198,8 @@ def ema_decay_per_step(ema_epochs, steps_per_epoch):
     return 1.0 - 1.0 / max(1.0, ema_epochs * steps_per_epoch)
 
 
-def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, seed, progress=None, aux_train=None):
+def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, seed, progress=None, aux_train=None,
+               teacher_train=None):
     """Train one model; keep the epoch with the best validation UAR (first one on ties), or
     the last epoch with ``train_config.selection == "last"``.
 
@@ -208,6 +210,8 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
     A model with auxiliary heads (``model_config.aux_heads``) needs their labels,
     ``aux_train`` (n_train, n_aux) int in the heads' order; it is trained on the weighted
     loss, and validated (epoch selection) on the emotion head only.
+    With ``train_config.distill_weight``, ``teacher_train`` (n_train, n_classes) holds the
+    teacher's probabilities for every training example (:mod:`sertiny.training.distill`).
     """
     from ..models import create_model
     from ..models.weights import get_weights
@@ -222,6 +226,11 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
                 f"shape ({len(x_train)}, {len(heads)}). Got {None if aux_train is None else np.shape(aux_train)} instead."
             )
         targets = np.column_stack([y_train, aux_train]).astype(np.int32)
+    if train_config.distill_weight > 0 and np.shape(teacher_train) != (len(x_train), model_config.n_classes):
+        raise ParameterError(
+            f"train_config.distill_weight is set, so train_fold needs the teacher's probabilities as teacher_train of "
+            f"shape ({len(x_train)}, {model_config.n_classes}). Got {np.shape(teacher_train)} instead."
+        )
     trainer = Trainer(model, train_config.weight_decay, aux_heads=model_config.aux_heads,
                        aux_loss_weight=train_config.aux_loss_weight, soft_targets=train_config.uses_soft_targets)
     rng = np.random.default_rng(seed)
@@ -235,7 +244,7 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
     for epoch in range(train_config.epochs):
         lr = epoch_learning_rate(epoch, lr=train_config.lr, t0=train_config.t0, floor=train_config.lr_floor)
         trainer.set_lr(lr)
-        losses = [trainer.step(*_training_batch(x_train, targets, idx, train_config, n_classes, rng))
+        losses = [trainer.step(*_training_batch(x_train, targets, idx, train_config, n_classes, rng, teacher_train))
                   for idx in shuffled_batches(len(x_train), train_config.batch_size, rng)]
         row = {"epoch": epoch + 1, "lr": lr, **_loss_columns(losses, trainer.heads)}
         if x_val is None:

@@ -78,6 +78,11 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         aux_heads=config.aux_heads(),
     )
     folds = resolve_folds(table, config)
+    if config.distill_weight:  # before anything is written: a teacher of other folds or features fails here
+        from .distill import Teacher
+
+        Teacher(config.teacher, feature_config=table.feature_config, label_names=table.label_names,
+                folds=folds).model_names()
     run_info = {
         "label_names": list(table.label_names),
         "seq_len": seq_len,
@@ -223,6 +228,7 @@ def with_augmented_copies(table, idx, seq_len, norm, augmented=()):
 def run_fold(ctx, seed, fold, *, progress=None):
     """Train and evaluate one fold; write its directory atomically. Returns fold.json's dict."""
     from ..metrics import uar
+    from .distill import teacher_targets
     from .loop import train_fold
 
     table, cfg = ctx.table, ctx.config
@@ -234,7 +240,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
     aux_train = None if ctx.aux_labels is None else ctx.aux_labels[data.train_rows]
     started = time.time()
     result, trainer = train_fold(mcfg, cfg, x_tr, y_tr, x_va, y_va, seed=seed_value, progress=progress,
-                                 aux_train=aux_train)
+                                 aux_train=aux_train, teacher_train=teacher_targets(ctx, data.train_rows, fold.index))
     test_heads = trainer.predict_heads(x_te)
     test_probs = test_heads["emotion"]
     summary = {
@@ -283,6 +289,7 @@ def check_deployable(config):
 
 def train_deploy(ctx, *, progress=True):
     """Train the deployment model on all speakers; write ``deploy/`` atomically."""
+    from .distill import teacher_targets
     from .loop import train_fold
 
     check_deployable(ctx.config)
@@ -301,7 +308,8 @@ def train_deploy(ctx, *, progress=True):
             return previous
     cfg = dataclasses.replace(ctx.config, epochs=epochs)
     aux_train = None if ctx.aux_labels is None else ctx.aux_labels[rows]
-    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=aux_train)
+    result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=aux_train,
+                           teacher_train=teacher_targets(ctx, rows))
     info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),
             "speakers": sorted(set(ctx.table.speakers.tolist())), "model_config": mcfg.to_dict()}
     run.write_deploy(weights=result.weights, norm=norm, history=result.history, info=info)

@@ -1,0 +1,108 @@
+"""Knowledge distillation from a finished run (TrainConfig.teacher / distill_weight)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sertiny.errors import ArtifactError, ParameterError
+
+
+def test_teacher_and_weight_go_together_and_old_runs_keep_their_identity():
+    from sertiny.training import TrainConfig
+
+    with pytest.raises(ParameterError, match="go together"):
+        TrainConfig(teacher="runs/x")
+    with pytest.raises(ParameterError, match="go together"):
+        TrainConfig(distill_weight=0.5)
+    with pytest.raises(ParameterError, match="'distill_weight'"):
+        TrainConfig(teacher="runs/x", distill_weight=1.5)
+    with pytest.raises(ParameterError, match="single-task"):
+        TrainConfig(model="bilstm_att_h32", multitask=True, teacher="runs/x", distill_weight=0.5)
+    config = TrainConfig(teacher="runs/x", distill_weight=0.5)
+    assert config.uses_soft_targets
+    assert "teacher" not in TrainConfig().identity_dict()  # runs from before distillation resume
+
+
+def test_blended_targets_stay_distributions_through_mixup():
+    from sertiny.training import TrainConfig
+    from sertiny.training.augment import augment_batch
+
+    rng = np.random.default_rng(0)
+    teacher = rng.dirichlet(np.ones(4), size=8).astype(np.float32)
+    labels = rng.integers(0, 4, 8)
+    config = TrainConfig(teacher="t", distill_weight=0.25, label_smoothing=0.1)
+    x = rng.normal(size=(8, 5, 3)).astype(np.float32)
+    _, targets = augment_batch(x, labels, config, 4, rng, teacher)
+    one_hot = np.full((8, 4), 0.025, np.float32)
+    one_hot[np.arange(8), labels] += 0.9
+    np.testing.assert_allclose(targets, 0.75 * one_hot + 0.25 * teacher, rtol=1e-6)
+    mixed = TrainConfig(teacher="t", distill_weight=1.0, mixup_alpha=0.4)
+    _, targets = augment_batch(x, labels, mixed, 4, rng, teacher)
+    np.testing.assert_allclose(targets.sum(1), 1, rtol=1e-5)
+    with pytest.raises(ParameterError, match="teacher_train"):
+        from sertiny.training.loop import train_fold
+        from sertiny.models import model_config
+
+        train_fold(model_config("lstm_sa_h8", n_features=3, n_classes=4, seq_len=5), mixed, x, labels, None, None,
+                   seed=0)
+
+
+@pytest.mark.slow
+def test_a_student_learns_from_its_teachers_fold_models_only(small_table, tmp_path):
+    pytest.importorskip("jax")
+    from sertiny.models import create_model
+    from sertiny.models.registry import ModelConfig
+    from sertiny.models.weights import set_weights
+    from sertiny.training import TrainConfig, train
+    from sertiny.training.distill import Teacher
+    from sertiny.training.inputs import stack_clips
+    from sertiny.training.rundir import RunDir
+
+    common = dict(model="lstm_sa_h8", epochs=2, batch_size=16, folds="kfold", n_folds=3, n_val_speakers=1,
+                  seq_len=40, lr=3e-3)
+    teacher_dir = tmp_path / "teacher"
+    train(small_table, TrainConfig(seeds=(0, 1), **common), teacher_dir, progress=False)
+
+    # The fold teacher is the mean of that fold's models over the teacher's seeds.
+    run = RunDir(teacher_dir)
+    teacher = Teacher(teacher_dir, feature_config=small_table.feature_config, label_names=small_table.label_names,
+                      folds=run.folds())
+    clips = small_table.features[:7]
+    expected = []
+    for seed in (0, 1):
+        weights, norm = run.read_model(f"seed{seed}_fold2")
+        model = create_model(ModelConfig.from_dict(run.read_fold(seed, 2)["model_config"]))
+        set_weights(model, weights)
+        expected.append(np.asarray(model(stack_clips(clips, 40, norm)[0], training=False)))
+    np.testing.assert_allclose(teacher.probabilities(clips, 2), np.mean(expected, axis=0), rtol=1e-5, atol=1e-6)
+    assert len(teacher.model_names()) == 6  # the deployment teacher: every fold model of every seed
+
+    student = TrainConfig(teacher=str(teacher_dir), distill_weight=0.5, **common)
+    first = train(small_table, student, tmp_path / "a", deploy=True, progress=False)
+    second = train(small_table, student, tmp_path / "b", progress=False)
+    assert first["uar_per_seed"] == second["uar_per_seed"]  # deterministic
+    saved = json.loads((tmp_path / "a" / "train_config.json").read_text())
+    assert saved["teacher"] == str(teacher_dir) and saved["distill_weight"] == 0.5
+    plain = train(small_table, TrainConfig(**common), tmp_path / "plain", progress=False)
+    a = np.load(tmp_path / "a" / "seed_0" / "fold_1" / "weights.npz")
+    p = np.load(tmp_path / "plain" / "seed_0" / "fold_1" / "weights.npz")
+    assert not all(np.array_equal(a[k], p[k]) for k in a.files)  # the teacher changed the training
+    assert plain["uar_per_seed"] is not None
+
+
+@pytest.mark.slow
+def test_a_teacher_of_other_folds_or_unfinished_is_refused_before_training(small_table, tmp_path):
+    pytest.importorskip("jax")
+    from sertiny.training import TrainConfig, train
+
+    common = dict(model="lstm_sa_h8", epochs=1, batch_size=16, folds="kfold", n_val_speakers=1, seq_len=40)
+    train(small_table, TrainConfig(n_folds=2, **common), tmp_path / "two_folds", progress=False)
+    student = TrainConfig(n_folds=3, teacher=str(tmp_path / "two_folds"), distill_weight=0.5, **common)
+    with pytest.raises(ArtifactError, match="other speaker folds"):
+        train(small_table, student, tmp_path / "student", progress=False)
+    assert not (tmp_path / "student").exists()
+    missing = TrainConfig(n_folds=3, teacher=str(tmp_path / "nowhere"), distill_weight=0.5, **common)
+    with pytest.raises(ArtifactError, match="no such run directory"):
+        train(small_table, missing, tmp_path / "student", progress=False)
+    assert not (tmp_path / "student").exists()
