@@ -30,6 +30,15 @@ sertiny; without it the openSMILE systems are skipped with a message.
 
     python benchmarks/classical_baselines.py    # all systems -> results/baselines.md and .json
     python benchmarks/classical_baselines.py --systems paper_stats --limit-c 3    # no report
+    python benchmarks/classical_baselines.py --systems compare_2016 --teacher runs/teachers
+
+``--teacher DIR`` also writes each system as a distillation teacher for sertiny
+(``DIR/<system>.json``, :mod:`sertiny.training.distill`): for every fold, probabilities of its
+training clips **cross-fitted** over :data:`TEACHER_GROUPS` groups of the fold's training
+speakers (each clip's from a model fitted on the other groups, with the C the fold chose on
+its validation speakers), because a linear model on 6,373 functionals fits its own training
+clips perfectly, so its in-sample probabilities are just the labels. The deployment model's
+teacher is cross-fitted the same way over all speakers, with the median of the folds' C.
 """
 
 import argparse
@@ -68,6 +77,7 @@ SYSTEMS = {
 OPENSMILE_SAMPLE_RATE = 16_000
 CHECKPOINT_EVERY = 100  # clips between openSMILE cache checkpoints
 MAX_ITER = 5000
+TEACHER_GROUPS = 4
 
 
 def clip_statistics(frames):
@@ -223,6 +233,39 @@ def evaluate(corpus, c_grid, class_weight):
     }
 
 
+def cross_fitted_probabilities(corpus, idx, c, class_weight):
+    """``{clip name: probabilities}`` for clips ``idx``, each from a model fitted on the other
+    :data:`TEACHER_GROUPS` groups of ``idx``'s speakers (round-robin over sorted speakers)."""
+    speakers = sorted(set(corpus.speakers[idx].tolist()))
+    out = {}
+    for g in range(TEACHER_GROUPS):
+        held = np.isin(corpus.speakers[idx], speakers[g::TEACHER_GROUPS])
+        fit_idx, held_idx = idx[~held], idx[held]
+        x_fit, x_held = _standardised(corpus.vectors, fit_idx, held_idx)
+        model = LogisticRegression(C=c, class_weight=class_weight, max_iter=MAX_ITER).fit(x_fit, corpus.labels[fit_idx])
+        out.update(zip(corpus.names[held_idx].tolist(), model.predict_proba(x_held)))
+    return out
+
+
+def write_teacher(path, corpus, result, class_weight):
+    """The system as a distillation teacher file (see the module docstring)."""
+    from sertiny.data.splits import fold_indices, ravdess_paper_folds
+    from sertiny.training.distill import DEPLOY_KEY, write_teacher_file
+
+    folds, chosen = ravdess_paper_folds(), {f["index"]: f["chosen_C"] for f in result["folds"]}
+    probabilities = {}
+    for fold in tqdm(folds, desc="teacher folds", unit="fold"):
+        train_idx = np.asarray(fold_indices(corpus.speakers, fold)[0])
+        probabilities[fold.index] = cross_fitted_probabilities(corpus, train_idx, chosen[fold.index], class_weight)
+    c_deploy = float(np.median(list(chosen.values())))
+    probabilities[DEPLOY_KEY] = cross_fitted_probabilities(corpus, np.arange(len(corpus.names)), c_deploy, class_weight)
+    description = (f"{result['description']} + StandardScaler + LogisticRegression, cross-fitted over "
+                   f"{TEACHER_GROUPS} speaker groups; C per fold {chosen}, deploy C {c_deploy:g} "
+                   f"(benchmarks/classical_baselines.py)")
+    write_teacher_file(path, label_names=corpus.label_names, folds=folds, probabilities=probabilities,
+                       description=description)
+
+
 def _standardised(vectors, train_idx, *other_idx):
     """Rows of ``vectors`` scaled by the training rows' mean and std (StandardScaler)."""
     scaler = StandardScaler().fit(vectors[train_idx])
@@ -290,10 +333,15 @@ def parse_args():
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for sertiny's front end")
     parser.add_argument("--limit-c", type=int, default=None,
                         help="use only the first N values of the C grid (a quick look; no report written)")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "baselines",
-                        help="report path without suffix: writes OUT.md and OUT.json")
+    parser.add_argument("--teacher", type=Path, default=None, metavar="DIR",
+                        help="also write each system as a distillation teacher, DIR/<system>.json (cross-fitted)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report path without suffix: writes OUT.md and OUT.json (default: results/baselines "
+                             "when every system runs; a --systems subset writes no report unless --out is given, so "
+                             "it does not replace the full one)")
     args = parser.parse_args()
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    args.every_system = set(args.systems) == set(SYSTEMS)  # before openSMILE may be found missing
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown or not args.systems:
         parser.error(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}.")
@@ -325,6 +373,9 @@ def main():
         # time. (threadpoolctl caps only libraries already loaded, hence sklearn's top-level import.)
         with limit_blas_threads(1):
             results[system] = {"description": SYSTEMS[system], **evaluate(corpus, c_grid, class_weight)}
+            if args.teacher is not None:
+                write_teacher(args.teacher / f"{system}.json", corpus, results[system], class_weight)
+                print(f"teacher written to {args.teacher / f'{system}.json'}", flush=True)
         print(f"{system}: pooled test UAR {results[system]['pooled_test_uar']:.4f}, pooled validation UAR "
               f"{results[system]['pooled_val_uar']:.4f}, C per fold "
               f"{[f['chosen_C'] for f in results[system]['folds']]}", flush=True)
@@ -345,7 +396,9 @@ def main():
         "systems": results,
     }
     print(format_summary(results))
-    if args.limit_c is None:
+    if args.out is None and args.every_system:
+        args.out = REPO / "results" / "baselines"
+    if args.limit_c is None and args.out is not None:
         atomic_write_json(args.out.with_suffix(".json"), record)
         atomic_write_text(args.out.with_suffix(".md"), format_report(record))
         print(f"written to {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")

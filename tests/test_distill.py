@@ -55,7 +55,7 @@ def test_a_student_learns_from_its_teachers_fold_models_only(small_table, tmp_pa
     from sertiny.models.registry import ModelConfig
     from sertiny.models.weights import set_weights
     from sertiny.training import TrainConfig, train
-    from sertiny.training.distill import Teacher
+    from sertiny.training.distill import RunTeacher
     from sertiny.training.inputs import stack_clips
     from sertiny.training.rundir import RunDir
 
@@ -66,7 +66,7 @@ def test_a_student_learns_from_its_teachers_fold_models_only(small_table, tmp_pa
 
     # The fold teacher is the mean of that fold's models over the teacher's seeds.
     run = RunDir(teacher_dir)
-    teacher = Teacher(teacher_dir, feature_config=small_table.feature_config, label_names=small_table.label_names,
+    teacher = RunTeacher(teacher_dir, feature_config=small_table.feature_config, label_names=small_table.label_names,
                       folds=run.folds())
     clips = small_table.features[:7]
     expected = []
@@ -75,7 +75,7 @@ def test_a_student_learns_from_its_teachers_fold_models_only(small_table, tmp_pa
         model = create_model(ModelConfig.from_dict(run.read_fold(seed, 2)["model_config"]))
         set_weights(model, weights)
         expected.append(np.asarray(model(stack_clips(clips, 40, norm)[0], training=False)))
-    np.testing.assert_allclose(teacher.probabilities(clips, 2), np.mean(expected, axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(teacher.probabilities(small_table.names[:7], clips, 2), np.mean(expected, axis=0), rtol=1e-5, atol=1e-6)
     assert len(teacher.model_names()) == 6  # the deployment teacher: every fold model of every seed
 
     student = TrainConfig(teacher=str(teacher_dir), distill_weight=0.5, **common)
@@ -106,3 +106,35 @@ def test_a_teacher_of_other_folds_or_unfinished_is_refused_before_training(small
     with pytest.raises(ArtifactError, match="no such run directory"):
         train(small_table, missing, tmp_path / "student", progress=False)
     assert not (tmp_path / "student").exists()
+
+
+def _folds(n=2):
+    from sertiny.data.splits import Fold
+
+    speakers = [f"{s:02d}" for s in range(1, 2 * n + 2)]
+    return [Fold(index=k + 1, test_speakers=(speakers[2 * k],), val_speakers=(speakers[2 * k + 1],),
+                 train_speakers=tuple(s for s in speakers if s not in speakers[2 * k:2 * k + 2])) for k in range(n)]
+
+
+def test_a_teacher_file_gives_each_folds_probabilities_and_refuses_other_folds(tmp_path):
+    from sertiny.training.distill import DEPLOY_KEY, load_teacher, write_teacher_file
+
+    labels = ("a", "b")
+    probabilities = {1: {"x": [0.25, 0.75], "y": [0.5, 0.5]}, 2: {"x": [1.0, 0.0]}, DEPLOY_KEY: {"x": [0.1, 0.9]}}
+    path = tmp_path / "teacher.json"
+    write_teacher_file(path, label_names=labels, folds=_folds(), probabilities=probabilities, description="test")
+    teacher = load_teacher(path, feature_config=None, label_names=labels, folds=_folds()).check()
+    np.testing.assert_allclose(teacher.probabilities(["y", "x"], None, 1), [[0.5, 0.5], [0.25, 0.75]])
+    np.testing.assert_allclose(teacher.probabilities(["x"], None), [[0.1, 0.9]])
+    with pytest.raises(ArtifactError, match="no probabilities for 1 training clip"):
+        teacher.probabilities(["y"], None, 2)
+    with pytest.raises(ArtifactError, match="other speaker folds"):
+        load_teacher(path, feature_config=None, label_names=labels, folds=_folds(3))
+    with pytest.raises(ArtifactError, match="has labels"):
+        load_teacher(path, feature_config=None, label_names=("b", "a"), folds=_folds())
+    partial = tmp_path / "partial.json"
+    write_teacher_file(partial, label_names=labels, folds=_folds(), probabilities={1: {"x": [1, 0]}}, description="")
+    with pytest.raises(ArtifactError, match="fold '2'"):
+        load_teacher(partial, feature_config=None, label_names=labels, folds=_folds()).check()
+    with pytest.raises(ArtifactError, match="file not found"):
+        load_teacher(tmp_path / "nowhere.json", feature_config=None, label_names=labels, folds=_folds())

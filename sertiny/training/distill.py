@@ -1,24 +1,97 @@
-"""Knowledge distillation from a finished run: its fold models, averaged, as soft targets.
+"""Knowledge distillation: a teacher's class probabilities as (part of) the training target.
 
-Why: on RAVDESS the pooled UAR of three seeds of the same recipe averaged (an ensemble) is
-several points above any one of them, and a microcontroller has room for one model. A
-student trained towards the ensemble's probabilities on its own training speakers keeps
-part of that gain at the size of one model.
+Two kinds of teacher:
 
-The teacher is a complete run directory trained on the same clips, front end, labels and
-folds. For fold ``k`` the teacher is the mean of its ``seed<s>_fold<k>`` models over all of
-its seeds; each of them was trained on fold ``k``'s training speakers only, so the test
-speakers stay unseen. For the deployment model (all speakers) it is the mean of every fold
-model of every seed.
+- a finished **run directory** (:class:`RunTeacher`) on the same clips, front end, labels
+  and folds. For fold ``k`` the teacher is the mean of its ``seed<s>_fold<k>`` models over
+  all of its seeds; each was trained on fold ``k``'s training speakers only, so the test
+  speakers stay unseen. For the deployment model it is the mean of every fold model. Why:
+  three seeds averaged score several points above any one of them, and a microcontroller
+  holds one model. Its probabilities on its own training clips are in-sample, though.
+- a **teacher file** (:class:`FileTeacher`, ``*.json``, :func:`write_teacher_file`): any
+  system's probabilities per fold for the training clips, e.g. a linear model on openSMILE
+  ComParE functionals (``benchmarks/classical_baselines.py --teacher``), cross-fitted so
+  that each clip's probabilities come from a model that never heard its speaker. The file
+  names the folds it was made for; they must be the student's.
 """
 
 import numpy as np
 
+from .._io import atomic_write_json, read_json
 from ..errors import ArtifactError
 from .rundir import RunDir, weights_name
 
+TEACHER_FORMAT = "sertiny-teacher"
+DEPLOY_KEY = "deploy"
 
-class Teacher:
+
+def _fold_key(folds):
+    return [(int(f.index), list(f.train_speakers), list(f.val_speakers), list(f.test_speakers)) for f in folds]
+
+
+def load_teacher(path, *, feature_config, label_names, folds):
+    """The teacher at ``path``: a run directory, or a ``.json`` teacher file."""
+    from pathlib import Path
+
+    if Path(path).suffix == ".json":
+        return FileTeacher(path, label_names=label_names, folds=folds)
+    return RunTeacher(path, feature_config=feature_config, label_names=label_names, folds=folds)
+
+
+def write_teacher_file(path, *, label_names, folds, probabilities, description):
+    """Write a teacher file. ``probabilities``: ``{fold index or "deploy": {clip name: (C,)
+    probabilities}}``, each clip's from a model that never saw that fold's test speakers
+    (and, to be useful, not the clip's own speaker either)."""
+    atomic_write_json(path, {
+        "format": TEACHER_FORMAT, "format_version": 1, "description": description,
+        "label_names": list(label_names),
+        "folds": [{"index": i, "train_speakers": tr, "val_speakers": v, "test_speakers": te}
+                  for i, tr, v, te in _fold_key(folds)],
+        "probabilities": {str(k): {name: [round(float(p), 6) for p in probs] for name, probs in clips.items()}
+                          for k, clips in probabilities.items()},
+    })
+
+
+class FileTeacher:
+    """Probabilities read from a teacher file (:func:`write_teacher_file`)."""
+
+    def __init__(self, path, *, label_names, folds):
+        self.path = path
+        data = read_json(path)
+        if data.get("format") != TEACHER_FORMAT:
+            raise ArtifactError(f"{path}: not a sertiny teacher file (format {data.get('format')!r}).")
+        if list(data["label_names"]) != list(label_names):
+            raise ArtifactError(f"Teacher {path} has labels {data['label_names']}, this run {list(label_names)}.")
+        theirs = [(int(f["index"]), list(f["train_speakers"]), list(f["val_speakers"]), list(f["test_speakers"]))
+                  for f in data["folds"]]
+        if theirs != _fold_key(folds):
+            raise ArtifactError(f"Teacher {path} was made for other speaker folds than this run's; its "
+                                "probabilities could come from models that heard this run's test speakers.")
+        self.table = data["probabilities"]
+        self.fold_keys = [str(f["index"]) for f in data["folds"]]
+
+    def check(self):
+        """Raise unless the file has every fold's probabilities (the deployment model's are
+        checked when it is trained)."""
+        missing = [k for k in self.fold_keys if k not in self.table]
+        if missing:
+            raise ArtifactError(f"Teacher {self.path} has no probabilities for fold {missing[0]!r}.")
+        return self
+
+    def probabilities(self, names, features, fold_index=None):
+        """(n, C) probabilities of clips ``names`` for fold ``fold_index`` (None: deployment)."""
+        key = DEPLOY_KEY if fold_index is None else str(fold_index)
+        clips = self.table.get(key)
+        if clips is None:
+            raise ArtifactError(f"Teacher {self.path} has no probabilities for fold {key!r}.")
+        missing = [n for n in names if n not in clips]
+        if missing:
+            raise ArtifactError(f"Teacher {self.path} has no probabilities for {len(missing)} training clip(s) of "
+                                f"fold {key!r}, e.g. {missing[0]}; it was made for another corpus or clip list.")
+        return np.asarray([clips[n] for n in names], dtype=np.float32)
+
+
+class RunTeacher:
     """The fold models of the run at ``path``, checked against the student's run."""
 
     def __init__(self, path, *, feature_config, label_names, folds):
@@ -30,14 +103,18 @@ class Teacher:
                                 "needs a teacher of the same features (train one with this run's --features).")
         if list(info["label_names"]) != list(label_names):
             raise ArtifactError(f"Teacher {where} has labels {info['label_names']}, this run {list(label_names)}.")
-        theirs = [(f.index, f.test_speakers, f.val_speakers) for f in self.run.folds()]
-        ours = [(f.index, f.test_speakers, f.val_speakers) for f in folds]
-        if theirs != ours:
+        if _fold_key(self.run.folds()) != _fold_key(folds):
             raise ArtifactError(f"Teacher {where} used other speaker folds than this run; its fold models "
                                 "would have seen this run's test speakers.")
         self.seq_len = int(info["seq_len"])
+        self.path = self.run.path
         self.seeds = [int(s) for s in self.run.train_config().get("seeds", [0])]
         self.fold_indices = [f.index for f in folds]
+
+    def check(self):
+        """Raise unless every fold model is there (before a student starts)."""
+        self.model_names()
+        return self
 
     def model_names(self, fold_index=None):
         """The teacher models of fold ``fold_index`` (every seed), or of all folds (None)."""
@@ -49,10 +126,10 @@ class Teacher:
                                 "first (rerun the same command: it resumes).")
         return names
 
-    def probabilities(self, features, fold_index=None):
+    def probabilities(self, names, features, fold_index=None):
         """Mean class probabilities (n, C) of the teacher models of ``fold_index`` (None: the
-        deployment teacher) on ``features``, a list of (frames, F) clips in raw units; each
-        model applies its own normalisation statistics."""
+        deployment teacher) on ``features``, a list of (frames, F) clips in raw units (clips
+        ``names``); each model applies its own normalisation statistics."""
         from ..models import create_model
         from ..models.registry import ModelConfig
         from ..models.weights import set_weights
@@ -74,9 +151,9 @@ class Teacher:
 
 
 def teacher_for_run(ctx):
-    """The :class:`Teacher` of a run context (:class:`~sertiny.training.protocol.RunContext`)."""
-    return Teacher(ctx.config.teacher, feature_config=ctx.table.feature_config,
-                   label_names=ctx.table.label_names, folds=ctx.folds)
+    """The teacher of a run context (:class:`~sertiny.training.protocol.RunContext`)."""
+    return load_teacher(ctx.config.teacher, feature_config=ctx.table.feature_config,
+                        label_names=ctx.table.label_names, folds=ctx.folds)
 
 
 def teacher_targets(ctx, rows, fold_index=None):
@@ -86,7 +163,8 @@ def teacher_targets(ctx, rows, fold_index=None):
     if not ctx.config.distill_weight:
         return None
     clips = np.unique(rows)
-    probs = teacher_for_run(ctx).probabilities([ctx.table.features[i] for i in clips], fold_index)
+    names = [ctx.table.names[i] for i in clips]
+    probs = teacher_for_run(ctx).probabilities(names, [ctx.table.features[i] for i in clips], fold_index)
     return probs[np.searchsorted(clips, rows)]
 
 

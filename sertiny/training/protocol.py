@@ -79,10 +79,10 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
     )
     folds = resolve_folds(table, config)
     if config.distill_weight:  # before anything is written: a teacher of other folds or features fails here
-        from .distill import Teacher
+        from .distill import load_teacher
 
-        Teacher(config.teacher, feature_config=table.feature_config, label_names=table.label_names,
-                folds=folds).model_names()
+        load_teacher(config.teacher, feature_config=table.feature_config, label_names=table.label_names,
+                     folds=folds).check()
     run_info = {
         "label_names": list(table.label_names),
         "seq_len": seq_len,
