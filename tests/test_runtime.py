@@ -419,3 +419,29 @@ def test_reference_kernels_option(bundle_dir):
     np.testing.assert_allclose(reference, optimized, atol=3 / 256)
     with pytest.raises(ParameterError, match="'kernels' parameter"):
         load_interpreter(bundle_dir / "model_int8.tflite", kernels="fast")
+
+
+def test_listen_at_a_rate_below_the_front_ends_band_warns_first(classifier, monkeypatch):
+    import io
+    import types
+
+    from sertiny.runtime import stream as stream_module
+
+    class NoAudio:
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            raise KeyboardInterrupt
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(stream_module, "import_sounddevice",
+                        lambda: types.SimpleNamespace(InputStream=NoAudio, PortAudioError=OSError))
+    out = io.StringIO()
+    stream_module.listen(classifier, input_rate=8000, out=out)
+    assert out.getvalue().startswith("warning: recorded at 8000 Hz")
+    quiet = io.StringIO()
+    stream_module.listen(classifier, out=quiet)
+    assert "warning" not in quiet.getvalue()

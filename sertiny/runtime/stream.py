@@ -169,6 +169,10 @@ def listen(classifier, *, device=None, input_rate=None, hop_seconds=DEFAULT_HOP_
     sd = import_sounddevice()
     out = out or sys.stdout
     rate = input_rate or classifier.sample_rate
+    from .classifier import bandwidth_notes
+
+    for note in bandwidth_notes(rate, classifier.bundle.feature_config):  # as 'infer' warns for a file
+        out.write(f"warning: {note}\n")
     stream = StreamClassifier(classifier, input_rate=rate, hop_seconds=hop_seconds, smoothing=smoothing)
     count = 0
     try:
