@@ -94,6 +94,23 @@ def test_truncated_wav_is_unreadable_everywhere(write_audio, tmp_path):
     assert result.exit_code == 1 and "truncated" in json.loads(result.stdout.splitlines()[0])["error"]
 
 
+@pytest.mark.parametrize("fmt, subtype", [("OGG", "VORBIS"), ("FLAC", "PCM_16")])
+def test_truncated_compressed_audio_is_a_clear_error(tmp_path, fmt, subtype):
+    import soundfile as sf
+
+    from sertiny.data import load_audio
+
+    path = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(path, _voice(2), SR, format=fmt, subtype=subtype)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    try:
+        y = load_audio(path, SR)
+    except AudioError as exc:
+        assert "truncated" in str(exc) or "corrupt" in str(exc)
+    else:  # a decoder that stops at the cut must at least not invent the missing half
+        assert len(y) < 2 * SR
+
+
 def test_float_wav_far_outside_full_scale_is_refused(write_audio):
     from sertiny.data import load_audio
 
