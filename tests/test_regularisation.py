@@ -134,6 +134,32 @@ def test_speed_perturbation_changes_duration_and_pitch_by_the_factor(write_audio
     assert abs(peak_hz - 625) < 5  # 500 Hz played 1.25x faster
 
 
+def test_gain_and_noise_copies_are_the_asked_level_and_reproducible(write_audio):
+    from sertiny.training.augment import GainLoader, NoiseLoader
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    y = (0.25 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    path = write_audio("a.wav", y[:, None], sr=sr, subtype="FLOAT")
+    np.testing.assert_allclose(GainLoader(-6.0)(path, sr), y * 10 ** (-6 / 20), rtol=1e-5, atol=1e-7)
+    assert np.abs(GainLoader(20.0)(path, sr)).max() == 1.0  # clipped at full scale, as a recording would be
+    noisy = NoiseLoader(20.0)(path, sr)
+    snr = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean((noisy - y).astype(np.float64) ** 2))
+    assert abs(snr - 20.0) < 0.3
+    np.testing.assert_array_equal(noisy, NoiseLoader(20.0)(path, sr))  # seeded by the file name
+
+
+def test_gain_and_noise_options_are_checked():
+    from sertiny.training import TrainConfig
+
+    with pytest.raises(ParameterError, match="'gain_perturb'"):
+        TrainConfig(gain_perturb=(0.0, 6.0))
+    with pytest.raises(ParameterError, match="'noise_snr'"):
+        TrainConfig(noise_snr=(30.0, 30.0))
+    assert TrainConfig(gain_perturb=[-6, 6]).to_dict()["gain_perturb"] == [-6, 6]
+    assert "gain_perturb" not in TrainConfig().identity_dict()
+
+
 @pytest.mark.slow
 def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
     pytest.importorskip("jax")
@@ -150,14 +176,18 @@ def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
     spec = DataSpec(kind="audio", path=str(corpus), dataset="ravdess", cache_dir=str(tmp_path / "cache"))
     table = load_table(spec, get_preset("edge16k"), progress=False)
     config = TrainConfig(model="lstm_sa_h8", epochs=1, folds="kfold", n_folds=3, n_val_speakers=1, seq_len=40,
-                         speed_perturb=(0.9, 1.1))
+                         speed_perturb=(0.9, 1.1), gain_perturb=(-6.0,), noise_snr=(30.0,))
     ctx = prepare_run(table, config, tmp_path / "run", data_spec=spec)
-    assert [len(c) for c in ctx.augmented] == [len(table)] * 2
-    # 0.9x speed = longer clips
+    assert [len(c) for c in ctx.augmented] == [len(table)] * 4
+    # 0.9x speed = longer clips; gain and noise keep the length and move the features
     assert all(len(slow) > len(orig) for slow, orig in zip(ctx.augmented[0], table.features))
+    for copies in ctx.augmented[2:]:
+        assert all(c.shape == o.shape and not np.allclose(c, o) for c, o in zip(copies, table.features))
+    assert sorted(p.name for p in (tmp_path / "cache" / "augmented").iterdir()) == [
+        "gain_-6dB", "noise_30dB_snr", "speed_0.9", "speed_1.1"]
     data = fold_inputs(table, ctx.folds[0], ctx.seq_len, "train", augmented=ctx.augmented)
-    assert len(data.x_train) == 3 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
+    assert len(data.x_train) == 5 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
     assert set(data.train_rows) == set(data.train_idx)
-    with pytest.raises(ParameterError, match="needs the audio"):
+    with pytest.raises(ParameterError, match="need the audio"):
         prepare_run(load_table(DataSpec(kind="paper_npz", path=str(shared_data / "ravdess48k_paper_features.npz"))),
                     config, tmp_path / "run2", data_spec=DataSpec(kind="paper_npz", path="x.npz"))

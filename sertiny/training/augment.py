@@ -5,6 +5,8 @@ looks like an average frame rather than silence. Every draw comes from the fold'
 ``numpy.random.Generator``, so a seed reproduces the same batches.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -79,3 +81,45 @@ class SpeedPerturbedLoader:
 
         y = load_audio(path, target_sr)
         return soxr.resample(y, target_sr, target_sr / self.factor, quality="HQ").astype(np.float32)
+
+
+class GainLoader:
+    """``load_audio`` that scales each clip by ``db`` decibels and clips at full scale, as a
+    louder or quieter recording stored in 16-bit or float would be. Picklable."""
+
+    def __init__(self, db):
+        self.db = float(db)
+
+    def __call__(self, path, target_sr):
+        from ..data.audio import load_audio
+
+        y = load_audio(path, target_sr) * np.float32(10.0 ** (self.db / 20.0))
+        return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+class NoiseLoader:
+    """``load_audio`` that adds white noise at ``snr_db`` below the clip's mean power. The
+    noise of a clip is seeded by its file name, so every run and worker makes the same copy.
+    Picklable."""
+
+    def __init__(self, snr_db):
+        self.snr_db = float(snr_db)
+
+    def __call__(self, path, target_sr):
+        import zlib
+
+        from ..data.audio import load_audio
+
+        y = load_audio(path, target_sr)
+        rng = np.random.default_rng(zlib.crc32(Path(path).name.encode()))
+        power = float(np.mean(np.square(y, dtype=np.float64))) if len(y) else 0.0
+        noise = rng.standard_normal(len(y)) * np.sqrt(power / 10.0 ** (self.snr_db / 10.0))
+        return np.clip(y + noise, -1.0, 1.0).astype(np.float32)
+
+
+def waveform_copies(config):
+    """``[(cache folder name, loader), ...]``: one perturbed copy of every training clip per
+    speed factor, gain and noise level of a :class:`~sertiny.training.TrainConfig`."""
+    return ([(f"speed_{f:g}", SpeedPerturbedLoader(f)) for f in config.speed_perturb]
+            + [(f"gain_{db:+g}dB", GainLoader(db)) for db in config.gain_perturb]
+            + [(f"noise_{snr:g}dB_snr", NoiseLoader(snr)) for snr in config.noise_snr])

@@ -66,6 +66,11 @@ class TrainConfig(Config):
         played that much faster or slower (tempo and pitch, resampled from the audio and
         cached like other features); validation and test clips are never perturbed.
         Needs audio input.
+    gain_perturb: gains in dB (e.g. ``(-6.0, 6.0)``): each training clip is also used that
+        much louder or quieter (clipped at full scale), through the feature cache like
+        ``speed_perturb``; for a model whose label does not move with the recording level.
+    noise_snr: signal-to-noise ratios in dB (e.g. ``(30.0,)``): each training clip is also used
+        with white noise that far below its mean power (seeded by the file name).
     teacher, distill_weight: knowledge distillation (:mod:`sertiny.training.distill`): the
         training target becomes ``(1 - distill_weight) x`` the label target ``+ distill_weight
         x`` the mean probabilities of ``teacher``'s models, a finished run directory on the
@@ -106,6 +111,8 @@ class TrainConfig(Config):
     ema_epochs: float = added_field(0.0)
     selection: str = added_field("best_val")
     speed_perturb: tuple = added_field(())
+    gain_perturb: tuple = added_field(())
+    noise_snr: tuple = added_field(())
     teacher: str = added_field("")
     distill_weight: float = added_field(0.0)
 
@@ -154,6 +161,18 @@ class TrainConfig(Config):
         if 1.0 in self.speed_perturb or len(set(self.speed_perturb)) != len(self.speed_perturb):
             raise ParameterError(f"The 'speed_perturb' parameter of {owner} must list distinct factors other than 1.0 "
                                  f"(the clip itself is always used). Got {self.speed_perturb!r} instead.")
+        object.__setattr__(self, "gain_perturb", tuple(self.gain_perturb))
+        for db in self.gain_perturb:
+            check_float(owner, "gain_perturb", db, min_value=-30.0, max_value=30.0)
+        if 0.0 in self.gain_perturb or len(set(self.gain_perturb)) != len(self.gain_perturb):
+            raise ParameterError(f"The 'gain_perturb' parameter of {owner} must list distinct gains in dB other than 0 "
+                                 f"(the clip itself is always used). Got {self.gain_perturb!r} instead.")
+        object.__setattr__(self, "noise_snr", tuple(self.noise_snr))
+        for snr in self.noise_snr:
+            check_float(owner, "noise_snr", snr, min_value=0.0, max_value=80.0)
+        if len(set(self.noise_snr)) != len(self.noise_snr):
+            raise ParameterError(f"The 'noise_snr' parameter of {owner} must list distinct SNRs in dB. "
+                                 f"Got {self.noise_snr!r} instead.")
         check_float(owner, "distill_weight", self.distill_weight, min_value=0.0, max_value=1.0)
         if not isinstance(self.teacher, str):
             raise ParameterError(f"The 'teacher' parameter of {owner} must be a run directory path (str). "
@@ -206,6 +225,8 @@ class TrainConfig(Config):
         d["seeds"] = list(self.seeds)
         d["aux_tasks"] = list(self.aux_tasks)
         d["speed_perturb"] = list(self.speed_perturb)
+        d["gain_perturb"] = list(self.gain_perturb)
+        d["noise_snr"] = list(self.noise_snr)
         return d
 
     def hyperparameters(self):

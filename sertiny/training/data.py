@@ -98,32 +98,31 @@ def table_for_run(run_dir, *, progress=False):
     return load_table(spec, FeatureConfig.from_dict(run.feature_config()), progress=progress)
 
 
-def speed_perturbed_features(spec, table, factor, *, progress=False, n_jobs=None):
-    """``table``'s clips played ``factor`` times faster, through ``table``'s front end.
+def perturbed_features(spec, table, name, loader, *, progress=False, n_jobs=None):
+    """``table``'s clips read through ``loader`` (a perturbing ``load_audio``, see
+    :func:`sertiny.training.augment.waveform_copies`), through ``table``'s front end.
 
     Returns one ``(frames, F)`` array per clip of ``table`` (same order), or None where the
     perturbed clip could not be made. Cached like any features, under a folder of its own
-    per factor (the cache key does not know the loader).
+    per perturbation ``name`` (the cache key does not know the loader).
     """
     from ..data import load_dataset
     from ..features import compute_features
-    from .augment import SpeedPerturbedLoader
 
     if spec.kind != "audio":
         raise ParameterError(
-            "Speed perturbation needs the audio: train from a corpus folder (DATA_DIR), "
+            "Speed, gain and noise perturbation need the audio: train from a corpus folder (DATA_DIR), "
             f"not from precomputed features ({spec.path})."
         )
     dataset = load_dataset(spec.path, spec.dataset)
     by_name = {Path(p).stem: p for p in dataset.paths()}
     if len(by_name) != len(dataset.paths()):
-        raise ParameterError(f"Speed perturbation needs unique clip file names; {spec.path} repeats some.")
+        raise ParameterError(f"Waveform perturbation needs unique clip file names; {spec.path} repeats some.")
     missing = [n for n in table.names if n not in by_name]
     if missing:
         raise ParameterError(f"{len(missing)} clip(s) of the feature table are no longer in {spec.path}, "
                              f"e.g. {missing[0]!r}.")
-    cache = Path(spec.cache_dir or default_cache_dir()) / "augmented" / f"speed_{factor:g}"
+    cache = Path(spec.cache_dir or default_cache_dir()) / "augmented" / name
     features, _ = compute_features([by_name[n] for n in table.names], table.feature_config, backend=spec.backend,
-                                   cache_dir=cache, n_jobs=n_jobs, progress=progress,
-                                   load_audio=SpeedPerturbedLoader(factor))
+                                   cache_dir=cache, n_jobs=n_jobs, progress=progress, load_audio=loader)
     return features

@@ -18,6 +18,7 @@ import numpy as np
 from .._io import clear_directory
 from ..errors import ArtifactError, ParameterError
 from ..features.table import table_fingerprint
+from .augment import waveform_copies
 from .config import TrainConfig
 from .inputs import choose_seq_len, stack_clips
 from .rundir import RunDir
@@ -46,7 +47,7 @@ class RunContext:
     folds: list
     model_config: object
     aux_labels: np.ndarray | None = None  # (n_clips, n_aux) class ids of a multi-task run's auxiliary heads
-    # speed-perturbed copies of every clip, one list per TrainConfig.speed_perturb factor (None: unusable)
+    # perturbed copies of every clip, one list per augment.waveform_copies(config) entry (None: unusable)
     augmented: list = dataclasses.field(default_factory=list)
 
     @property
@@ -100,12 +101,14 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
     if data_spec is not None:
         run_info["data"] = data_spec.to_dict()
     augmented = []
-    if config.speed_perturb:  # before anything is written: feature input fails here
-        from .data import speed_perturbed_features
+    copies = waveform_copies(config)
+    if copies:  # before anything is written: feature input fails here
+        from .data import perturbed_features
 
         if data_spec is None:
-            raise ParameterError("Speed perturbation needs the run's data source (data_spec) to reach the audio.")
-        augmented = [speed_perturbed_features(data_spec, table, f) for f in config.speed_perturb]
+            raise ParameterError("Speed, gain and noise perturbation need the run's data source (data_spec) to "
+                                 "reach the audio.")
+        augmented = [perturbed_features(data_spec, table, name, loader) for name, loader in copies]
     _check_or_write_run(out_dir, config, table.feature_config, run_info, overwrite)
     return RunContext(table, config, out_dir, seq_len, folds, mcfg, aux_labels, augmented)
 
