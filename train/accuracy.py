@@ -140,7 +140,7 @@ def int8_metrics(input_name, model, recipe):
     if not manifest.is_file():
         builtin = json.loads(BUILTIN_MANIFEST.read_text())
         if builtin.get("source_run", "").split("/")[-3:] != [input_name, model, recipe]:
-            return {}
+            return {"uar_int8": None, "int8_variant": None}  # not exported
         manifest = BUILTIN_MANIFEST
     m = json.loads(manifest.read_text())["metrics"]
     return {"uar_int8": m.get("int8_uar"), "int8_variant": m.get("int8_variant"),
