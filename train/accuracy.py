@@ -130,6 +130,8 @@ def export(args):
               f"agreement {m.get('int8_agreement', float('nan')):.4f}", flush=True)
 
 
+# The K = 1 microcontroller profile of issue 14 (and the built-in bundle): flash and TFLM arena.
+MCU_FLASH, MCU_ARENA = 64 * 1024, 16 * 1024
 BUILTIN_MANIFEST = ROOT / "sertiny" / "assets" / "default_bundle" / "sertiny.json"
 
 
@@ -142,9 +144,12 @@ def int8_metrics(input_name, model, recipe):
         if builtin.get("source_run", "").split("/")[-3:] != [input_name, model, recipe]:
             return {"uar_int8": None, "int8_variant": None}  # not exported
         manifest = BUILTIN_MANIFEST
-    m = json.loads(manifest.read_text())["metrics"]
+    data = json.loads(manifest.read_text())
+    m = data["metrics"]
+    variant = data.get("variants", {}).get(m.get("int8_variant"), {})
     return {"uar_int8": m.get("int8_uar"), "int8_variant": m.get("int8_variant"),
-            "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar")}
+            "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar"),
+            "int8_bytes": variant.get("bytes"), "int8_arena_bytes": variant.get("arena_bytes")}
 
 
 def late_val_uar(run, config, folds=None):
@@ -245,7 +250,12 @@ def floor_row(rows, front_end):
 def _int8_text(r):
     if r.get("uar_int8") is None:
         return "not exported"
-    return f"{r['uar_int8']:.4f} ({r['int8_variant']}, agreement {100 * r['int8_agreement']:.1f} %)"
+    size = ""
+    if r.get("int8_bytes"):
+        fits = r["int8_bytes"] <= MCU_FLASH and (r["int8_arena_bytes"] or float("inf")) <= MCU_ARENA
+        size = (f", {r['int8_bytes'] / 1024:.1f} KB, arena {r['int8_arena_bytes'] / 1024:.1f} KB: "
+                f"{'fits' if fits else 'does not fit'} the microcontroller profile")
+    return f"{r['uar_int8']:.4f} ({r['int8_variant']}, agreement {100 * r['int8_agreement']:.1f} %{size})"
 
 
 def _baseline_lines(rows, classical):
