@@ -301,16 +301,17 @@ def _ablation_lines(rows):
 
 def _final_lines(rows):
     lines = [f"## Final recipe `{FINAL_RECIPE}` per model", "",
-             "| model | front end | seeds | float UAR mean ± std | int8 UAR (seed 0's fold models) | vs stats_linear floor "
-             "| the seeds as one ensemble (not deployable) |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | front end | seeds | late val UAR | float UAR mean ± std | int8 UAR (seed 0's fold models) "
+             "| vs stats_linear floor | the seeds as one ensemble (not deployable) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in sorted((r for r in rows if r["recipe"] == FINAL_RECIPE and r["complete"]),
                     key=lambda r: (r["front_end"], r["model"])):
         floor = floor_row(rows, r["front_end"])
         versus = "no floor run" if floor is None else (
             f"{100 * (r['uar_float_mean'] - floor['uar_float_mean']):+.1f} pp"
             + _versus_floor(r["uar_float_mean"] - floor["uar_float_mean"]))
-        lines.append(f"| {r['model']} | {r['front_end']} | {len(r['seeds'])} | {_fmt(r)} | {_int8_text(r)} | {versus} "
+        lines.append(f"| {r['model']} | {r['front_end']} | {len(r['seeds'])} | {r['late_val_uar']:.4f} | {_fmt(r)} "
+                     f"| {_int8_text(r)} | {versus} "
                      f"| {r['uar_seed_ensemble']:.4f} |")
     return lines + [""]
 
