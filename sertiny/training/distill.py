@@ -19,7 +19,7 @@ import numpy as np
 
 from .._io import atomic_write_json, read_json
 from ..errors import ArtifactError
-from .rundir import RunDir, weights_name
+from .rundir import RunDir, parse_weights_name, weights_name
 
 TEACHER_FORMAT = "sertiny-teacher"
 DEPLOY_KEY = "deploy"
@@ -136,10 +136,10 @@ class RunTeacher:
         from .inputs import stack_clips
 
         total = None
-        names = self.model_names(fold_index)
-        for name in names:
+        models = self.model_names(fold_index)
+        for name in models:
             weights, norm = self.run.read_model(name)
-            seed, index = (int(p) for p in name[len("seed"):].split("_fold"))
+            seed, index = parse_weights_name(name)
             config = ModelConfig.from_dict(self.run.read_fold(seed, index)["model_config"])
             model = create_model(config)
             set_weights(model, weights)
@@ -147,7 +147,7 @@ class RunTeacher:
             probs = np.concatenate([np.asarray(model(x[i:i + 256], training=False))
                                     for i in range(0, len(x), 256)])
             total = probs if total is None else total + probs
-        return (total / len(names)).astype(np.float32)
+        return (total / len(models)).astype(np.float32)
 
 
 def teacher_for_run(ctx):
@@ -159,7 +159,7 @@ def teacher_for_run(ctx):
 def teacher_targets(ctx, rows, fold_index=None):
     """The teacher's probabilities (len(rows), C) for training examples whose clips are
     ``ctx.table`` rows ``rows``, or None when the run does not distil. A perturbed copy of a
-    clip (speed perturbation) gets the teacher's probabilities of the clip itself."""
+    clip (speed, gain or noise) gets the teacher's probabilities of the clip itself."""
     if not ctx.config.distill_weight:
         return None
     clips = np.unique(rows)
