@@ -34,3 +34,9 @@ def test_extends_inherits_and_overrides():
     assert recipes["reg_all_utt"]["mixup_alpha"] == recipes["reg_all"]["mixup_alpha"]
     assert recipes["reg_all_utt"]["utterance_norm"] == "mean"
     assert recipes["speed"]["batch_size"] == recipes["base"]["batch_size"]
+
+
+def test_table1_first_block_is_read_from_its_report():
+    block = _accuracy_module().table1_first_block()
+    assert len(block) == 12  # six models x two inputs
+    assert all(v.endswith("seeds)") and " ± " in v for v in block.values())
