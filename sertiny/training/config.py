@@ -155,24 +155,9 @@ class TrainConfig(Config):
             check_int(owner, name, getattr(self, name), min_value=1)
         check_float(owner, "ema_epochs", self.ema_epochs, min_value=0.0)
         check_choice(owner, "selection", self.selection, set(SELECTIONS))
-        object.__setattr__(self, "speed_perturb", tuple(self.speed_perturb))
-        for factor in self.speed_perturb:
-            check_float(owner, "speed_perturb", factor, min_value=0.5, max_value=2.0)
-        if 1.0 in self.speed_perturb or len(set(self.speed_perturb)) != len(self.speed_perturb):
-            raise ParameterError(f"The 'speed_perturb' parameter of {owner} must list distinct factors other than 1.0 "
-                                 f"(the clip itself is always used). Got {self.speed_perturb!r} instead.")
-        object.__setattr__(self, "gain_perturb", tuple(self.gain_perturb))
-        for db in self.gain_perturb:
-            check_float(owner, "gain_perturb", db, min_value=-30.0, max_value=30.0)
-        if 0.0 in self.gain_perturb or len(set(self.gain_perturb)) != len(self.gain_perturb):
-            raise ParameterError(f"The 'gain_perturb' parameter of {owner} must list distinct gains in dB other than 0 "
-                                 f"(the clip itself is always used). Got {self.gain_perturb!r} instead.")
-        object.__setattr__(self, "noise_snr", tuple(self.noise_snr))
-        for snr in self.noise_snr:
-            check_float(owner, "noise_snr", snr, min_value=0.0, max_value=80.0)
-        if len(set(self.noise_snr)) != len(self.noise_snr):
-            raise ParameterError(f"The 'noise_snr' parameter of {owner} must list distinct SNRs in dB. "
-                                 f"Got {self.noise_snr!r} instead.")
+        self._check_copies(owner, "speed_perturb", 0.5, 2.0, excluded=1.0, what="factors other than 1.0")
+        self._check_copies(owner, "gain_perturb", -30.0, 30.0, excluded=0.0, what="gains in dB other than 0")
+        self._check_copies(owner, "noise_snr", 0.0, 80.0, what="SNRs in dB")
         check_float(owner, "distill_weight", self.distill_weight, min_value=0.0, max_value=1.0)
         if not isinstance(self.teacher, str):
             raise ParameterError(f"The 'teacher' parameter of {owner} must be a run directory path (str). "
@@ -188,6 +173,17 @@ class TrainConfig(Config):
                 f"The 'label_smoothing', 'mixup_alpha' and 'distill_weight' parameters of {owner} apply to "
                 "single-task training only; leave them at 0 with multitask=True (--multitask)."
             )
+
+    def _check_copies(self, owner, name, low, high, *, excluded=None, what):
+        """A tuple field listing one waveform copy per value: in range, distinct, never ``excluded``
+        (the value that would copy the clip itself, which is always used)."""
+        values = tuple(getattr(self, name))
+        object.__setattr__(self, name, values)
+        for value in values:
+            check_float(owner, name, value, min_value=low, max_value=high)
+        if excluded in values or len(set(values)) != len(values):
+            raise ParameterError(f"The '{name}' parameter of {owner} must list distinct {what} "
+                                 f"(the clip itself is always used). Got {values!r} instead.")
 
     @property
     def uses_soft_targets(self):

@@ -150,21 +150,15 @@ class RunTeacher:
         return (total / len(models)).astype(np.float32)
 
 
-def teacher_for_run(ctx):
-    """The teacher of a run context (:class:`~sertiny.training.protocol.RunContext`)."""
-    return load_teacher(ctx.config.teacher, feature_config=ctx.table.feature_config,
-                        label_names=ctx.table.label_names, folds=ctx.folds)
-
-
 def teacher_targets(ctx, rows, fold_index=None):
     """The teacher's probabilities (len(rows), C) for training examples whose clips are
     ``ctx.table`` rows ``rows``, or None when the run does not distil. A perturbed copy of a
     clip (speed, gain or noise) gets the teacher's probabilities of the clip itself."""
-    if not ctx.config.distill_weight:
+    if ctx.teacher is None:
         return None
     clips = np.unique(rows)
     names = [ctx.table.names[i] for i in clips]
-    probs = teacher_for_run(ctx).probabilities(names, [ctx.table.features[i] for i in clips], fold_index)
+    probs = ctx.teacher.probabilities(names, [ctx.table.features[i] for i in clips], fold_index)
     return probs[np.searchsorted(clips, rows)]
 
 

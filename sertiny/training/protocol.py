@@ -49,6 +49,7 @@ class RunContext:
     aux_labels: np.ndarray | None = None  # (n_clips, n_aux) class ids of a multi-task run's auxiliary heads
     # perturbed copies of every clip, one list per augment.waveform_copies(config) entry (None: unusable)
     augmented: list = dataclasses.field(default_factory=list)
+    teacher: object = None  # the distillation teacher (sertiny.training.distill), loaded and checked once
 
     @property
     def run_dir(self):
@@ -79,11 +80,12 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         aux_heads=config.aux_heads(),
     )
     folds = resolve_folds(table, config)
+    teacher = None
     if config.distill_weight:  # before anything is written: a teacher of other folds or features fails here
         from .distill import load_teacher
 
-        load_teacher(config.teacher, feature_config=table.feature_config, label_names=table.label_names,
-                     folds=folds).check()
+        teacher = load_teacher(config.teacher, feature_config=table.feature_config, label_names=table.label_names,
+                               folds=folds).check()
     run_info = {
         "label_names": list(table.label_names),
         "seq_len": seq_len,
@@ -110,7 +112,7 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
                                  "reach the audio.")
         augmented = [perturbed_features(data_spec, table, name, loader) for name, loader in copies]
     _check_or_write_run(out_dir, config, table.feature_config, run_info, overwrite)
-    return RunContext(table, config, out_dir, seq_len, folds, mcfg, aux_labels, augmented)
+    return RunContext(table, config, out_dir, seq_len, folds, mcfg, aux_labels, augmented, teacher)
 
 
 def _check_or_write_run(out_dir, config, feature_config, run_info, overwrite):
