@@ -1,6 +1,7 @@
 """The accuracy ablation recipes (train/accuracy_recipes.json) are valid TrainConfigs."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,22 @@ def test_table1_first_block_is_read_from_its_report():
     block = _accuracy_module().table1_first_block()
     assert len(block) == 12  # six models x two inputs
     assert all(v.endswith("seeds)") and " ± " in v for v in block.values())
+
+
+def _row(recipe, complete=True, **extra):
+    return {"front_end": "edge16k", "model": "res_lstm_sa_h64", "recipe": recipe, "complete": complete, **extra}
+
+
+def test_rows_of_runs_not_on_this_machine_are_carried_with_their_provenance(tmp_path):
+    previous = tmp_path / "accuracy.json"
+    previous.write_text(json.dumps({
+        "date": "2026-11-30 08:00 UTC", "machine": {"cpu": "x"},
+        "rows": [_row("a", uar_float_mean=0.4), _row("b", uar_float_mean=0.5),
+                 _row("c", uar_float_mean=0.6, recorded={"date": "2026-11-01", "machine": {}})]}))
+    here = [_row("b", uar_float_mean=0.55), _row("c", complete=False)]
+    carried = {r["recipe"]: r for r in _accuracy_module().carried_rows(here, previous)}
+    # a finished run here replaces its old row; an unfinished one gives way to it
+    assert sorted(carried) == ["a", "c"]
+    assert carried["a"]["recorded"] == {"date": "2026-11-30 08:00 UTC", "machine": {"cpu": "x"}}
+    assert carried["c"]["recorded"]["date"] == "2026-11-01"  # provenance survives a second carry
+    assert _accuracy_module().carried_rows(here, tmp_path / "missing.json") == []

@@ -209,6 +209,24 @@ def collect():
     return rows
 
 
+def carried_rows(rows, previous=ROOT / "results" / "accuracy.json"):
+    """Rows of the last report whose run directories are not on this machine, each with
+    ``recorded``: the date and machine of the report that measured it (runs are not kept in
+    the repository, so a fresh clone would otherwise lose every figure it did not rerun).
+    A finished run here replaces its carried row; an unfinished one gives way to it."""
+    if not Path(previous).is_file():
+        return []
+    summary = json.loads(Path(previous).read_text())
+    here = {(r["front_end"], r["model"], r["recipe"]) for r in rows if r["complete"]}
+    carried = []
+    for row in summary.get("rows", []):
+        if (row["front_end"], row["model"], row["recipe"]) in here:
+            continue
+        recorded = row.get("recorded") or {"date": summary.get("date"), "machine": summary.get("machine")}
+        carried.append({**row, "recorded": recorded})
+    return carried
+
+
 def seed_ensemble_uar(run, seeds):
     """Pooled UAR of the seeds' out-of-fold probabilities averaged: what the seeds would score
     as one ensemble (not deployable on a microcontroller; a measure of their variance)."""
@@ -238,7 +256,17 @@ def classical_baselines():
 
 
 def _fmt(row):
-    return f"{row['uar_float_mean']:.4f} ± {row['uar_float_std']:.4f}"
+    carried = " †" if row.get("recorded") else ""
+    return f"{row['uar_float_mean']:.4f} ± {row['uar_float_std']:.4f}{carried}"
+
+
+def _carried_lines(rows):
+    dates = sorted({r["recorded"]["date"] for r in rows if r.get("recorded")})
+    if not dates:
+        return []
+    return [f"† Measured by an earlier run of this command ({', '.join(dates)}; each row's `recorded` in "
+            "accuracy.json gives date and machine) and carried over: its run directory is not on this "
+            "machine. The run command above remeasures it.", ""]
 
 
 def floor_row(rows, front_end):
@@ -378,6 +406,9 @@ def report(args):
     from sertiny.machine import machine_info, machine_lines
 
     rows = collect()
+    carried = carried_rows(rows)
+    keys = {(r["front_end"], r["model"], r["recipe"]) for r in carried}
+    rows = [r for r in rows if (r["front_end"], r["model"], r["recipe"]) not in keys] + carried
     classical = classical_baselines()
     lines = [
         "# Accuracy on unseen speakers",
@@ -396,7 +427,7 @@ def report(args):
         "Test UARs are reported, never used to choose.",
         "",
     ]
-    lines += _baseline_lines(rows, classical) + _final_lines(rows) + _ablation_lines(rows)
+    lines += _carried_lines(rows) + _baseline_lines(rows, classical) + _final_lines(rows) + _ablation_lines(rows)
     lines += _table1_lines(rows) + _speaker_adaptive_lines(rows)
     notes = Path(args.notes)
     if notes.is_file():
