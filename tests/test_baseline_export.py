@@ -166,7 +166,7 @@ def test_int8_model_is_full_integer_close_to_float_and_runs_under_tflm(family, i
 @pytest.mark.parametrize("family", ["dual_lstm", "vit"])
 def test_chunked_profile_is_refused_with_the_families_that_have_it(family):
     fw = fold_weights(baseline_weights(family, 8))
-    with pytest.raises(ParameterError, match="chunked profile is implemented for lstm_sa/res_lstm_sa only"):
+    with pytest.raises(ParameterError, match="chunked profile is implemented for lstm_sa/res_lstm_sa/res_lstm_sa_stats only"):
         chunk_function(fw, 1)
 
 
@@ -215,8 +215,8 @@ def test_baseline_bundle_infers_a_clip(bundle, write_audio):
 
 
 @pytest.mark.parametrize(("family", "options", "kwargs", "match"), [
-    ("dual_lstm", ["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa only"),
-    ("vit", ["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa only"),
+    ("dual_lstm", ["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa/res_lstm_sa_stats only"),
+    ("vit", ["--chunk", "1"], {}, "chunked profile is implemented for lstm_sa/res_lstm_sa/res_lstm_sa_stats only"),
     ("dual_lstm", [], {"padding": "masked"}, "zero-padding models only"),
 ])
 def test_cli_refuses_what_a_baseline_run_cannot_export(tmp_path, family, options, kwargs, match):

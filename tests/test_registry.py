@@ -16,11 +16,12 @@ def scratch_registry(monkeypatch):
 def test_builtin_families_and_what_they_can_do():
     by_name = {f.name: f for f in families()}
     assert list(by_name) == ["lstm_sa", "res_lstm_sa", "bilstm_att", "dual_lstm", "cnn_lstm", "vit",
-                            "stats_linear"]
-    assert [n for n, f in by_name.items() if f.streaming] == ["lstm_sa", "res_lstm_sa"]
+                            "stats_linear", "res_lstm_sa_stats"]
+    assert [n for n, f in by_name.items() if f.streaming] == ["lstm_sa", "res_lstm_sa", "res_lstm_sa_stats"]
     assert all(f.exportable for f in by_name.values())
     assert [n for n, f in by_name.items() if f.weight_format == "named"] == ["lstm_sa", "res_lstm_sa"]
-    assert [n for n, f in by_name.items() if f.paddings == ("zeros",)] == ["cnn_lstm", "vit", "stats_linear"]
+    assert [n for n, f in by_name.items() if f.paddings == ("zeros",)] == ["cnn_lstm", "vit", "stats_linear",
+                                                                          "res_lstm_sa_stats"]
     assert registry.multitask_families() == ["bilstm_att", "cnn_lstm", "dual_lstm"]
     assert list_models() == sorted(name for f in families() for name in f.model_names())
 
@@ -79,8 +80,8 @@ def test_export_refuses_what_a_family_does_not_have(scratch_registry):
     from sertiny.export.graph import chunk_function, chunk_refusal
 
     register_family(Family(name="tiny_gru", builder="m:build", export_fold="m:fold", export_graph="m:graph"))
-    assert chunk_refusal() == "The chunked profile is implemented for lstm_sa/res_lstm_sa only"
-    with pytest.raises(ParameterError, match="implemented for lstm_sa/res_lstm_sa only; export this tiny_gru"):
+    assert chunk_refusal() == "The chunked profile is implemented for lstm_sa/res_lstm_sa/res_lstm_sa_stats only"
+    with pytest.raises(ParameterError, match="implemented for lstm_sa/res_lstm_sa/res_lstm_sa_stats only; export this tiny_gru"):
         chunk_function(SimpleNamespace(family="tiny_gru"), 1)
     with pytest.raises(ParameterError, match="The 'vit' family has no export_chunk"):
         get_family("vit").resolve("export_chunk")

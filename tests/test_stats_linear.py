@@ -177,5 +177,5 @@ def test_weights_of_another_family_or_feature_set_fail_clearly():
 def test_the_chunked_profile_is_refused():
     from sertiny.export.graph import chunk_function, fold_weights
 
-    with pytest.raises(ParameterError, match="chunked profile is implemented for lstm_sa/res_lstm_sa only"):
+    with pytest.raises(ParameterError, match="chunked profile is implemented for lstm_sa/res_lstm_sa/res_lstm_sa_stats only"):
         chunk_function(fold_weights(_weights(), model_config(NAME, seq_len=T)), 1)

@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   int version, n_features, hidden, classes, chunk, invokes, bits;
-  if (expect(f, "sertiny-host-trace") || fscanf(f, "%d", &version) != 1 || version != 1 ||
+  if (expect(f, "sertiny-host-trace") || fscanf(f, "%d", &version) != 1 || version < 1 || version > 2 ||
       expect(f, "dims") ||
       fscanf(f, "%d %d %d %d %d %d", &n_features, &hidden, &classes, &chunk, &invokes, &bits) != 6) {
     fprintf(stderr, "trace: bad header\n");
@@ -112,7 +112,18 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 5; ++i) {
     if (expect(f, "head") || fscanf(f, "%63s", token) != 1 || read_floats(f, head_arrays[i], MAX_VALUES) < 0) return 2;
   }
-  sertiny_head head = {hidden, classes, u, bn_scale, bn_shift, kernel, bias};
+  /* Version 2: the head also reads the frames' statistics (after the context). */
+  int order[3], n_order = 0;
+  float eps = 0.0f;
+  if (version == 2) {
+    if (expect(f, "stats") || fscanf(f, "%f %d", &eps, &n_order) != 2 || n_order < 1 || n_order > 3) return 2;
+    for (int s = 0; s < n_order; ++s)
+      if (fscanf(f, "%d", &order[s]) != 1) return 2;
+  }
+  sertiny_head head = {hidden + n_order * n_features, classes, u, bn_scale, bn_shift, kernel, bias};
+  static float stats_storage[MAX_VALUES], frames[MAX_VALUES];
+  sertiny_stats stats;
+  sertiny_stats_init(&stats, stats_storage, n_features, eps);
 
   static float acc[MAX_VALUES], h[MAX_VALUES], context[MAX_VALUES], scratch[MAX_VALUES];
   static int32_t outputs[MAX_STATES + 1][MAX_VALUES], handed[MAX_VALUES], expected[MAX_VALUES];
@@ -124,6 +135,10 @@ int main(int argc, char **argv) {
   for (int inv = 0; inv < invokes; ++inv) {
     int valid;
     if (expect(f, "invoke") || fscanf(f, "%d", &valid) != 1) return 2;
+    if (version == 2) {
+      if (expect(f, "frames") || read_floats(f, frames, MAX_VALUES) != valid * n_features) return 2;
+      for (int r = 0; r < valid; ++r) sertiny_stats_add(&stats, frames + r * n_features);
+    }
     for (int o = 0; o < n_qout; ++o) {
       if (expect(f, "out") || fscanf(f, "%15s", out_names[o]) != 1 || read_ints(f, outputs[o], MAX_VALUES) < 0) return 2;
     }
@@ -155,6 +170,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "no frames pooled\n");
     return 1;
   }
+  if (n_order > 0) sertiny_stats_values(&stats, order, n_order, context + hidden);
   sertiny_classify(&head, context, scratch, probs);
   if (expect(f, "probs") || read_floats(f, want, 256) != classes) return 2;
   double worst = 0.0;

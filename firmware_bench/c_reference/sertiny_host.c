@@ -62,6 +62,54 @@ int sertiny_pool_context(const sertiny_pool *pool, float *context) {
   return 0;
 }
 
+void sertiny_stats_init(sertiny_stats *stats, float *storage, int n_features, float eps) {
+  stats->n_features = n_features;
+  stats->count = 0;
+  stats->eps = eps;
+  stats->sum = storage;
+  stats->sum_sq = storage + n_features;
+  stats->delta_sum_sq = storage + 2 * n_features;
+  stats->last = storage + 3 * n_features;
+  for (int i = 0; i < 4 * n_features; ++i) storage[i] = 0.0f;
+}
+
+void sertiny_stats_add(sertiny_stats *stats, const float *frame) {
+  for (int i = 0; i < stats->n_features; ++i) {
+    float x = frame[i];
+    stats->sum[i] += x;
+    stats->sum_sq[i] += x * x;
+    if (stats->count > 0) {
+      float d = x - stats->last[i];
+      stats->delta_sum_sq[i] += d * d;
+    }
+    stats->last[i] = x;
+  }
+  stats->count += 1;
+}
+
+static float soft_sqrt(float v, float eps) { return v / sqrtf(v + eps); }
+
+int sertiny_stats_values(const sertiny_stats *stats, const int *order, int n_order, float *out) {
+  if (stats->count == 0) return -1;
+  int f = stats->n_features;
+  float n = (float)stats->count, pairs = (float)(stats->count > 1 ? stats->count - 1 : 1);
+  for (int s = 0; s < n_order; ++s) {
+    for (int i = 0; i < f; ++i) {
+      float mean = stats->sum[i] / n, value;
+      if (order[s] == SERTINY_STAT_MEAN) {
+        value = mean;
+      } else if (order[s] == SERTINY_STAT_STD) {
+        float var = stats->sum_sq[i] / n - mean * mean;
+        value = soft_sqrt(var > 0.0f ? var : 0.0f, stats->eps);
+      } else {
+        value = soft_sqrt(stats->delta_sum_sq[i] / pairs, stats->eps);
+      }
+      out[s * f + i] = value;
+    }
+  }
+  return 0;
+}
+
 void sertiny_classify(const sertiny_head *head, const float *context, float *scratch, float *probs) {
   for (int i = 0; i < head->hidden; ++i) {
     scratch[i] = context[i] * head->bn_scale[i] + head->bn_shift[i];

@@ -62,8 +62,31 @@ void sertiny_pool_add(sertiny_pool *pool, const float *u, const float *h);
 /* context = acc / sum; returns 0, or -1 if no frame was pooled. */
 int sertiny_pool_context(const sertiny_pool *pool, float *context);
 
+/* Running per-feature statistics of the normalised frames fed to the model, for a head
+ * that reads them after the attention context (family res_lstm_sa_stats): the mean, the
+ * standard deviation and the RMS frame-to-frame difference over every frame added, each
+ * root taken as soft_sqrt(v) = v / sqrt(v + eps). `storage` is caller-owned: 4 *
+ * n_features floats. Mirrors OnlineStatistics in sertiny/runtime/chunked.py. */
+enum { SERTINY_STAT_MEAN = 0, SERTINY_STAT_STD = 1, SERTINY_STAT_DELTA_RMS = 2 };
+
+typedef struct {
+  int n_features;
+  int count;   /* frames added so far */
+  float eps;
+  float *sum, *sum_sq, *delta_sum_sq, *last;
+} sertiny_stats;
+
+void sertiny_stats_init(sertiny_stats *stats, float *storage, int n_features, float eps);
+/* Add one frame (n_features floats, normalised as the model's input before quantisation). */
+void sertiny_stats_add(sertiny_stats *stats, const float *frame);
+/* The statistics listed in `order` (n_order SERTINY_STAT_* values), one block of
+ * n_features each, into out; returns 0, or -1 if no frame was added. */
+int sertiny_stats_values(const sertiny_stats *stats, const int *order, int n_order, float *out);
+
 /* The classifier head that runs on the host: BatchNorm as scale/shift, dense layer
- * (kernel row-major [hidden][classes]). */
+ * (kernel row-major [hidden][classes]). `hidden` is the width the head reads: the
+ * attention context's H, or H + S * F for a head that also reads S statistics
+ * (sertiny_stats_values written right after the context). */
 typedef struct {
   int hidden;
   int classes;

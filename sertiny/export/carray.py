@@ -91,16 +91,31 @@ def _io_defines(upper, meta):
 
 
 def _head_declarations(ident, head):
-    hidden, classes = np.asarray(head["dense_kernel"]).shape
-    return [
+    from .creference import STAT_CODES
+
+    width, classes = np.asarray(head["dense_kernel"]).shape
+    hidden, upper = len(head["attention_u"]), ident.upper()
+    lines = [
         "// Host-side head (runs between/after invokes): attention vector, BatchNorm as",
-        "// scale/shift, dense layer (row-major [hidden][classes]).",
-        f"#define SERTINY_{ident.upper()}_HIDDEN {hidden}",
-        f"#define SERTINY_{ident.upper()}_CLASSES {classes}",
+        "// scale/shift, dense layer (row-major [head inputs][classes]).",
+        f"#define SERTINY_{upper}_HIDDEN {hidden}",
+        f"#define SERTINY_{upper}_HEAD_INPUTS {width}",
+        f"#define SERTINY_{upper}_CLASSES {classes}",
+    ]
+    if head.get("statistics"):
+        codes = ", ".join(str(STAT_CODES[name]) for name in head["statistics"])
+        lines += [
+            "// The head reads [attention context (HIDDEN), the frames' statistics]: sertiny_stats over",
+            "// the normalised frames fed in, sertiny_stats_values in this order (SERTINY_STAT_*).",
+            f"#define SERTINY_{upper}_N_STATISTICS {len(head['statistics'])}",
+            f"#define SERTINY_{upper}_STATISTICS {{{codes}}}",
+            f"#define SERTINY_{upper}_SQRT_EPSILON {_c_float(head['sqrt_epsilon'])}",
+        ]
+    return lines + [
         f"extern const float g_{ident}_attention_u[{hidden}];",
-        f"extern const float g_{ident}_bn_scale[{hidden}];",
-        f"extern const float g_{ident}_bn_shift[{hidden}];",
-        f"extern const float g_{ident}_dense_kernel[{hidden * classes}];",
+        f"extern const float g_{ident}_bn_scale[{width}];",
+        f"extern const float g_{ident}_bn_shift[{width}];",
+        f"extern const float g_{ident}_dense_kernel[{width * classes}];",
         f"extern const float g_{ident}_dense_bias[{classes}];",
     ]
 

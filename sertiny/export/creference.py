@@ -14,7 +14,9 @@ Trace format (text, whitespace-separated; one record per line)::
     qin  <name> <scale> <zero_point>   # one per input state
     qout <name> <scale> <zero_point>   # h2_seq and every other output state
     head <key> <n> <floats...>         # attention_u, bn_scale, bn_shift, dense_kernel, dense_bias
+    stats <eps> <S> <codes...>         # version 2 only: the head's statistics (0 mean, 1 std, 2 delta_rms)
     invoke <valid frames>
+    frames <n> <floats...>             # version 2 only: the valid frames' normalised features
     out <name> <n> <ints...>           # raw output tensors of this invoke
     next <name> <n> <ints...>          # the state inputs the host fed the next invoke
     probs <C> <floats...>              # the Python path's final probabilities
@@ -25,6 +27,8 @@ import numpy as np
 from ..features.frames import fit_to_length
 
 HEAD_KEYS = ("attention_u", "bn_scale", "bn_shift", "dense_kernel", "dense_bias")
+# sertiny_host.h's SERTINY_STAT_* codes.
+STAT_CODES = {"mean": 0, "std": 1, "delta_rms": 2}
 
 
 def _f32(value):
@@ -40,13 +44,15 @@ def write_host_trace(path, runner, x_norm):
     outputs = sorted(runner.meta["outputs"], key=lambda e: e["position"])
     states = [e["name"] for e in inputs if e["name"] != "frames"]
     in_detail = {name: runner.inputs[name] for name in states}
-    n_frames = len(fit_to_length(x_norm, runner.seq_len, pad=runner.padding == "zeros"))
+    frames = fit_to_length(x_norm, runner.seq_len, pad=runner.padding == "zeros")
+    n_frames = len(frames)
     k = runner.chunk
     bits = np.dtype(runner.inputs["frames"]["dtype"]).itemsize * 8
     head = runner.head
-    hidden, classes = np.asarray(head["dense_kernel"]).shape
+    statistics = head.get("statistics") or []
+    hidden, classes = len(head["attention_u"]), np.asarray(head["dense_kernel"]).shape[1]
     lines = [
-        "sertiny-host-trace 1",
+        f"sertiny-host-trace {2 if statistics else 1}",
         f"dims {runner.n_features} {hidden} {classes} {k} {len(trace)} {bits}",
         "states " + " ".join(states),
     ]
@@ -59,8 +65,15 @@ def write_host_trace(path, runner, x_norm):
     for key in HEAD_KEYS:
         values = np.asarray(head[key], dtype=np.float32).reshape(-1)
         lines.append(f"head {key} {values.size} " + " ".join(_f32(v) for v in values))
+    if statistics:
+        lines.append(f"stats {_f32(head['sqrt_epsilon'])} {len(statistics)} "
+                     + " ".join(str(STAT_CODES[name]) for name in statistics))
     for i, (_, raw_outputs) in enumerate(trace):
-        lines.append(f"invoke {min(k, n_frames - i * k)}")
+        valid = min(k, n_frames - i * k)
+        lines.append(f"invoke {valid}")
+        if statistics:
+            rows = np.asarray(frames[i * k : i * k + valid], dtype=np.float32).reshape(-1)
+            lines.append(f"frames {rows.size} " + " ".join(_f32(v) for v in rows))
         for entry, value in zip(outputs, raw_outputs):
             lines.append(_ints("out", entry["name"], value))
         if i + 1 < len(trace):

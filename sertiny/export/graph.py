@@ -232,11 +232,16 @@ def wavefront_recurrence(tf, fw, x):
     return states[:, f:]
 
 
-def attention_head(tf, fw, h2):
-    """(T, H) LSTM2 outputs -> (1, C) probabilities: soft attention, folded BN + dense, softmax."""
+def attention_context(tf, fw, h2):
+    """(T, H) LSTM2 outputs -> (1, H) soft-attention context."""
     scores = tf.reshape(tf.matmul(h2, tf.constant(fw.attention[:, None])), (1, -1))  # (1, T)
     alpha = tf.nn.softmax(scores, axis=-1)
-    context = tf.matmul(alpha, h2)  # (1, H)
+    return tf.matmul(alpha, h2)
+
+
+def attention_head(tf, fw, h2):
+    """(T, H) LSTM2 outputs -> (1, C) probabilities: soft attention, folded BN + dense, softmax."""
+    context = attention_context(tf, fw, h2)
     logits = tf.matmul(context, tf.constant(fw.head_kernel)) + tf.constant(fw.head_bias)
     return tf.nn.softmax(logits, axis=-1)
 

@@ -122,11 +122,15 @@ def build_lstm_sa(config):
 def build_res_lstm_sa(config):
     """LSTM1(F->F) + input (residual) -> BatchNorm -> LSTM2(F->H) -> the LSTM-SA head."""
     features, x = model_inputs(config)
+    return keras.Model(features, _head(res_lstm_recurrence(x, config), config, draw=2), name=config.name)
+
+
+def res_lstm_recurrence(x, config):
+    """ResLSTM-SA's two LSTMs: LSTM1(F->F) + x -> BatchNorm -> LSTM2(F->H); (B, T, F) -> (B, T, H)."""
     r = seeded_lstm(config.n_features, config, "lstm1", 1)(x)
     r = keras.layers.Add(name="residual")([r, x])
     r = keras.layers.BatchNormalization(name="bn_in", **BN_ARGS)(r)
-    h = seeded_lstm(config.hidden, config, "lstm2", 2)(r)
-    return keras.Model(features, _head(h, config, draw=2), name=config.name)
+    return seeded_lstm(config.hidden, config, "lstm2", 2)(r)
 
 
 def legacy_seed(config, draw):

@@ -149,6 +149,11 @@ _BUILTIN = (
            paddings=("zeros",), export_fold="sertiny.export.stats_linear_graph:fold_stats_linear",
            export_graph="sertiny.export.stats_linear_graph:stats_linear_graph",
            note="the linear floor; N is unused, use stats_linear_h1"),
+    Family(name="res_lstm_sa_stats", builder="sertiny.models.res_lstm_sa_stats:build_res_lstm_sa_stats",
+           paddings=("zeros",), export_fold="sertiny.export.res_lstm_sa_stats_graph:fold_res_lstm_sa_stats",
+           export_graph="sertiny.export.res_lstm_sa_stats_graph:res_lstm_sa_stats_graph",
+           export_chunk="sertiny.export.graph:lstm_sa_chunk_function", wavefront=True,
+           note="ResLSTM-SA + the frame statistics; 'sertiny join' makes one"),
 )
 _FAMILIES = {family.name: family for family in _BUILTIN}
 

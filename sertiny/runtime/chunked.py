@@ -33,6 +33,9 @@ reference, ``firmware_bench/c_reference``):
    the max grows (an online softmax). After the last frame, ``context = acc / s`` equals
    the full model's attention pooling exactly, whatever the chunk boundaries.
 4. **Classify**: BatchNorm (``bn_scale * context + bn_shift``), the dense layer, softmax.
+   A head with ``statistics`` (``res_lstm_sa_stats``) classifies ``[context, statistics]``:
+   the clip's per-feature statistics of the normalised frames fed in, kept as running sums
+   (:class:`OnlineStatistics`) and joined after the context.
 
 Clip length: a model trained with ``padding="zeros"`` ran over exactly T frames (clips
 centre-cropped or zero-padded), so :meth:`ChunkedRunner.predict` does the same; with
@@ -81,6 +84,53 @@ class OnlineAttention:
         if self.count == 0:
             raise ParameterError("No frames were pooled: a clip needs at least one frame.")
         return self.acc / self.sum
+
+
+class OnlineStatistics:
+    """Per-feature statistics of the frames seen so far, kept as running sums (float64).
+
+    ``mean``, ``std`` and ``delta_rms`` as ``stats_linear``'s pooling defines them
+    (:mod:`sertiny.models.stats_linear_spec`) over every frame added, so a model whose head
+    reads them (``res_lstm_sa_stats``) streams with three sums per feature besides the last
+    frame. ``std`` is the population deviation and both roots are ``v / sqrt(v + eps)``.
+    """
+
+    STATISTICS = ("mean", "std", "delta_rms")
+
+    def __init__(self, statistics, sqrt_epsilon, n_features):
+        unknown = [s for s in statistics if s not in self.STATISTICS]
+        if unknown or not statistics:
+            raise ArtifactError(f"The bundle's head asks for statistics {list(statistics)}; this runtime knows "
+                                f"{list(self.STATISTICS)}. Update sertiny or re-export the bundle.")
+        self.statistics = tuple(statistics)
+        self.eps = float(sqrt_epsilon)
+        self.count = 0
+        self.sum, self.sum_sq, self.delta_sum_sq = (np.zeros(n_features) for _ in range(3))
+        self.last = None
+
+    def add(self, frames):
+        """Add (n, F) normalised frames."""
+        x = np.asarray(frames, dtype=np.float64)
+        if x.shape[0] == 0:
+            return
+        self.sum += x.sum(0)
+        self.sum_sq += (x * x).sum(0)
+        previous = x if self.last is None else np.concatenate([self.last[None], x])
+        self.delta_sum_sq += (np.diff(previous, axis=0) ** 2).sum(0)
+        self.last = x[-1]
+        self.count += x.shape[0]
+
+    def values(self):
+        """The statistics' blocks of F values, joined in the head's order: (S F,)."""
+        if self.count == 0:
+            raise ParameterError("No frames were pooled: a clip needs at least one frame.")
+        mean = self.sum / self.count
+        blocks = {"mean": mean, "std": self._soft_sqrt(np.maximum(self.sum_sq / self.count - mean * mean, 0.0)),
+                  "delta_rms": self._soft_sqrt(self.delta_sum_sq / max(self.count - 1, 1))}
+        return np.concatenate([blocks[s] for s in self.statistics])
+
+    def _soft_sqrt(self, v):
+        return v / np.sqrt(v + self.eps)
 
 
 def classify(context, head):
@@ -162,6 +212,9 @@ class ChunkedStream:
         self.runner = runner
         self.trace = trace
         self.pool = OnlineAttention(runner.head["attention_u"])
+        # A head that also reads the clip's frame statistics (res_lstm_sa_stats).
+        self.stats = (OnlineStatistics(runner.head["statistics"], runner.head["sqrt_epsilon"], runner.n_features)
+                      if runner.head.get("statistics") else None)
         self.buffer = np.zeros((0, runner.n_features), np.float32)
         # The zero state, as each input tensor represents it.
         self.state = {name: quantize(np.zeros(d["shape"], np.float32), d)
@@ -171,6 +224,8 @@ class ChunkedStream:
     def push(self, frames):
         """Append (n, F) normalised frames; runs every complete chunk."""
         frames = np.asarray(frames, dtype=np.float32).reshape(-1, self.runner.n_features)
+        if self.stats is not None:
+            self.stats.add(frames)
         self.buffer = np.concatenate([self.buffer, frames])
         k = self.runner.chunk
         n = self.buffer.shape[0] // k * k
@@ -189,7 +244,10 @@ class ChunkedStream:
             pad = np.zeros((self.runner.chunk - valid, self.runner.n_features), np.float32)
             self._invoke(quantize(np.concatenate([self.buffer, pad]), self.runner.inputs["frames"]), valid)
             self.buffer = self.buffer[:0]
-        return classify(self.pool.context(), self.runner.head).astype(np.float32)
+        pooled = self.pool.context()
+        if self.stats is not None:
+            pooled = np.concatenate([pooled, self.stats.values()])
+        return classify(pooled, self.runner.head).astype(np.float32)
 
     def _invoke(self, frames, valid):
         """One invoke on K frames already in the input tensor's dtype."""
