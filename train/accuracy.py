@@ -2,11 +2,17 @@
 
     python train/accuracy.py run    --recipes base,utt_mean [--models res_lstm_sa_h64] [--input edge16k] [--seeds 0,1,2]
     python train/accuracy.py export --recipe base [--models res_lstm_sa_h64] [--input edge16k]
+    python train/accuracy.py join   --recipe reg_all --stats-recipe linear [--models res_lstm_sa_h64] [--input edge16k]
     python train/accuracy.py report [--out results/accuracy.md]
 
 ``run`` trains each recipe of ``train/accuracy_recipes.json`` into
 ``runs/accuracy/<input>/<model>/<recipe>`` (a normal, resumable run directory: rerun the same
 command after an interruption). Start one process per core with different ``--recipes``.
+
+``join`` joins a finished ResLSTM-SA run of ``--recipe`` and the ``stats_linear_h1`` run of
+``--stats-recipe`` on the same input into one ``res_lstm_sa_stats`` model per fold
+(:mod:`sertiny.training.experts`: the product of the two experts), written to
+``runs/accuracy/<input>/res_lstm_sa_stats_h<N>/<recipe>+<stats recipe>``.
 
 ``export`` exports a finished run to int8 (``runs/accuracy_bundles/...``): the streaming K = 1
 profile for LSTM-SA families, the full unroll for the others, with float-vs-int8 UAR and
@@ -41,6 +47,10 @@ FINAL_RECIPE = "reg_all"
 # edge16k_nofloor: the edge16k preset as it was before its quiet-frame floors (amin 1e-10, no
 # chroma floor), where the first ablations ran.
 INPUTS = ("edge16k", "edge16k_nofloor", "paper", "logmel16k")
+# What the built-in bundle ships (tools/build_default_bundle.py): ResLSTM-SA-h64 trained with
+# FINAL_RECIPE joined with the stats_linear floor trained with its own recipe; chosen on the
+# validation speakers (results/accuracy.md, "Joined experts").
+SHIPPED_EXPERTS = ("res_lstm_sa_h64", FINAL_RECIPE, "stats_linear_h1", "linear")
 
 
 def load_recipes(path=RECIPES):
@@ -109,8 +119,33 @@ def run(args):
             print(f"   test UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}", flush=True)
 
 
-def bundle_dir(input_name, model, recipe):
-    return ROOT / "runs" / "accuracy_bundles" / input_name / model / recipe
+def joined_model(model):
+    """``res_lstm_sa_h64`` -> ``res_lstm_sa_stats_h64``: the joined model of a ResLSTM-SA."""
+    from sertiny.models.registry import parse_model_name
+
+    family, hidden = parse_model_name(model)
+    if family != "res_lstm_sa":
+        raise SystemExit(f"join takes res_lstm_sa models; got {model}")
+    return f"res_lstm_sa_stats_h{hidden}"
+
+
+def join(args):
+    from sertiny.training.experts import JoinConfig, join_runs
+
+    os.chdir(ROOT)  # the joined run names its experts relative to the repository root
+    for model in args.models:
+        recurrent = run_dir(args.input, model, args.recipe).relative_to(ROOT)
+        stats = run_dir(args.input, args.stats_model, args.stats_recipe).relative_to(ROOT)
+        out = run_dir(args.input, joined_model(model), f"{args.recipe}+{args.stats_recipe}")
+        print(f"== join {recurrent} + {stats} -> {out}  ({time.strftime('%H:%M:%S')})", flush=True)
+        config = JoinConfig(recurrent.as_posix(), stats.as_posix(), args.weight)
+        metrics = join_runs(config, out, progress=None if args.quiet else print)
+        print(f"   test UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}", flush=True)
+
+
+def bundle_dir(input_name, model, recipe, seed=0):
+    """Where ``export`` writes a run's bundle; parity on seed S > 0's fold models gets its own."""
+    return ROOT / "runs" / "accuracy_bundles" / input_name / model / (recipe if seed == 0 else f"{recipe}@seed{seed}")
 
 
 def export(args):
@@ -120,14 +155,15 @@ def export(args):
     for model in args.models:
         run = run_dir(args.input, model, args.recipe)
         streaming = get_family(parse_model_name(model)[0]).streaming
-        config = ExportConfig(full=not streaming, chunks=(1,) if streaming else (), c_arrays=False,
-                              weights="seed0_fold1", parity_seed=0)
-        out = bundle_dir(args.input, model, args.recipe)
-        print(f"== export {run} -> {out}", flush=True)
-        manifest = export_run(run, out, config, overwrite=True, progress=lambda m: print("  ", m, flush=True))
-        m = manifest["metrics"]
-        print(f"   float {m['float_uar']:.4f}, {m.get('int8_variant')} {m.get('int8_uar', float('nan')):.4f}, "
-              f"agreement {m.get('int8_agreement', float('nan')):.4f}", flush=True)
+        for seed in args.seeds:
+            config = ExportConfig(full=not streaming, chunks=(1,) if streaming else (), c_arrays=False,
+                                  weights=f"seed{seed}_fold1", parity_seed=seed)
+            out = bundle_dir(args.input, model, args.recipe, seed)
+            print(f"== export {run} (parity on seed {seed}'s fold models) -> {out}", flush=True)
+            manifest = export_run(run, out, config, overwrite=True, progress=lambda m: print("  ", m, flush=True))
+            m = manifest["metrics"]
+            print(f"   float {m['float_uar']:.4f}, {m.get('int8_variant')} {m.get('int8_uar', float('nan')):.4f}, "
+                  f"agreement {m.get('int8_agreement', float('nan')):.4f}", flush=True)
 
 
 # The K = 1 microcontroller profile of issue 14 (and the built-in bundle): flash and TFLM arena.
@@ -136,8 +172,20 @@ BUILTIN_MANIFEST = ROOT / "sertiny" / "assets" / "default_bundle" / "sertiny.jso
 
 
 def int8_metrics(input_name, model, recipe):
-    """int8 parity of a run: from its export, or from the built-in bundle when that was
-    exported from this run (tools/build_default_bundle.py measures the same fold models)."""
+    """int8 parity of a run on seed 0's fold models (from its export, or from the built-in
+    bundle when that was exported from this run: tools/build_default_bundle.py measures the
+    same fold models), plus ``uar_int8_per_seed`` of every seed exported."""
+    metrics = _seed0_int8_metrics(input_name, model, recipe)
+    per_seed = {}
+    for manifest in sorted(bundle_dir(input_name, model, recipe).parent.glob(f"{recipe}@seed*/sertiny.json")):
+        per_seed[manifest.parent.name.rsplit("@seed", 1)[1]] = json.loads(manifest.read_text())["metrics"]["int8_uar"]
+    if metrics["uar_int8"] is not None and per_seed:
+        per_seed = {"0": metrics["uar_int8"], **per_seed}
+        metrics.update(uar_int8_per_seed=per_seed, uar_int8_mean=_mean(list(per_seed.values())))
+    return metrics
+
+
+def _seed0_int8_metrics(input_name, model, recipe):
     manifest = bundle_dir(input_name, model, recipe) / "sertiny.json"
     if not manifest.is_file():
         builtin = json.loads(BUILTIN_MANIFEST.read_text())
@@ -198,7 +246,10 @@ def collect():
                "late_val_uar": late_val_uar(run, config),
                "kept_val_uar": _mean([f["val_uar"] for f in folds]),
                "mean_fold_test_uar": _mean([f["test_uar"] for f in folds])}
-        if not row["complete"]:
+        joined = json.loads((run / "run.json").read_text()).get("joined_from")
+        if joined:
+            row["joined_from"] = joined
+        elif not row["complete"]:
             row.update(_same_folds_as_parent(run, front_end, model, recipe))
         if row["complete"]:
             m = json.loads((run / "metrics.json").read_text())
@@ -278,6 +329,13 @@ def floor_row(rows, front_end):
 def _int8_text(r):
     if r.get("uar_int8") is None:
         return "not exported"
+    if r.get("uar_int8_per_seed"):
+        per_seed = ", ".join(f"{v:.3f}" for v in r["uar_int8_per_seed"].values())
+        return f"mean {r['uar_int8_mean']:.4f} over seeds' fold models ({per_seed}); seed 0: " + _int8_seed0_text(r)
+    return _int8_seed0_text(r)
+
+
+def _int8_seed0_text(r):
     size = ""
     if r.get("int8_bytes"):
         fits = r["int8_bytes"] <= MCU_FLASH and (r["int8_arena_bytes"] or float("inf")) <= MCU_ARENA
@@ -334,14 +392,41 @@ def _final_lines(rows):
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted((r for r in rows if r["recipe"] == FINAL_RECIPE and r["complete"]),
                     key=lambda r: (r["front_end"], r["model"])):
-        floor = floor_row(rows, r["front_end"])
-        versus = "no floor run" if floor is None else (
-            f"{100 * (r['uar_float_mean'] - floor['uar_float_mean']):+.1f} pp"
-            + _versus_floor(r["uar_float_mean"] - floor["uar_float_mean"]))
+        versus = _versus_floor_text(rows, r)
         lines.append(f"| {r['model']} | {r['front_end']} | {len(r['seeds'])} | {r['late_val_uar']:.4f} | {_fmt(r)} "
-                     f"| {_int8_text(r)} | {versus} "
-                     f"| {r['uar_seed_ensemble']:.4f} |")
+                     f"| {_int8_text(r)} | {versus} | {r['uar_seed_ensemble']:.4f} |")
     return lines + [""]
+
+
+def _joined_lines(rows):
+    joined = [r for r in rows if r.get("joined_from") and r["complete"]]
+    if not joined:
+        return []
+    by_path = {f"runs/accuracy/{r['front_end']}/{r['model']}/{r['recipe']}": r for r in rows}
+    lines = ["## Joined experts: ResLSTM-SA x the stats_linear floor (one res_lstm_sa_stats model)", "",
+             "Each fold's ResLSTM-SA and stats_linear models, trained apart with their own recipes, joined into one "
+             "model whose output is the product of the two experts' probabilities (`python train/accuracy.py join`, "
+             "sertiny/training/experts.py). Nothing is trained, so there is no late val UAR: the selection "
+             "column is the *kept* models' validation UAR (mean over folds and seeds), beside the same figure of "
+             "each expert on the same validation speakers.", "",
+             "| model | front end | experts (recipes) | w | seeds | kept val UAR: joined / ResLSTM-SA / floor "
+             "| float UAR mean ± std | int8 UAR | vs stats_linear floor |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(joined, key=lambda r: (r["front_end"], r["model"], r["recipe"])):
+        experts = [by_path.get(r["joined_from"][k]) for k in ("recurrent", "stats")]
+        vals = " / ".join(f"{e['kept_val_uar']:.4f}" if e else "—" for e in [r, *experts])
+        versus = _versus_floor_text(rows, r)
+        lines.append(f"| {r['model']} | {r['front_end']} | {r['recipe'].replace('+', ' + ')} | "
+                     f"{r['joined_from']['weight']:g} | {len(r['seeds'])} | {vals} | {_fmt(r)} | {_int8_text(r)} "
+                     f"| {versus} |")
+    return lines + [""]
+
+
+def _versus_floor_text(rows, r):
+    floor = floor_row(rows, r["front_end"])
+    if floor is None:
+        return "no floor run"
+    delta = r["uar_float_mean"] - floor["uar_float_mean"]
+    return f"{100 * delta:+.1f} pp" + _versus_floor(delta)
 
 
 def _versus_floor(delta):
@@ -427,7 +512,8 @@ def report(args):
         "Test UARs are reported, never used to choose.",
         "",
     ]
-    lines += _carried_lines(rows) + _baseline_lines(rows, classical) + _final_lines(rows) + _ablation_lines(rows)
+    lines += _carried_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows) + _final_lines(rows)
+    lines += _ablation_lines(rows)
     lines += _table1_lines(rows) + _speaker_adaptive_lines(rows)
     notes = Path(args.notes)
     if notes.is_file():
@@ -461,10 +547,21 @@ def main():
     p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+    p = sub.add_parser("join")
+    p.add_argument("--recipe", default=FINAL_RECIPE, help="the ResLSTM-SA run's recipe")
+    p.add_argument("--stats-recipe", default="linear", help="the stats_linear run's recipe")
+    p.add_argument("--stats-model", default="stats_linear_h1")
+    p.add_argument("--models", type=lambda s: s.split(","), default=["res_lstm_sa_h64"])
+    p.add_argument("--input", choices=INPUTS, default="edge16k")
+    p.add_argument("--weight", type=float, default=0.5, help="the ResLSTM-SA's share of the joined logits")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=join)
     p = sub.add_parser("export")
     p.add_argument("--recipe", required=True)
     p.add_argument("--models", type=lambda s: s.split(","), default=["res_lstm_sa_h64"])
     p.add_argument("--input", choices=INPUTS, default="edge16k")
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0],
+                   help="measure int8 parity on each of these seeds' fold models (one bundle each)")
     p.set_defaults(func=export)
     p = sub.add_parser("report")
     p.add_argument("--out", default=str(ROOT / "results" / "accuracy.md"))

@@ -75,4 +75,37 @@ def train_command(data_dir, features_npz, out_dir, config_file, params_file, job
     print_summary(metrics, out_dir)
 
 
-COMMANDS = [train_command]
+@click.command("join")
+@click.argument("recurrent_run", type=click.Path(exists=True, file_okay=False))
+@click.argument("stats_run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory to write (resumed if it exists).")
+@click.option("--weight", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="The ResLSTM-SA's share of the joined logits (the statistics model has the rest).")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def join_command(recurrent_run, stats_run, out_dir, weight, quiet):
+    """Join a ResLSTM-SA run and a stats_linear run into one res_lstm_sa_stats run.
+
+    Both runs must be finished and trained on the same data, front end, folds and seeds.
+    Every fold model (and the deploy model, if both runs have one) becomes one model that
+    multiplies the two experts' probabilities; the result is a normal run: its metrics are
+    measured on the held-out speakers, and 'sertiny export' takes it, streaming profile
+    included.
+
+    \b
+    Example:
+      sertiny train DATA --model res_lstm_sa_h64 --seeds 0,1,2 --deploy --out runs/res
+      sertiny train DATA --model stats_linear_h1 --seeds 0,1,2 --deploy --out runs/stats
+      sertiny join runs/res runs/stats --out runs/joined
+      sertiny export runs/joined --chunk 1 --out bundles/joined
+    """
+    from ..training.experts import JoinConfig, join_runs
+    from ..training.report import uar_summary
+
+    metrics = join_runs(JoinConfig(recurrent_run, stats_run, weight), out_dir,
+                        progress=None if quiet else click.echo)
+    click.echo(f"\n{metrics['model']} (joined): {uar_summary(metrics)}, {metrics['trainable_params']:,} parameters")
+    click.echo(f"written to {out_dir}/ (metrics.json, confusion.png); export it with 'sertiny export {out_dir}'")
+
+
+COMMANDS = [train_command, join_command]

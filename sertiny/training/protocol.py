@@ -266,11 +266,11 @@ def run_fold(ctx, seed, fold, *, progress=None):
         summary.setdefault("aux_test_uar", {})[task] = uar(y_aux, predicted, n_classes)
         aux_columns[task] = (y_aux, predicted)
     ctx.run_dir.write_fold(seed, fold.index, weights=result.weights, norm=norm, history=result.history,
-                           predictions=_prediction_rows(table, test_idx, test_probs, aux_columns), summary=summary)
+                           predictions=prediction_rows(table, test_idx, test_probs, aux_columns), summary=summary)
     return summary
 
 
-def _prediction_rows(table, idx, probs, aux_columns=None):
+def prediction_rows(table, idx, probs, aux_columns=None):
     """One row per test clip; ``aux_columns`` ``{task: (true ids, predicted ids)}`` adds a
     multi-task run's ``<task>`` and ``predicted_<task>`` columns (class names)."""
     from ..data.auxiliary import AUX_TASKS
