@@ -102,6 +102,8 @@ def test_the_joined_run_exports_with_the_streaming_profile(runs, tmp_path):
     manifest = export_run(tmp_path / "joined", tmp_path / "bundle", ExportConfig(chunks=(1,), calib_clips=8))
     assert manifest["model"]["family"] == "res_lstm_sa_stats"
     assert manifest["variants"]["int8_chunk1"]["head"]["statistics"] == ["mean", "std", "delta_rms"]
+    card = " ".join((tmp_path / "bundle" / "MODEL_CARD.md").read_text().split())
+    assert "keeps the LSTM states and pools attention and running sums of the frames' statistics" in card
 
 
 def test_runs_that_do_not_belong_together_are_refused(runs, tmp_path):

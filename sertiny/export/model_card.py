@@ -61,7 +61,8 @@ def model_card(manifest):
         "",
         ("- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` "
          + ("(full profile, one invoke per clip)." if any(v["profile"] == "full" for v in manifest["variants"].values())
-            else "(chunked profile: the host runs the invokes per clip, pools attention and classifies).")),
+            else f"(chunked profile: the host runs the invokes per clip, {_pooling(manifest['variants'])} and "
+                 "classifies).")),
         *_microcontroller_use(manifest["variants"]),
         f"- **Data terms:** {manifest.get('data_terms') or 'not recorded'}",
         (f"- Trained on `{manifest['source_data']}`. A model trained on acted speech (such as RAVDESS) "
@@ -86,8 +87,16 @@ def _microcontroller_use(variants):
              "`--no-c-arrays`)")
     ks = ", ".join(str(v["chunk"]) for v in chunked.values())
     return [f"- Microcontrollers: the chunked integer model{'s' if len(chunked) > 1 else ''} {ships}, run K "
-            f"frames per invoke (K = {ks}); the firmware keeps the LSTM states and pools attention between "
+            f"frames per invoke (K = {ks}); the firmware keeps the LSTM states and {_pooling(chunked)} between "
             "invokes as `firmware_bench/c_reference` shows."]
+
+
+def _pooling(variants):
+    """What the host pools between invokes: attention, and for a head that reads them the frames' statistics."""
+    heads = [v.get("head") or {} for v in variants.values() if v.get("profile") == "chunked"]
+    if any(head.get("statistics") for head in heads):
+        return "pools attention and running sums of the frames' statistics (mean, deviation, frame-to-frame change)"
+    return "pools attention"
 
 
 def _recipe(train_config):
