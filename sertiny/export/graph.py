@@ -103,12 +103,22 @@ class FoldedWeights:
     def head_dict(self):
         """The host-side head (attention vector, BatchNorm as scale/shift, classifier), JSON-able."""
         return {
-            "attention_u": self.attention.tolist(),
-            "bn_scale": self.bn_scale.tolist(),
-            "bn_shift": self.bn_shift.tolist(),
-            "dense_kernel": self.dense_kernel.tolist(),
-            "dense_bias": self.dense_bias.tolist(),
+            "attention_u": float32_list(self.attention),
+            "bn_scale": float32_list(self.bn_scale),
+            "bn_shift": float32_list(self.bn_shift),
+            "dense_kernel": float32_list(self.dense_kernel),
+            "dense_bias": float32_list(self.dense_bias),
         }
+
+
+def float32_list(array):
+    """A float32 array as nested lists of the shortest decimals that read back as the same
+    float32 values: half the characters of float64 reprs in sertiny.json (the head of a
+    joined model is ~2,000 numbers per variant)."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 0:
+        return float(str(array))
+    return [float32_list(row) for row in array] if array.ndim > 1 else [float(str(v)) for v in array]
 
 
 def fold_weights(weights, model_config=None):
