@@ -233,18 +233,21 @@ def _check_against_stored(run_dir, seed, fold, names, copy_labels, label_names):
     return sum(label_names[copy_labels[position[r["name"]]]] != r["predicted"] for r in rows if r["name"] in position)
 
 
-def bundle_agreement(data, names):
-    """The built-in bundle (as `sertiny infer` runs it) on actor 01's originals vs copies."""
+def bundle_agreement(data, names, variant=None):
+    """The built-in bundle (as `sertiny infer` runs it; ``variant`` None: its default) on actor
+    01's originals vs copies. A flip names the copy's margin (top-1 minus top-2 probability)."""
     from sertiny.runtime.classifier import Classifier
 
-    classifier = Classifier.from_path(None)
+    classifier = Classifier.from_path(None, variant)
     same, flips = [], []
     for stem in names:
         copy = classifier.classify_file(data / "ravdess16k" / "Actor_01" / f"{stem}.flac")
         original = classifier.classify_file(data / "ravdess48k_sample" / "Actor_01" / f"{stem}.wav")
         same.append(copy.label == original.label)
         if not same[-1]:
-            flips.append(f"{stem}: {copy.label} (16 kHz copy) vs {original.label} (48 kHz original)")
+            top = np.sort(copy.probabilities)[::-1]
+            flips.append(f"{stem}: {copy.label} (16 kHz copy, margin {top[0] - top[1]:.3f} over the second class) "
+                         f"vs {original.label} (48 kHz original)")
     return {"clips": len(same), "agreement": float(np.mean(same)), "flips": flips,
             "feature_config": classifier.bundle.feature_config.to_dict(), "variant": classifier.variant.name}
 
@@ -262,6 +265,10 @@ def bundle_only(args):
              f"original WAVs equals that of its 16 kHz copy for {100 * b['agreement']:.1f} % of {b['clips']} clips; "
              f"this {status} the {100 * TARGET_AGREEMENT:.0f} % target.", ""]
     lines += [f"- {flip}" for flip in b["flips"]] + [""]
+    # The same check with the float32 streaming model: which flips are the int8 model's own.
+    f = result["bundle_float"] = bundle_agreement(args.data, names, "f32_chunk1")
+    lines += [f"The bundle's float32 model ({f['variant']}), same clips: {100 * f['agreement']:.1f} % agree.", ""]
+    lines += [f"- {flip}" for flip in f["flips"]] + [""]
     out = args.out.with_name("frontend_floor_builtin.md")
     atomic_write_text(out, "\n".join(lines))
     atomic_write_json(out.with_suffix(".json"), result)

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from sertiny.runtime.bundle import DEFAULT_BUNDLE, Bundle, default_bundle_path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Hundreds of KB, not MB, in the wheel: the chunked int8 (52 KB) and float32 (186 KB) models and the manifest.
-MAX_BUNDLE_BYTES = 320_000
+# Hundreds of KB, not MB, in the wheel: the chunked int8 (52 KB) and float32 (186 KB) models and the
+# manifest (127 KB: the joined model's host head, ~2,000 numbers, is in it once per variant).
+MAX_BUNDLE_BYTES = 400_000
 
 
 def test_default_bundle_loads_and_is_small():

@@ -1,16 +1,20 @@
 """Build the bundle shipped inside the package: sertiny/assets/default_bundle/.
 
-    python tools/build_default_bundle.py [--run DIR] [--jobs 2]
+    python tools/build_default_bundle.py [--jobs 2]
 
-ResLSTM-SA-h64 on the edge16k front end (any audio, any sample rate), trained on all 24
-RAVDESS speakers with the accuracy work's final recipe (``FINAL_RECIPE`` in
-train/accuracy.py, chosen on validation speakers; train/accuracy_recipes.json). The
-cross-validation (three seeds, the paper's five folds) is that recipe's run in
-runs/accuracy/edge16k/res_lstm_sa_h64/<recipe>, resumed if it is already there; it gives the
-card's held-out UAR, and seed 0's fold models the int8 parity. Exported as the chunked profile
-only (K = 1: int8 and float32), with no C arrays, so the wheel carries about a hundred KB.
-The card also shows the baselines beside the model (results/baselines.json and the
-stats_linear floor's run, when present).
+res_lstm_sa_stats_h64 on the edge16k front end (any audio, any sample rate): ResLSTM-SA-h64
+trained with the accuracy work's final recipe (``FINAL_RECIPE`` in train/accuracy.py) joined
+with the stats_linear floor trained with its own recipe (``SHIPPED_EXPERTS``; both chosen on
+validation speakers, train/accuracy_recipes.json), by ``sertiny join``
+(sertiny/training/experts.py): one model whose output is the product of the two experts'.
+
+The cross-validations (three seeds, the paper's five folds) are the experts' runs in
+runs/accuracy/edge16k/<model>/<recipe>, resumed if they are already there, each with a
+deployment model trained on all 24 speakers; their join, runs/accuracy/edge16k/
+res_lstm_sa_stats_h64/<recipe>+<recipe>, gives the card's held-out UAR, and seed 0's joined
+fold models the int8 parity. Exported as the chunked profile only (K = 1: int8 and float32),
+with no C arrays, so the wheel carries about a hundred KB. The card also shows the baselines
+beside the model (results/baselines.json and the stats_linear floor's run).
 """
 
 import argparse
@@ -22,52 +26,64 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
-import accuracy  # noqa: E402  (the final recipe, its run directory and the data loading)
+import accuracy  # noqa: E402  (the recipes, their run directories and the data loading)
 
 TARGET = ROOT / "sertiny" / "assets" / "default_bundle"
-MODEL = "res_lstm_sa_h64"
 PRESET = "edge16k"
+RECURRENT, RECURRENT_RECIPE, STATS, STATS_RECIPE = accuracy.SHIPPED_EXPERTS
+MODEL = accuracy.joined_model(RECURRENT)
+JOINED_RUN = accuracy.run_dir(PRESET, MODEL, f"{RECURRENT_RECIPE}+{STATS_RECIPE}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, default=accuracy.run_dir(PRESET, MODEL, accuracy.FINAL_RECIPE),
-                        help="training run (cross-validation + deploy model); resumed if present")
     parser.add_argument("--out", type=Path, default=TARGET)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--card-only", action="store_true",
                         help="only rewrite the shipped bundle's notes and card (e.g. once a baseline has run)")
     args = parser.parse_args()
+    os.chdir(accuracy.ROOT)  # runs are named relative to the repository root (teachers, joined experts)
     if args.card_only:
-        _portable(args.out, args.run)
+        _portable(args.out, JOINED_RUN)
         print(f"rewrote the notes and card of {args.out}")
         return
 
     from sertiny.export import ExportConfig, export_run
-    from sertiny.training import train
+    from sertiny.training.experts import JoinConfig, join_runs
 
-    if (args.run / "deploy" / "deploy.json").is_file():
-        print(f"reusing {args.run} and its deploy model")
-    else:
-        spec, table = accuracy.load_input(PRESET)
-        args.run = Path(args.run).resolve()
-        os.chdir(accuracy.ROOT)  # a distilling recipe names its teacher relative to the repository root
-        config = accuracy.train_config(accuracy.FINAL_RECIPE, MODEL, PRESET, (0, 1, 2))
-        metrics = train(table, config, args.run, data_spec=spec, jobs=args.jobs, deploy=True)
-        print(f"cross-validated UAR: {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}; "
-              f"deploy: {metrics['deploy']['epochs']} epochs")
+    spec, table = accuracy.load_input(PRESET)
+    for model, recipe in ((RECURRENT, RECURRENT_RECIPE), (STATS, STATS_RECIPE)):
+        _expert_with_deploy(model, recipe, spec, table, args.jobs)
+    experts = [accuracy.run_dir(PRESET, m, r).relative_to(ROOT).as_posix()
+               for m, r in ((RECURRENT, RECURRENT_RECIPE), (STATS, STATS_RECIPE))]
+    metrics = join_runs(JoinConfig(*experts), JOINED_RUN, progress=print)
+    print(f"joined, cross-validated UAR: {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}")
 
     export = ExportConfig(full=False, chunks=(1,), c_arrays=False, weights="deploy", parity_seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        manifest = export_run(args.run, bundle, export, progress=print)
-        _portable(bundle, args.run)
+        manifest = export_run(JOINED_RUN, bundle, export, progress=print)
+        _portable(bundle, JOINED_RUN)
         if args.out.exists():
             shutil.rmtree(args.out)
         shutil.copytree(bundle, args.out)
     sizes = {p.name: p.stat().st_size for p in sorted(args.out.iterdir())}
     print(f"wrote {args.out}: {sizes} ({sum(sizes.values()):,} bytes)")
     print(f"held-out float UAR {manifest['metrics']['float_uar']:.4f}, int8 {manifest['metrics']['int8_uar']:.4f}")
+
+
+def _expert_with_deploy(model, recipe, spec, table, jobs):
+    """An expert's cross-validation and its deployment model (trained on all speakers), resumed."""
+    from sertiny.training import train
+
+    run = accuracy.run_dir(PRESET, model, recipe)
+    if (run / "deploy" / "deploy.json").is_file():
+        print(f"reusing {run} and its deploy model")
+        return
+    config = accuracy.train_config(recipe, model, PRESET, (0, 1, 2))
+    metrics = train(table, config, run, data_spec=spec, jobs=jobs, deploy=True)
+    print(f"{model} ({recipe}): cross-validated UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}; "
+          f"deploy: {metrics['deploy']['epochs']} epochs")
 
 
 def _portable(bundle, run):
@@ -80,19 +96,20 @@ def _portable(bundle, run):
     manifest = read_json(bundle / "sertiny.json")
     for key in ("source_run", "source_data"):
         manifest[key] = "/".join(Path(manifest[key]).parts[-3:])
-    deploy = read_json(Path(run) / "deploy" / "deploy.json")
+    joined = read_json(Path(run) / "run.json")["joined_from"]
     manifest["notes"] = [
-        f"The deployment model trained {deploy['epochs']} epochs on all 24 speakers: the median best epoch of "
-        f"{len(deploy['from_best_epochs'])} cross-validation fold models (no speaker is left to choose an epoch with).",
-        (f"The recipe is `{accuracy.FINAL_RECIPE}` of `train/accuracy_recipes.json` ({_recipe_text()}), chosen on "
-         "the folds' validation speakers among the ablations of `results/accuracy.md`; the accuracy above is its "
-         "cross-validated UAR on held-out speakers."),
+        (f"Two experts joined into one model (`sertiny join`, w = {joined['weight']:g}): its output is the product "
+         f"of the probabilities of `{RECURRENT}` (recipe `{RECURRENT_RECIPE}` of `train/accuracy_recipes.json`: "
+         f"{_recipe_text(RECURRENT_RECIPE)}) and `{STATS}` (recipe `{STATS_RECIPE}`: {_recipe_text(STATS_RECIPE)}), "
+         "each recipe and the joining chosen on the folds' validation speakers (`results/accuracy.md`); the accuracy "
+         "above is the joined model's cross-validated UAR on held-out speakers."),
+        *[_deploy_note(Path(ROOT / joined[k]), name) for k, name in (("recurrent", RECURRENT), ("stats", STATS))],
         "Rebuild with `python tools/build_default_bundle.py`.",
     ]
     cv = read_json(Path(run) / "metrics.json")
     if cv.get("n_seeds", 1) > 1:
-        manifest["notes"].insert(2, (
-            f"Over {cv['n_seeds']} seeds the recipe's cross-validated float UAR is {cv['uar_mean']:.4f} ± "
+        manifest["notes"].insert(1, (
+            f"Over {cv['n_seeds']} seeds the joined model's cross-validated float UAR is {cv['uar_mean']:.4f} ± "
             f"{cv['uar_std']:.4f} (the figures above are seed 0's, whose folds the int8 parity was measured on)."))
     manifest["notes"] += _baseline_notes(cv)
     manifest = write_manifest(bundle, manifest)  # edited above: sealed again
@@ -109,9 +126,17 @@ def _versus_stats(cv, systems):
     return f" This model ({cv['uar_mean']:.3f}) is {side} the linear model on clip statistics of its own features."
 
 
-def _recipe_text():
-    recipe = accuracy.load_recipes()[accuracy.FINAL_RECIPE]
-    return ", ".join(f"{k} {v}" for k, v in recipe.items())
+def _recipe_text(name):
+    return ", ".join(f"{k} {v}" for k, v in accuracy.load_recipes()[name].items())
+
+
+def _deploy_note(run, model):
+    from sertiny._io import read_json
+
+    deploy = read_json(run / "deploy" / "deploy.json")
+    return (f"The deployed `{model}` trained {deploy['epochs']} epochs on all 24 speakers: the median best epoch of "
+            f"{len(deploy['from_best_epochs'])} cross-validation fold models (no speaker is left to choose an epoch "
+            "with).")
 
 
 def _baseline_notes(cv):
