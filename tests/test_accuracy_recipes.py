@@ -60,3 +60,12 @@ def test_rows_of_runs_not_on_this_machine_are_carried_with_their_provenance(tmp_
     assert carried["a"]["recorded"] == {"date": "2026-11-30 08:00 UTC", "machine": {"cpu": "x"}}
     assert carried["c"]["recorded"]["date"] == "2026-11-01"  # provenance survives a second carry
     assert _accuracy_module().carried_rows(here, tmp_path / "missing.json") == []
+
+
+def test_a_host_heads_constants_count_towards_the_microcontroller_flash():
+    acc = _accuracy_module()
+    head = {"attention_u": [0.0] * 4, "dense_kernel": [[0.0] * 3] * 10, "statistics": ["mean"], "sqrt_epsilon": 1e-4}
+    assert acc.head_bytes(head) == 4 * (4 + 30) and acc.head_bytes(None) == 0
+    row = {"uar_int8": 0.5, "int8_variant": "int8_chunk1", "int8_agreement": 0.98, "int8_arena_bytes": 8 << 10}
+    assert "fits the microcontroller" in acc._int8_text(dict(row, int8_bytes=60 << 10, int8_head_bytes=2 << 10))
+    assert "does not fit" in acc._int8_text(dict(row, int8_bytes=60 << 10, int8_head_bytes=8 << 10))
