@@ -88,6 +88,22 @@ def test_peers_match_the_numpy_reference(family, peer):
     np.testing.assert_allclose(got, forward(weights, x[None])[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("peer", ["onnxruntime", "torch", "keras"])
+def test_peers_of_the_joined_family_match_its_keras_model(peer):
+    pytest.importorskip(peer)
+    pytest.importorskip("onnx") if peer == "onnxruntime" else None
+    from sertiny.bench.peers import load_peer, random_weights
+    from sertiny.models import create_model
+    from sertiny.models.weights import set_weights
+
+    model = {"family": "res_lstm_sa_stats", "hidden": 12, "n_features": 46, "n_classes": 8, "seq_len": 20}
+    weights = random_weights(model, seed=3)  # the shapes bench uses when the bundle's weights are not found
+    net = create_model("res_lstm_sa_stats_h12", n_features=46, n_classes=8, seq_len=20)
+    set_weights(net, weights)
+    x = np.random.default_rng(0).standard_normal((20, 46)).astype(np.float32)
+    np.testing.assert_allclose(load_peer(peer, model, weights).predict(x), np.asarray(net(x[None]))[0], atol=1e-5)
+
+
 @pytest.mark.slow
 def test_keras_peer_matches_the_numpy_reference():
     pytest.importorskip("keras")

@@ -25,7 +25,15 @@ import numpy as np
 from ..models.weights import BN_EPSILON
 
 PEERS = ("keras", "onnxruntime", "torch")
-SUPPORTED_FAMILIES = ("lstm_sa", "res_lstm_sa")
+SUPPORTED_FAMILIES = ("lstm_sa", "res_lstm_sa", "res_lstm_sa_stats")
+
+
+def _statistics(weights):
+    """The frame statistics a joined model's head reads beside the attention context (its
+    ``bn_out`` is wider than the context), else (); see sertiny.models.res_lstm_sa_stats."""
+    from ..models.stats_linear_spec import STATISTICS
+
+    return STATISTICS if weights["bn_out/gamma"].shape[0] > weights["lstm2/recurrent_kernel"].shape[0] else ()
 
 
 def find_weights(bundle):
@@ -63,21 +71,23 @@ def random_weights(model, seed=0):
 
     w = {}
     layers = [("lstm2", f, h)]
-    if model["family"] == "res_lstm_sa":
+    if model["family"] in ("res_lstm_sa", "res_lstm_sa_stats"):
         layers.insert(0, ("lstm1", f, f))
+    head = h + (3 * f if model["family"] == "res_lstm_sa_stats" else 0)  # mean, std, delta_rms beside
     for name, n_in, units in layers:
         w[f"{name}/kernel"] = normal(n_in, 4 * units)
         w[f"{name}/recurrent_kernel"] = normal(units, 4 * units)
         w[f"{name}/bias"] = np.zeros(4 * units, np.float32)
-    for name, width in (("bn_in", f), ("bn_out", h)):
+    for name, width in (("bn_in", f), ("bn_out", head)):
         if name == "bn_in" and "lstm1/kernel" not in w:
             continue
         w[f"{name}/gamma"] = np.ones(width, np.float32)
         w[f"{name}/beta"] = np.zeros(width, np.float32)
         w[f"{name}/moving_mean"] = normal(width, scale=0.1)
         w[f"{name}/moving_variance"] = np.ones(width, np.float32)
-    w["attention/u"] = normal(h)
-    w["dense/kernel"] = normal(h, c)
+    # The generic weight format (the joined family's) keeps Keras' (H, 1) attention vector.
+    w["attention/u"] = normal(h) if head == h else normal(h, 1, scale=1 / np.sqrt(h))
+    w["dense/kernel"] = normal(head, c)
     w["dense/bias"] = np.zeros(c, np.float32)
     return w
 
@@ -171,7 +181,11 @@ def build_onnx_model(weights):
     nodes.append(helper.make_node("Softmax", ["scores"], ["alpha"], axis=0))
     nodes.append(helper.make_node("Mul", ["alpha", h], ["weighted"]))
     nodes.append(helper.make_node("ReduceSum", ["weighted", "axis0"], ["context"], keepdims=0))  # (1, H)
-    context = batch_norm("bn_out", "context")
+    statistics = _statistics(weights)
+    if statistics:  # the joined model: the frames' statistics beside the context
+        _onnx_statistics(helper, nodes, inits, numpy_helper, statistics)
+        nodes.append(helper.make_node("Concat", ["context"] + [f"stat_{s}" for s in statistics], ["pooled"], axis=-1))
+    context = batch_norm("bn_out", "pooled" if statistics else "context")
     nodes.append(helper.make_node("Gemm", [context, const("dense_W", weights["dense/kernel"]),
                                            const("dense_b", weights["dense/bias"])], ["logits"]))
     nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=-1))
@@ -186,6 +200,34 @@ def build_onnx_model(weights):
     model.ir_version = 8  # readable by every ONNX Runtime since 1.10
     onnx.checker.check_model(model)
     return model
+
+
+def _onnx_statistics(helper, nodes, inits, numpy_helper, statistics):
+    """Nodes computing ``stat_<name>`` (1, F) of the frames ``x_t`` (T, 1, F)."""
+    from ..models.stats_linear_spec import SQRT_EPSILON
+
+    inits.append(numpy_helper.from_array(np.array(SQRT_EPSILON, np.float32), "sqrt_eps"))
+    for name, value in (("starts", 1), ("ends", np.iinfo(np.int64).max), ("starts0", 0), ("ends_last", -1)):
+        inits.append(numpy_helper.from_array(np.array([value], np.int64), name))
+
+    def soft_sqrt(v, out):  # v / sqrt(v + eps), as the model computes it
+        nodes.append(helper.make_node("Add", [v, "sqrt_eps"], [f"{out}_ve"]))
+        nodes.append(helper.make_node("Sqrt", [f"{out}_ve"], [f"{out}_root"]))
+        nodes.append(helper.make_node("Div", [v, f"{out}_root"], [out]))
+
+    nodes.append(helper.make_node("ReduceMean", ["x_t"], ["mean_k"], axes=[0], keepdims=1))  # (1, 1, F)
+    nodes.append(helper.make_node("ReduceMean", ["x_t"], ["stat_mean"], axes=[0], keepdims=0))  # (1, F)
+    nodes.append(helper.make_node("Sub", ["x_t", "mean_k"], ["centred"]))
+    nodes.append(helper.make_node("Mul", ["centred", "centred"], ["centred_sq"]))
+    nodes.append(helper.make_node("ReduceMean", ["centred_sq"], ["variance"], axes=[0], keepdims=0))
+    soft_sqrt("variance", "stat_std")
+    nodes.append(helper.make_node("Slice", ["x_t", "starts", "ends", "axis0"], ["later"]))
+    nodes.append(helper.make_node("Slice", ["x_t", "starts0", "ends_last", "axis0"], ["earlier"]))
+    nodes.append(helper.make_node("Sub", ["later", "earlier"], ["delta"]))
+    nodes.append(helper.make_node("Mul", ["delta", "delta"], ["delta_sq"]))
+    nodes.append(helper.make_node("ReduceMean", ["delta_sq"], ["delta_ms"], axes=[0], keepdims=0))
+    soft_sqrt("delta_ms", "stat_delta_rms")
+    assert set(statistics) <= {"mean", "std", "delta_rms"}
 
 
 def _onnx_peer(model, weights, threads):
@@ -211,9 +253,12 @@ def build_torch_model(weights):
     import torch
     from torch import nn
 
+    from ..models.stats_linear_spec import SQRT_EPSILON
+
     residual = "lstm1/kernel" in weights
     n_features, hidden = weights["lstm2/kernel"].shape[0], weights["lstm2/recurrent_kernel"].shape[0]
-    n_classes = weights["dense/kernel"].shape[1]
+    n_classes, head = weights["dense/kernel"].shape[1], weights["dense/kernel"].shape[0]
+    statistics = _statistics(weights)
 
     class LstmSA(nn.Module):
         def __init__(self):
@@ -223,17 +268,23 @@ def build_torch_model(weights):
                 self.bn_in = nn.BatchNorm1d(n_features, eps=BN_EPSILON)
             self.lstm2 = nn.LSTM(n_features, hidden, batch_first=True)
             self.u = nn.Parameter(torch.zeros(hidden))
-            self.bn_out = nn.BatchNorm1d(hidden, eps=BN_EPSILON)
+            self.bn_out = nn.BatchNorm1d(head, eps=BN_EPSILON)
             self.dropout = nn.Dropout(0.3)
-            self.fc = nn.Linear(hidden, n_classes)
+            self.fc = nn.Linear(head, n_classes)
 
         def forward(self, x):
+            x_in = x
             if residual:
                 r, _ = self.lstm1(x)
                 x = self.bn_in((r + x).transpose(1, 2)).transpose(1, 2)
             h, _ = self.lstm2(x)
             alpha = torch.softmax(h @ self.u, dim=1)
             context = (alpha.unsqueeze(-1) * h).sum(dim=1)
+            if statistics:  # the joined model: the frames' statistics beside the context
+                soft_sqrt = lambda v: v / torch.sqrt(v + SQRT_EPSILON)
+                stats = {"mean": x_in.mean(dim=1), "std": soft_sqrt(x_in.var(dim=1, unbiased=False)),
+                         "delta_rms": soft_sqrt(((x_in[:, 1:] - x_in[:, :-1]) ** 2).mean(dim=1))}
+                context = torch.cat([context] + [stats[s] for s in statistics], dim=-1)
             return torch.softmax(self.fc(self.dropout(self.bn_out(context))), dim=-1)
 
     net = LstmSA().eval()
