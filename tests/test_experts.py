@@ -113,6 +113,16 @@ def test_runs_that_do_not_belong_together_are_refused(runs, tmp_path):
     other = _finish(write_run(tmp_path, seq_len=T + 2))
     with pytest.raises(ParameterError, match="differ in 'seq_len'"):
         join_runs(JoinConfig(str(other), str(stats)), tmp_path / "y")
+    (tmp_path / "masked").mkdir()
+    masked = _finish(write_run(tmp_path / "masked", padding="masked"))
+    with pytest.raises(ParameterError, match="'masked' padding"):
+        join_runs(JoinConfig(str(masked), str(stats)), tmp_path / "v")
+    (tmp_path / "utt").mkdir()
+    utt = _finish(write_run(tmp_path / "utt"))
+    config = json.loads((utt / "train_config.json").read_text())
+    (utt / "train_config.json").write_text(json.dumps(dict(config, utterance_norm="mean")))
+    with pytest.raises(ParameterError, match="utterance_norm 'mean' and 'none'"):
+        join_runs(JoinConfig(str(utt), str(stats)), tmp_path / "w")
     (other / "metrics.json").unlink()
     with pytest.raises(ParameterError, match="has not finished"):
         join_runs(JoinConfig(str(other), str(stats)), tmp_path / "z")

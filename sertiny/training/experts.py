@@ -123,6 +123,14 @@ def _check_pair(recurrent, stats):
     if a["model_config"]["n_features"] != b["model_config"]["n_features"] or \
             recurrent.feature_config() != stats.feature_config():
         raise ParameterError("The two runs were trained on different front ends; join runs of the same features.")
+    for key, default in (("normalization", "train"), ("utterance_norm", "none")):
+        values = [run.train_config().get(key, default) for run in (recurrent, stats)]
+        if values[0] != values[1]:
+            raise ParameterError(f"The two runs were trained with {key} {values[0]!r} and {values[1]!r}: their "
+                                 "models read differently normalised features, so they cannot share one input.")
+    if a["model_config"].get("padding", "zeros") != "zeros":
+        raise ParameterError(f"{recurrent.path} was trained with {a['model_config']['padding']!r} padding; the joined "
+                             "model runs over all T frames (its statistics count them), so join a zero-padded run.")
     if recurrent.train_config().get("seeds") != stats.train_config().get("seeds"):
         raise ParameterError(f"The two runs have different seeds ({recurrent.train_config().get('seeds')} and "
                              f"{stats.train_config().get('seeds')}); fold models are joined seed by seed.")
