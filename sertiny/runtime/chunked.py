@@ -50,6 +50,7 @@ import numpy as np
 
 from ..errors import ArtifactError, ParameterError
 from ..features.frames import fit_to_length
+from ..models.stats_linear_spec import STATISTICS  # Keras-free: the names the statistics go by
 from .tflite import dequantize, quantize
 
 # Output state -> the input it feeds at the next invoke. "h2" is h2_seq's last row.
@@ -95,13 +96,11 @@ class OnlineStatistics:
     frame. ``std`` is the population deviation and both roots are ``v / sqrt(v + eps)``.
     """
 
-    STATISTICS = ("mean", "std", "delta_rms")
-
     def __init__(self, statistics, sqrt_epsilon, n_features):
-        unknown = [s for s in statistics if s not in self.STATISTICS]
+        unknown = [s for s in statistics if s not in STATISTICS]
         if unknown or not statistics:
             raise ArtifactError(f"The bundle's head asks for statistics {list(statistics)}; this runtime knows "
-                                f"{list(self.STATISTICS)}. Update sertiny or re-export the bundle.")
+                                f"{list(STATISTICS)}. Update sertiny or re-export the bundle.")
         self.statistics = tuple(statistics)
         self.eps = float(sqrt_epsilon)
         self.count = 0

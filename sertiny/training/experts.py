@@ -78,8 +78,9 @@ def join_runs(config, out_dir, *, progress=None):
     train_config = _joined_train_config(recurrent, model_config)
     joined_from = {"recurrent": str(config.recurrent), "stats": str(config.stats), "weight": config.weight}
     if out.has_train_config():
-        if out.info().get("joined_from") != joined_from:
-            raise ParameterError(f"{out.path} holds another run (joined from {out.info().get('joined_from')}); "
+        existing = out.info().get("joined_from")
+        if existing != joined_from:
+            raise ParameterError(f"{out.path} holds another run (joined from {existing}); "
                                  "choose another --out.")
     else:
         from ..features import FeatureConfig
@@ -116,6 +117,7 @@ def _check_pair(recurrent, stats):
             raise ParameterError(f"{run.path} has not finished (no metrics.json); finish its training first.")
         infos.append(info)
     a, b = infos
+    train_configs = [run.train_config() for run in (recurrent, stats)]
     for key in ("label_names", "seq_len", "folds", "data_fingerprint"):
         if a.get(key) != b.get(key):
             raise ParameterError(f"The two runs differ in {key!r}: they were not trained on the same data and folds, "
@@ -124,16 +126,17 @@ def _check_pair(recurrent, stats):
             recurrent.feature_config() != stats.feature_config():
         raise ParameterError("The two runs were trained on different front ends; join runs of the same features.")
     for key, default in (("normalization", "train"), ("utterance_norm", "none")):
-        values = [run.train_config().get(key, default) for run in (recurrent, stats)]
+        values = [config.get(key, default) for config in train_configs]
         if values[0] != values[1]:
             raise ParameterError(f"The two runs were trained with {key} {values[0]!r} and {values[1]!r}: their "
                                  "models read differently normalised features, so they cannot share one input.")
     if a["model_config"].get("padding", "zeros") != "zeros":
         raise ParameterError(f"{recurrent.path} was trained with {a['model_config']['padding']!r} padding; the joined "
                              "model runs over all T frames (its statistics count them), so join a zero-padded run.")
-    if recurrent.train_config().get("seeds") != stats.train_config().get("seeds"):
-        raise ParameterError(f"The two runs have different seeds ({recurrent.train_config().get('seeds')} and "
-                             f"{stats.train_config().get('seeds')}); fold models are joined seed by seed.")
+    seeds = [config.get("seeds") for config in train_configs]
+    if seeds[0] != seeds[1]:
+        raise ParameterError(f"The two runs have different seeds ({seeds[0]} and {seeds[1]}); fold models are "
+                             "joined seed by seed.")
     return a
 
 
@@ -192,22 +195,21 @@ def _model(model_config, weights):
 
 
 def _predict(model, table, idx, norm, seq_len):
-    from ..features.frames import fit_to_length
+    from .inputs import stack_clips
 
     if len(idx) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    x = np.stack([fit_to_length(norm.apply(table.features[i]), seq_len) for i in idx])
+    x, _ = stack_clips([table.features[i] for i in idx], seq_len, norm)
     return np.asarray(model.predict(x, batch_size=64, verbose=0))
 
 
 def _summarize(out, table, train_config, model_config, folds):
-    from ..models import create_model
     from .report import plot_confusion, run_metrics, seed_metrics, uar_summary
+    from .run import count_params
 
     labels = list(table.label_names)
     per_seed = [seed_metrics(out.path, s, folds, labels) for s in train_config.seeds]
-    n_params = sum(int(np.prod(v.shape)) for v in create_model(model_config).trainable_weights)
-    metrics = run_metrics(out.path, per_seed, labels, n_params, model_config.name)
+    metrics = run_metrics(out.path, per_seed, labels, count_params(model_config), model_config.name)
     plot_confusion(Path(out.path) / "confusion.png", metrics["confusion_all_seeds"], labels,
                    f"{model_config.name} (joined): {uar_summary(metrics)}")
     return metrics

@@ -122,8 +122,8 @@ def summarize_run(ctx):
     aux_tasks = [task for task, _ in ctx.model_config.aux_heads]
     per_seed = [seed_metrics(ctx.out_dir, s, ctx.folds, labels, aux_tasks) for s in ctx.config.seeds]
     shipped = ctx.model_config.replace(aux_heads=())  # export ships the emotion head only
-    n_params = _count_params(shipped)
-    aux_params = _count_params(ctx.model_config) - n_params if aux_tasks else 0
+    n_params = count_params(shipped)
+    aux_params = count_params(ctx.model_config) - n_params if aux_tasks else 0
     metrics = run_metrics(ctx.out_dir, per_seed, labels, n_params, ctx.config.model, aux_head_params=aux_params)
     title = f"{ctx.config.model}: {uar_summary(metrics)}"
     plot_confusion(ctx.out_dir / "confusion.png", metrics["confusion_all_seeds"], labels, title)
@@ -133,7 +133,8 @@ def summarize_run(ctx):
     return metrics
 
 
-def _count_params(model_config):
+def count_params(model_config):
+    """Trainable parameters of the model ``model_config`` builds."""
     import numpy as np
 
     from ..models import create_model
