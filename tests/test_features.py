@@ -103,6 +103,8 @@ def sample_clips():
                          "Got 'mfcc' instead."),
         ("chroma_floor", 0.0, "The 'chroma_floor' parameter of FeatureConfig must be a float > 0.0. "
                               "Got 0.0 instead."),
+        ("running_peak_db", -3.0, "The 'running_peak_db' parameter of FeatureConfig must be a float > 0.0. "
+                                  "Got -3.0 instead."),
     ],
 )
 def test_config_rejects_bad_values_with_sklearn_style_messages(field, value, message):
@@ -171,13 +173,15 @@ def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     audio = tmp_path / "clip.wav"
     audio.write_bytes(b"x")
     config = edge_before_floors
-    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("kind", "chroma_floor")},
+    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("kind", "chroma_floor", "running_peak_db")},
                           sort_keys=True)
     stat = audio.resolve().stat()
     parts = (old_json, "numpy", FEATURE_CODE_VERSION, str(audio.resolve()), str(stat.st_size), str(stat.st_mtime_ns))
     assert cache_key(audio, config, "numpy") == hashlib.sha256("\0".join(parts).encode()).hexdigest()
     assert cache_key(audio, config.replace(kind="log_mel"), "numpy") != cache_key(audio, config, "numpy")
     assert cache_key(audio, config.replace(chroma_floor=1e-4), "numpy") != cache_key(audio, config, "numpy")
+    assert cache_key(audio, config.replace(top_db=None, running_peak_db=40.0), "numpy") != \
+        cache_key(audio, config.replace(top_db=None), "numpy")
 
 
 def test_log_mel_frames_ignore_the_cepstrum_fields():
@@ -256,10 +260,16 @@ def test_spectrogram_and_tuning_estimate_are_librosas(sample_clips):
 # Whole front end: numpy vs librosa, librosa vs the paper's file
 
 
+def test_running_peak_needs_top_db_off():
+    with pytest.raises(ParameterError, match="either 'top_db' .* or 'running_peak_db'.*set top_db=None"):
+        get_preset("paper").replace(running_peak_db=40.0)
+
+
 @needs_data
 @needs_librosa
 @pytest.mark.parametrize(("preset", "changes"), [("edge16k", {}), ("edge16k", {"amin": 1e-10, "chroma_floor": None}),
-                                                 ("paper", {})], ids=["edge16k", "edge16k-no-floors", "paper"])
+                                                 ("edge16k", {"running_peak_db": 40.0}), ("paper", {})],
+                         ids=["edge16k", "edge16k-no-floors", "edge16k-running-peak", "paper"])
 def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset, changes):
     config = get_preset(preset).replace(**changes)
     clips = [load(path, config.sample_rate) for path in sample_clips[0]]  # paper: resampled to 48 kHz
@@ -271,9 +281,9 @@ def test_numpy_matches_librosa_on_ravdess16k(sample_clips, preset, changes):
 
 @needs_data
 @needs_librosa
-@pytest.mark.parametrize("top_db", [None, 80.0])
-def test_numpy_matches_librosa_on_log_mel_frames(sample_clips, top_db):
-    config = get_preset("logmel16k").replace(top_db=top_db)
+@pytest.mark.parametrize(("top_db", "running_peak_db"), [(None, None), (80.0, None), (None, 40.0)])
+def test_numpy_matches_librosa_on_log_mel_frames(sample_clips, top_db, running_peak_db):
+    config = get_preset("logmel16k").replace(top_db=top_db, running_peak_db=running_peak_db)
     clips = [load(path, config.sample_rate) for path in sample_clips[0]]
     ours = [extract(y, config) for y in clips]
     reference = [extract(y, config, backend="librosa") for y in clips]
@@ -350,22 +360,25 @@ def perturbed(y, perturbation, seed):
     return pcm16(y + noise.astype(np.float32))
 
 
+def frame_shifts(sample_clips, config, perturbation):
+    """Per frame of 10 of actor 01's clips, the largest |perturbed - copy| of any feature, in
+    stds of the sample clips' features; "48 kHz original" reads the original WAV instead."""
+    flacs, _ = sample_clips
+    std = fit_norm_stats([extract(load(path, 16_000), config) for path in flacs]).std
+    shifts = []
+    for seed, original in enumerate(sorted((DATA / "ravdess48k_sample" / "Actor_01").glob("*.wav"))[::6]):
+        y = load(DATA / "ravdess16k" / "Actor_01" / f"{original.stem}.flac", 16_000)
+        other = load(original, 16_000)[: y.size] if perturbation == "48 kHz original" else \
+            perturbed(y, perturbation, seed)
+        shifts.append((np.abs(extract(other, config) - extract(y, config)) / std).max(axis=1))
+    return np.concatenate(shifts)
+
+
 @needs_data
 @pytest.mark.parametrize("perturbation", ["48 kHz original", "gain -6 dB", "gain +6 dB", "noise 40 dB SNR"])
 def test_floors_make_real_clips_move_less_under_requantisation_gain_and_noise(sample_clips, perturbation):
-    flacs, _ = sample_clips
-    originals = sorted((DATA / "ravdess48k_sample" / "Actor_01").glob("*.wav"))[::6]  # 10 of actor 01's clips
-    moved = {}
-    for name, config in {"floors": get_preset("edge16k"), "no floors": EDGE_WITHOUT_FLOORS}.items():
-        std = fit_norm_stats([extract(load(path, 16_000), config) for path in flacs]).std
-        frames_moved = []
-        for seed, original in enumerate(originals):
-            y = load(DATA / "ravdess16k" / "Actor_01" / f"{original.stem}.flac", 16_000)
-            other = load(original, 16_000)[: y.size] if perturbation == "48 kHz original" else \
-                perturbed(y, perturbation, seed)
-            shift = np.abs(extract(other, config) - extract(y, config)) / std
-            frames_moved.append(shift.max(axis=1) > 1.0)  # frames where some feature moves > 1 std
-        moved[name] = np.concatenate(frames_moved).mean()
+    moved = {name: np.mean(frame_shifts(sample_clips, config, perturbation) > 1.0)  # some feature moves > 1 std
+             for name, config in {"floors": get_preset("edge16k"), "no floors": EDGE_WITHOUT_FLOORS}.items()}
     if perturbation == "48 kHz original":  # what the floors are for: requantisation of near-silence
         assert moved["floors"] <= 0.1 * moved["no floors"], moved
     elif perturbation == "noise 40 dB SNR":  # a real change of the silent frames; the floors soften it
@@ -375,6 +388,69 @@ def test_floors_make_real_clips_move_less_under_requantisation_gain_and_noise(sa
         # shifts the log of the rest: few frames move either way; frames rising through the
         # floors cost the floored front end a little.
         assert moved["floors"] < 0.1 and moved["no floors"] < 0.1, moved
+
+
+# ---------------------------------------------------------------------------------------
+# Levels held below the running peak (running_peak_db): gain-invariant and streamable
+
+RUNNING_PEAK = get_preset("edge16k").replace(running_peak_db=40.0)
+
+
+def lead_then_word(level):
+    """Half a second of faint noise, then a word-like tone ``level`` (amplitude) loud, then noise."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(scale=3e-4, size=32_000).astype(np.float32)
+    y[8_000:20_000] += level * tone(seconds=0.75, frequency=180.0) / 0.5
+    return y
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("librosa", marks=needs_librosa)])
+@pytest.mark.parametrize("config", [RUNNING_PEAK, get_preset("logmel16k").replace(running_peak_db=40.0)],
+                         ids=["mfcc_chroma", "log_mel"])
+def test_running_peak_makes_frames_gain_invariant_once_the_peak_passes_its_level(backend, config):
+    y = lead_then_word(0.3)
+    reference = extract(y, config, backend=backend)
+    plain = extract(y, config.replace(running_peak_db=None), backend=backend)
+    # Before the word the running peak is below amin + 40 dB: frames are edge16k's own.
+    np.testing.assert_array_equal(reference[:10], plain[:10])
+    assert np.abs(reference[20:] - plain[20:]).max() > 10  # the word is loud: attenuated
+    for gain in (0.5, 2.0, 0.1):
+        louder = extract((y * gain).astype(np.float32), config, backend=backend)
+        # From the word's first full frame on, the same frames whatever the gain (float
+        # rounding of the attenuated power only).
+        np.testing.assert_allclose(louder[14:], reference[14:], atol=1e-3)
+    # A clip that never gets that loud is left as it is.
+    quiet = lead_then_word(0.003)
+    np.testing.assert_array_equal(extract(quiet, config, backend=backend),
+                                  extract(quiet, config.replace(running_peak_db=None), backend=backend))
+
+
+def test_running_peak_frames_depend_on_the_past_only():
+    # What makes it streamable: a prefix of the clip gives the same frames (those whose
+    # window lies inside it) as the whole clip, the word's later, louder part changes nothing before it.
+    y = lead_then_word(0.05)
+    y[14_000:20_000] *= 8  # the peak rises again late in the word
+    whole = extract(y, RUNNING_PEAK)
+    for n in (12_000, 16_000, 25_000):
+        complete = (n - RUNNING_PEAK.n_fft // 2) // RUNNING_PEAK.hop_length + 1
+        np.testing.assert_array_equal(extract(y[:n], RUNNING_PEAK)[:complete], whole[:complete])
+    gain = nf.running_peak_gain(np.array([[1e-9, 1e-2, 1e-4, 1.0, 1e-3]]), amin=1e-7, running_peak_db=40.0)
+    np.testing.assert_allclose(gain, [1.0, 0.1, 0.1, 1e-3, 1e-3], rtol=1e-6)
+
+
+@needs_data
+@pytest.mark.parametrize("perturbation", ["gain -6 dB", "gain +6 dB"])
+def test_running_peak_keeps_real_clips_frames_under_gain(sample_clips, perturbation):
+    shift = {}
+    for name, config in {"floors": get_preset("edge16k"), "running peak": RUNNING_PEAK}.items():
+        frames = frame_shifts(sample_clips, config, perturbation)
+        shift[name] = float(np.median(frames)), float(np.mean(frames > 0.25))
+    # Fixed floors: MFCC 0 follows the gain in every frame above them (about half a std). Below
+    # the running peak only the frames before the clip reaches it, and bands near the floor
+    # that 16-bit rounding of the gained samples reaches, can move (measured: median 0.004-0.015
+    # std, 9-12 % of frames > 0.25 std, against 0.53 and 66-73 % with fixed floors).
+    assert shift["floors"][0] > 0.3 and shift["floors"][1] > 0.5, shift
+    assert shift["running peak"][0] < 0.05 and shift["running peak"][1] < 0.2, shift
 
 
 # ---------------------------------------------------------------------------------------

@@ -167,6 +167,15 @@ class FeatureConfig(Config):
         ``np.maximum(S, chroma_floor)``. A frame whose every bin is below the floor gets one
         constant chroma vector instead of its noise's normalised to a peak of 1. None (the
         default, librosa's ``chroma_stft``) applies no floor. Added later, like ``kind``.
+    running_peak_db : float or None
+        Level normalisation a stream can apply: each frame's power spectrum is attenuated so
+        that the running peak of the clip's loudness (the largest mean mel-band power over this
+        frame and every earlier one) sits ``running_peak_db`` dB above ``amin``; a frame is never
+        amplified. The floors (``amin``, ``chroma_floor``) then lie a fixed distance below the
+        loudest speech heard so far instead of at fixed dBFS, and a gain change leaves every
+        frame unchanged once the running peak has passed that level (the first frames of a
+        clip, its leading silence, keep the fixed floors). Needs ``top_db=None`` (that floor
+        waits for the whole clip). None (the default): absolute levels. Added later, like ``kind``.
     """
 
     sample_rate: int
@@ -190,6 +199,7 @@ class FeatureConfig(Config):
     chroma_base_c: bool = True
     kind: str = added_field("mfcc_chroma")
     chroma_floor: float | None = added_field(None)
+    running_peak_db: float | None = added_field(None)
 
     def __post_init__(self):
         check_bool_fields(self)
@@ -227,6 +237,14 @@ class FeatureConfig(Config):
             check_float(_OWNER, "chroma_octwidth", self.chroma_octwidth, min_value=0.0, min_inclusive=False)
         if self.chroma_floor is not None:
             check_float(_OWNER, "chroma_floor", self.chroma_floor, min_value=0.0, min_inclusive=False)
+        if self.running_peak_db is not None:
+            check_float(_OWNER, "running_peak_db", self.running_peak_db, min_value=0.0, min_inclusive=False)
+            if self.top_db is not None:
+                raise ParameterError(
+                    f"{_OWNER} takes either 'top_db' (a floor below the whole clip's loudest value) or "
+                    f"'running_peak_db' (levels below the running peak, streamable), not both. Got top_db="
+                    f"{self.top_db!r} and running_peak_db={self.running_peak_db!r}; set top_db=None."
+                )
 
     @property
     def n_features(self):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import require
 from .config import as_config
-from .numpy_frontend import check_signal
+from .numpy_frontend import check_signal, running_peak_gain
 
 # librosa warns on clips shorter than n_fft and on clips without a pitched peak; sertiny
 # documents both behaviours (zero-padded analysis, tuning 0.0), so the warnings are noise.
@@ -50,11 +50,12 @@ def extract(y, config):
     with warnings.catch_warnings():
         for message in _EXPECTED_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
+        audio = _level_normalised(librosa, y, config, stft_args)
         if config.kind == "log_mel":
-            return np.ascontiguousarray(_log_mel(librosa, y, config, stft_args).T, dtype=np.float32)
-        mfcc = _mfcc(librosa, y, config, stft_args)
+            return np.ascontiguousarray(_log_mel(librosa, audio, config, stft_args).T, dtype=np.float32)
+        mfcc = _mfcc(librosa, audio, config, stft_args)
         chroma = librosa.feature.chroma_stft(
-            **_chroma_input(librosa, y, config, stft_args),
+            **_chroma_input(librosa, audio, config, stft_args),
             n_chroma=config.n_chroma,
             tuning=config.tuning,
             ctroct=config.chroma_ctroct,
@@ -65,28 +66,42 @@ def extract(y, config):
     return np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32)
 
 
-def _chroma_input(librosa, y, config, stft_args):
+def _power_spectrogram(librosa, y, stft_args):
+    """|STFT|^2: the same steps as the internal _spectrogram of librosa's feature functions."""
+    return np.abs(librosa.stft(y, **{k: v for k, v in stft_args.items() if k != "sr"})) ** 2
+
+
+def _level_normalised(librosa, y, config, stft_args):
+    """What the features are taken from: ``{"y": y}``, or with ``running_peak_db`` the power
+    spectrogram ``{"S": ...}`` attenuated frame by frame (librosa has no such step)."""
+    if config.running_peak_db is None:
+        return {"y": y}
+    S = _power_spectrogram(librosa, y, stft_args)
+    mel = librosa.feature.melspectrogram(S=S, sr=config.sample_rate, norm=config.mel_norm, **_mel_args(config))
+    return {"S": S * running_peak_gain(mel, amin=config.amin, running_peak_db=config.running_peak_db)}
+
+
+def _chroma_input(librosa, audio, config, stft_args):
     if config.chroma_floor is None:
-        return {"y": y}  # chroma_stft's own spectrogram: the paper's exact call
-    # chroma_stft has no floor of its own; give it the floored power spectrogram it would
-    # otherwise compute from y (|STFT|^2, the same steps as its internal _spectrogram).
-    stft = librosa.stft(y, **{k: v for k, v in stft_args.items() if k != "sr"})
-    return {"S": np.maximum(np.abs(stft) ** 2, config.chroma_floor)}
+        return audio  # chroma_stft's own spectrogram (from y): the paper's exact call
+    # chroma_stft has no floor of its own; give it the floored power spectrogram.
+    S = audio["S"] if "S" in audio else _power_spectrogram(librosa, audio["y"], stft_args)
+    return {"S": np.maximum(S, config.chroma_floor)}
 
 
 def _mel_args(config):
     return dict(n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, htk=config.htk)
 
 
-def _mfcc(librosa, y, config, stft_args):
-    if config.amin == 1e-10 and config.top_db == 80.0:
+def _mfcc(librosa, audio, config, stft_args):
+    if config.amin == 1e-10 and config.top_db == 80.0 and "y" in audio:
         # librosa.feature.mfcc's own log-mel: the paper's exact call.
-        return librosa.feature.mfcc(y=y, n_mfcc=config.n_mfcc, mel_norm=config.mel_norm, **_mel_args(config),
+        return librosa.feature.mfcc(**audio, n_mfcc=config.n_mfcc, mel_norm=config.mel_norm, **_mel_args(config),
                                     **stft_args)
     # mfcc() cannot pass amin/top_db to its power_to_db, so build the log-mel here.
-    return librosa.feature.mfcc(S=_log_mel(librosa, y, config, stft_args), n_mfcc=config.n_mfcc)
+    return librosa.feature.mfcc(S=_log_mel(librosa, audio, config, stft_args), n_mfcc=config.n_mfcc)
 
 
-def _log_mel(librosa, y, config, stft_args):
-    mel = librosa.feature.melspectrogram(y=y, norm=config.mel_norm, **_mel_args(config), **stft_args)
+def _log_mel(librosa, audio, config, stft_args):
+    mel = librosa.feature.melspectrogram(**audio, norm=config.mel_norm, **_mel_args(config), **stft_args)
     return librosa.power_to_db(mel, ref=1.0, amin=config.amin, top_db=config.top_db)

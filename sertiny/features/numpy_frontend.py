@@ -274,6 +274,31 @@ def mel_spectrogram(*, S, sample_rate, n_mels=128, fmin=0.0, fmax=None, htk=Fals
     return bands.apply(S)
 
 
+def running_peak_gain(mel, *, amin, running_peak_db):
+    """Per-frame attenuation of the ``running_peak_db`` level normalisation (see FeatureConfig).
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(n_mels, n_frames)]
+        Mel-band power of the clip's frames (:func:`mel_spectrogram`).
+    amin : float > 0
+        The log's power floor.
+    running_peak_db : float > 0
+        dB between ``amin`` and the level the running peak is held at.
+
+    Returns
+    -------
+    gain : np.ndarray [shape=(n_frames,), dtype=float32]
+        ``ceiling / max(ceiling, running max of the frames' mean band power)``, ``ceiling =
+        amin * 10**(running_peak_db / 10)``: at most 1, and frame ``t``'s depends on frames
+        ``<= t`` only (one running maximum of state, so a stream computes it frame by frame).
+    """
+    loudness = np.asarray(mel, dtype=np.float64).mean(axis=0)
+    ceiling = amin * 10.0 ** (running_peak_db / 10.0)
+    running_peak = np.maximum.accumulate(np.maximum(loudness, ceiling))
+    return (ceiling / running_peak).astype(np.float32)
+
+
 def log_mel_spectrogram(*, S, sample_rate, n_mels=128, fmin=0.0, fmax=None, htk=False, mel_norm="slaney",
                         amin=1e-10, top_db=80.0):
     """Log-mel spectrogram (dB re 1.0), as ``librosa.power_to_db(librosa.feature.melspectrogram(S=S, ...))``.
@@ -580,6 +605,10 @@ def extract(y, config):
     y = check_signal(y, config)
     S = power_spectrogram(y, n_fft=config.n_fft, hop_length=config.hop_length, window=config.window,
                           center=config.center, pad_mode=config.pad_mode)
+    if config.running_peak_db is not None:
+        mel = mel_spectrogram(S=S, sample_rate=config.sample_rate, n_mels=config.n_mels, fmin=config.fmin,
+                              fmax=config.fmax, htk=config.htk, norm=config.mel_norm)
+        S = S * running_peak_gain(mel, amin=config.amin, running_peak_db=config.running_peak_db)
     if config.kind == "log_mel":
         return np.ascontiguousarray(log_mel_spectrogram(
             S=S, sample_rate=config.sample_rate, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
