@@ -383,7 +383,9 @@ def mean_std(values):
 
 def describe(config):
     floor = "none" if config["chroma_floor"] is None else f"{config['chroma_floor']:g}"
-    return f"amin {config['amin']:g}, chroma_floor {floor}"
+    peak = config.get("running_peak_db")
+    level = "" if peak is None else f", levels held {peak:g} dB above amin by the running peak (running_peak_db {peak:g})"
+    return f"amin {config['amin']:g}, chroma_floor {floor}{level}"
 
 
 def markdown(result):
@@ -501,7 +503,7 @@ def verdict(result):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", type=Path, help="run directory trained on the front end without floors")
+    parser.add_argument("--old", type=Path, help="run directory trained on the front end without floors (optional)")
     parser.add_argument("--new", type=Path, help="run directory trained on the front end with floors")
     parser.add_argument("--bundle-only", action="store_true",
                         help="only the built-in bundle's check, written to results/frontend_floor_builtin.md")
@@ -520,10 +522,11 @@ def main():
     args = parse_args()
     if args.bundle_only:
         return bundle_only(args)
-    if args.old is None or args.new is None:
-        sys.exit("Error: --old and --new are required (or --bundle-only).")
+    if args.new is None:
+        sys.exit("Error: --new is required (or --bundle-only).")
     machine = machine_info()  # before the run, so the load average is the one it started under
-    runs = {"no floors": args.old, "floors": args.new}
+    runs = {"no floors": args.old} if args.old else {}
+    runs["floors"] = args.new
     for item in args.also:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:

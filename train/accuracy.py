@@ -45,8 +45,14 @@ RECIPES = Path(__file__).with_name("accuracy_recipes.json")
 # speakers' late val UAR among the ablations (results/accuracy.md), never on test speakers.
 FINAL_RECIPE = "reg_all"
 # edge16k_nofloor: the edge16k preset as it was before its quiet-frame floors (amin 1e-10, no
-# chroma floor), where the first ablations ran.
-INPUTS = ("edge16k", "edge16k_nofloor", "paper", "logmel16k")
+# chroma floor), where the first ablations ran. edge16k_peakN: edge16k with its levels held
+# below the running peak (FeatureConfig.running_peak_db = N), for section 3's gain and noise.
+EDGE16K_VARIANTS = {
+    "edge16k_nofloor": {"amin": 1e-10, "chroma_floor": None},
+    "edge16k_peak40": {"running_peak_db": 40.0},
+    "edge16k_peak50": {"running_peak_db": 50.0},
+}
+INPUTS = ("edge16k", *EDGE16K_VARIANTS, "paper", "logmel16k")
 # What the built-in bundle ships (tools/build_default_bundle.py): ResLSTM-SA-h64 trained with
 # FINAL_RECIPE joined with the stats_linear floor trained with its own recipe; chosen on the
 # validation speakers (results/accuracy.md, "Joined experts").
@@ -83,13 +89,13 @@ def train_config(recipe, model, input_name, seeds):
 
 
 def load_input(name):
-    """table1's inputs, plus ``edge16k_nofloor`` (edge16k before its floors)."""
+    """table1's inputs, plus the edge16k variants (:data:`EDGE16K_VARIANTS`)."""
     from table1 import load_input as table1_input  # train/table1.py, beside this file
 
     from sertiny.features import get_preset
 
-    if name == "edge16k_nofloor":
-        return table1_input("edge16k", get_preset("edge16k").replace(amin=1e-10, chroma_floor=None),
+    if name in EDGE16K_VARIANTS:
+        return table1_input("edge16k", get_preset("edge16k").replace(**EDGE16K_VARIANTS[name]),
                             progress=False, say=None)
     return table1_input(name, progress=False, say=None)
 
@@ -358,7 +364,7 @@ def _int8_seed0_text(r):
 def _baseline_lines(rows, classical):
     lines = ["## Baselines (same five folds, pooled test UAR)", "",
              "| system | input | UAR | how chosen |", "|---|---|---|---|"]
-    for front_end in ("edge16k", "edge16k_nofloor", "paper"):
+    for front_end in INPUTS:
         floor = floor_row(rows, front_end)
         if floor:
             lines.append(f"| sertiny `{floor['model']}` (statistics pooling + one dense layer; int8 {_int8_text(floor)}) | "
