@@ -13,7 +13,8 @@ from sertiny.runtime.bundle import DEFAULT_BUNDLE, Bundle, default_bundle_path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Hundreds of KB, not MB, in the wheel: the chunked int8 (52 KB) and float32 (186 KB) models and the
-# manifest (127 KB: the joined model's host head, ~2,000 numbers, is in it once per variant).
+# manifest (53 KB: the host head's constants are in it once per variant; a joined model's, with
+# its statistics, take 127 KB).
 MAX_BUNDLE_BYTES = 400_000
 
 
@@ -23,8 +24,9 @@ def test_default_bundle_loads_and_is_small():
     assert set(bundle.variants) == {"f32_chunk1", "int8_chunk1"} and bundle.default_variant == "int8_chunk1"
     from sertiny.features import get_preset
 
-    # Rebuilt on edge16k with its quiet-frame floors (issue 14, results/frontend_floor.md).
-    assert bundle.feature_config == get_preset("edge16k")
+    # Rebuilt on edge16k with its quiet-frame floors and levels held below the running peak
+    # (issue 14, results/frontend_floor_running_peak.md).
+    assert bundle.feature_config == get_preset("edge16k_peak")
     assert bundle.manifest["weights"] == "deploy"
     assert sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) < MAX_BUNDLE_BYTES
     assert not [p for p in DEFAULT_BUNDLE.iterdir() if p.suffix in (".cc", ".h", ".npz")]

@@ -129,7 +129,7 @@ def test_config_is_keyword_only_frozen_and_round_trips(tmp_path):
 
 
 def test_presets():
-    assert list_presets() == ["edge16k", "logmel16k", "paper"]
+    assert list_presets() == ["edge16k", "edge16k_peak", "logmel16k", "paper"]
     paper = get_preset("paper")
     # The paper's librosa call: everything but rate, FFT size, hop and n_mfcc at defaults.
     assert paper == FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048)
@@ -150,6 +150,8 @@ def test_presets():
     assert (logmel.n_features, logmel.frames_per_second, logmel.top_db) == (40, 25.0, None)
     assert logmel.feature_names == tuple(f"mel_{i}" for i in range(40))
     assert (edge.description, logmel.description) == ("34 MFCC + 12 chroma", "40 log-mel bands")
+    # The built-in model's front end: edge16k with levels held below the running peak.
+    assert get_preset("edge16k_peak") == edge.replace(running_peak_db=40.0)
     with pytest.raises(ParameterError, match="'name' parameter of get_preset"):
         get_preset("tiny")
 
@@ -393,7 +395,7 @@ def test_floors_make_real_clips_move_less_under_requantisation_gain_and_noise(sa
 # ---------------------------------------------------------------------------------------
 # Levels held below the running peak (running_peak_db): gain-invariant and streamable
 
-RUNNING_PEAK = get_preset("edge16k").replace(running_peak_db=40.0)
+RUNNING_PEAK = get_preset("edge16k_peak")
 
 
 def lead_then_word(level):

@@ -2,19 +2,18 @@
 
     python tools/build_default_bundle.py [--jobs 2]
 
-res_lstm_sa_stats_h64 on the edge16k front end (any audio, any sample rate): ResLSTM-SA-h64
-trained with the accuracy work's final recipe (``FINAL_RECIPE`` in train/accuracy.py) joined
-with the stats_linear floor trained with its own recipe (``SHIPPED_EXPERTS``; both chosen on
-validation speakers, train/accuracy_recipes.json), by ``sertiny join``
-(sertiny/training/experts.py): one model whose output is the product of the two experts'.
+ResLSTM-SA-h64 on the edge16k_peak front end (any audio, any sample rate, any recording
+level): trained with the accuracy work's final recipe (``FINAL_RECIPE`` in train/accuracy.py)
+on edge16k with levels held below the running peak (``SHIPPED_INPUT``, ``SHIPPED_MODEL``; the
+recipe, the front end and the choice not to join the stats_linear floor made on validation
+speakers, train/accuracy.py says why).
 
-The cross-validations (three seeds, the paper's five folds) are the experts' runs in
-runs/accuracy/edge16k/<model>/<recipe>, resumed if they are already there, each with a
-deployment model trained on all 24 speakers; their join, runs/accuracy/edge16k/
-res_lstm_sa_stats_h64/<recipe>+<recipe>, gives the card's held-out UAR, and seed 0's joined
-fold models the int8 parity. Exported as the chunked profile only (K = 1: int8 and float32),
-with no C arrays, so the wheel carries about a hundred KB. The card also shows the baselines
-beside the model (results/baselines.json and the stats_linear floor's run).
+The cross-validation (three seeds, the paper's five folds) is the run in
+runs/accuracy/<input>/<model>/<recipe>, resumed if it is already there, with a deployment
+model trained on all 24 speakers; it gives the card's held-out UAR, and seed 0's fold models
+the int8 parity. Exported as the chunked profile only (K = 1: int8 and float32), with no C
+arrays, so the wheel carries about a hundred KB. The card also shows the baselines beside the
+model (results/baselines.json and the stats_linear floor's run on the same front end).
 """
 
 import argparse
@@ -29,10 +28,9 @@ sys.path.insert(0, str(ROOT / "train"))
 import accuracy  # noqa: E402  (the recipes, their run directories and the data loading)
 
 TARGET = ROOT / "sertiny" / "assets" / "default_bundle"
-PRESET = "edge16k"
-RECURRENT, RECURRENT_RECIPE, STATS, STATS_RECIPE = accuracy.SHIPPED_EXPERTS
-MODEL = accuracy.joined_model(RECURRENT)
-JOINED_RUN = accuracy.run_dir(PRESET, MODEL, f"{RECURRENT_RECIPE}+{STATS_RECIPE}")
+PRESET = accuracy.SHIPPED_INPUT
+MODEL, RECIPE = accuracy.SHIPPED_MODEL
+RUN = accuracy.run_dir(PRESET, MODEL, RECIPE)
 
 
 def main():
@@ -42,28 +40,21 @@ def main():
     parser.add_argument("--card-only", action="store_true",
                         help="only rewrite the shipped bundle's notes and card (e.g. once a baseline has run)")
     args = parser.parse_args()
-    os.chdir(accuracy.ROOT)  # runs are named relative to the repository root (teachers, joined experts)
+    os.chdir(accuracy.ROOT)  # runs are named relative to the repository root
     if args.card_only:
-        _portable(args.out, JOINED_RUN)
+        _portable(args.out, RUN)
         print(f"rewrote the notes and card of {args.out}")
         return
 
     from sertiny.export import ExportConfig, export_run
-    from sertiny.training.experts import JoinConfig, join_runs
 
     spec, table = accuracy.load_input(PRESET)
-    for model, recipe in ((RECURRENT, RECURRENT_RECIPE), (STATS, STATS_RECIPE)):
-        _expert_with_deploy(model, recipe, spec, table, args.jobs)
-    experts = [accuracy.run_dir(PRESET, m, r).relative_to(ROOT).as_posix()
-               for m, r in ((RECURRENT, RECURRENT_RECIPE), (STATS, STATS_RECIPE))]
-    metrics = join_runs(JoinConfig(*experts), JOINED_RUN, progress=print)
-    print(f"joined, cross-validated UAR: {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}")
-
+    _with_deploy(MODEL, RECIPE, spec, table, args.jobs)
     export = ExportConfig(full=False, chunks=(1,), c_arrays=False, weights="deploy", parity_seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        manifest = export_run(JOINED_RUN, bundle, export, progress=print)
-        _portable(bundle, JOINED_RUN)
+        manifest = export_run(RUN, bundle, export, progress=print)
+        _portable(bundle, RUN)
         if args.out.exists():
             shutil.rmtree(args.out)
         shutil.copytree(bundle, args.out)
@@ -72,8 +63,8 @@ def main():
     print(f"held-out float UAR {manifest['metrics']['float_uar']:.4f}, int8 {manifest['metrics']['int8_uar']:.4f}")
 
 
-def _expert_with_deploy(model, recipe, spec, table, jobs):
-    """An expert's cross-validation and its deployment model (trained on all speakers), resumed."""
+def _with_deploy(model, recipe, spec, table, jobs):
+    """The model's cross-validation and its deployment model (trained on all speakers), resumed."""
     from sertiny.training import train
 
     run = accuracy.run_dir(PRESET, model, recipe)
@@ -96,20 +87,18 @@ def _portable(bundle, run):
     manifest = read_json(bundle / "sertiny.json")
     for key in ("source_run", "source_data"):
         manifest[key] = "/".join(Path(manifest[key]).parts[-3:])
-    joined = read_json(Path(run) / "run.json")["joined_from"]
     manifest["notes"] = [
-        (f"Two experts joined into one model (`sertiny join`, w = {joined['weight']:g}): its output is the product "
-         f"of the probabilities of `{RECURRENT}` (recipe `{RECURRENT_RECIPE}` of `train/accuracy_recipes.json`: "
-         f"{_recipe_text(RECURRENT_RECIPE)}) and `{STATS}` (recipe `{STATS_RECIPE}`: {_recipe_text(STATS_RECIPE)}), "
-         "each recipe and the joining chosen on the folds' validation speakers (`results/accuracy.md`); the accuracy "
-         "above is the joined model's cross-validated UAR on held-out speakers."),
-        *[_deploy_note(Path(ROOT / joined[k]), name) for k, name in (("recurrent", RECURRENT), ("stats", STATS))],
+        (f"`{MODEL}` trained with recipe `{RECIPE}` of `train/accuracy_recipes.json` ({_recipe_text(RECIPE)}) on "
+         "the `edge16k_peak` front end (levels held below the running peak, so that a louder or quieter recording "
+         "keeps its label: results/frontend_floor_running_peak.md), recipe and front end chosen on the folds' "
+         "validation speakers (`results/accuracy.md`)."),
+        _deploy_note(Path(run), MODEL),
         "Rebuild with `python tools/build_default_bundle.py`.",
     ]
     cv = read_json(Path(run) / "metrics.json")
     if cv.get("n_seeds", 1) > 1:
         manifest["notes"].insert(1, (
-            f"Over {cv['n_seeds']} seeds the joined model's cross-validated float UAR is {cv['uar_mean']:.4f} ± "
+            f"Over {cv['n_seeds']} seeds the cross-validated float UAR is {cv['uar_mean']:.4f} ± "
             f"{cv['uar_std']:.4f} (the figures above are seed 0's, whose folds the int8 parity was measured on)."))
     manifest["notes"] += _baseline_notes(cv)
     manifest = write_manifest(bundle, manifest)  # edited above: sealed again
@@ -153,14 +142,15 @@ def _baseline_notes(cv):
         notes.append(f"Baseline, same front end and folds: `{m['model']}` (statistics pooling + one dense layer, "
                      f"recipe `{metrics_file.parent.name}`) scores {m['uar_mean']:.4f} ± {m['uar_std']:.4f} "
                      f"({m['n_seeds']} seeds; `python train/accuracy.py run --models {m['model']} "
-                     f"--recipes {metrics_file.parent.name}`); this model {verdict}.")
+                     f"--recipes {metrics_file.parent.name} --input {PRESET}`); this model {verdict}.")
     classical = ROOT / "results" / "baselines.json"
     if classical.is_file():
         systems = json.loads(classical.read_text())["systems"]
         named = ", ".join(f"{k} {v['pooled_test_uar']:.3f}" for k, v in systems.items())
         notes.append(f"Classical baselines on the same folds (StandardScaler + LogisticRegression, C chosen on "
                      f"validation speakers; `python benchmarks/classical_baselines.py`, results/baselines.md): "
-                     f"{named}." + _versus_stats(cv, systems))
+                     f"{named}; all of them read the recording level, which this front end holds "
+                     "constant." + _versus_stats(cv, systems))
     return notes
 
 
