@@ -51,7 +51,9 @@ def dataset_option(param="dataset"):
 
 
 preset_option = click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
-                             help="Front-end preset for audio input (logmel16k: log-mel frames, for vit_*).")
+                             help="Front-end preset for audio input (edge16k_peak: levels held below the running "
+                             "peak, so the recording level does not move the frames, the built-in model's; "
+                             "logmel16k: log-mel frames, for vit_*).")
 
 
 def data_source_options(f):
