@@ -505,6 +505,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", type=Path, help="run directory trained on the front end without floors (optional)")
     parser.add_argument("--new", type=Path, help="run directory trained on the front end with floors")
+    parser.add_argument("--new-label", default="floors", help="its name in the tables")
     parser.add_argument("--bundle-only", action="store_true",
                         help="only the built-in bundle's check, written to results/frontend_floor_builtin.md")
     parser.add_argument("--also", action="append", default=[], metavar="LABEL=RUN",
@@ -526,7 +527,7 @@ def main():
         sys.exit("Error: --new is required (or --bundle-only).")
     machine = machine_info()  # before the run, so the load average is the one it started under
     runs = {"no floors": args.old} if args.old else {}
-    runs["floors"] = args.new
+    runs[args.new_label] = args.new
     for item in args.also:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
