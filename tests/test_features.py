@@ -152,6 +152,8 @@ def test_presets():
     assert (edge.description, logmel.description) == ("34 MFCC + 12 chroma", "40 log-mel bands")
     # The built-in model's front end: edge16k with levels held below the running peak.
     assert get_preset("edge16k_peak") == edge.replace(running_peak_db=40.0)
+    # Which give any stretch of a clip the frames the whole clip has there.
+    assert [get_preset(name).frame_local for name in list_presets()] == [True, False, True, False]
     with pytest.raises(ParameterError, match="'name' parameter of get_preset"):
         get_preset("tiny")
 

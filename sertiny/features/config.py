@@ -283,6 +283,14 @@ class FeatureConfig(Config):
         return f"{self.n_mfcc} MFCC + {self.n_chroma} chroma"
 
     @property
+    def frame_local(self):
+        """True when each frame depends on its own samples only (no clip-level step: a
+        per-clip tuning estimate, ``top_db`` below the clip's loudest value, or a running
+        peak), so any stretch of a clip gives exactly the frames the whole clip has there."""
+        tuning_local = self.tuning is not None or self.kind == "log_mel"
+        return tuning_local and self.top_db is None and self.running_peak_db is None
+
+    @property
     def frames_per_second(self):
         """Frame rate (Hz): ``sample_rate / hop_length``."""
         return self.sample_rate / self.hop_length

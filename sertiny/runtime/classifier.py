@@ -14,9 +14,13 @@ Long files. A file longer than :data:`BLOCK_DECODE_SECONDS` is decoded and score
 by block (:func:`sertiny.data.audio.iter_audio_blocks`): each window's features are computed
 from that window's audio plus the front end's context on either side, so memory stays flat
 with duration. For a frame-local front end (``edge16k``, ``logmel16k``: fixed tuning, no
-clip-level ``top_db``) the features, and so the answer, are exactly those of the whole file;
-a front end with clip-level steps (``paper``: tuning estimate, ``top_db``) estimates them per
-window there, as ``sertiny listen`` does.
+clip-level ``top_db``, no running peak; :attr:`FeatureConfig.frame_local`) the features, and so
+the answer, are exactly those of the whole file. A front end with clip-level steps (``paper``:
+tuning estimate, ``top_db``; ``edge16k_peak``: the running peak) takes them per window, as
+``sertiny listen`` does and as each training clip did, whether the clip is long or not: every
+window of T frames is then a clip of its own (its running peak starts at its first frame, so
+a loud moment early in a recording does not attenuate the rest of it), and a long file gives
+the same answer decoded in blocks or whole.
 
 Bandwidth. Audio recorded at a rate whose Nyquist frequency is far below the highest
 frequency the front end analyses (8 kHz audio into a 16 kHz front end) is upsampled, but the
@@ -169,14 +173,18 @@ class Classifier:
 
     def _classify_blocks(self, path, info):
         """:meth:`classify` of a long file, one window of audio in memory at a time."""
-        config = self.bundle.feature_config
         n_samples = int(math.ceil(info.frames * (float(self.sample_rate) / info.samplerate)))
+        return self._classify_windows(iter_audio_blocks(path, self.sample_rate), n_samples)
+
+    def _classify_windows(self, blocks, n_samples):
+        """Each window's features from its own audio (plus the front end's context)."""
+        config = self.bundle.feature_config
         starts = window_starts(config.n_frames(n_samples), self.bundle.seq_len)
         windows = WindowAudio(config, self.bundle.seq_len, n_samples)
         # Each window's frames from its own padded audio, without the front end's own centring.
         frames_config = dataclasses.replace(config, center=False)
         probs, levels = [], []
-        for context, audio in windows.cut(iter_audio_blocks(path, self.sample_rate), starts):
+        for context, audio in windows.cut(blocks, starts):
             levels.append(block_level_db(audio, config.hop_length))
             if not self._is_silent(levels[-1]):
                 x = self.bundle.norm.apply(extract(context, frames_config, backend="numpy"))
@@ -186,6 +194,9 @@ class Classifier:
     def classify(self, y):
         """Classify mono float32 audio at :attr:`sample_rate`; returns a :class:`Prediction`."""
         y = np.asarray(y, dtype=np.float32)
+        config = self.bundle.feature_config
+        if not config.frame_local and config.n_frames(y.size) > self.bundle.seq_len:
+            return self._classify_windows([y], y.size)  # clip-level steps per window (module docstring)
         return self.classify_features(self.features(y), y)
 
     def classify_features(self, x, y):
