@@ -3,10 +3,9 @@
     python tools/build_default_bundle.py [--jobs 2]
 
 ResLSTM-SA-h64 on the edge16k_peak front end (any audio, any sample rate, any recording
-level): trained with the accuracy work's final recipe (``FINAL_RECIPE`` in train/accuracy.py)
-on edge16k with levels held below the running peak (``SHIPPED_INPUT``, ``SHIPPED_MODEL``; the
-recipe, the front end and the choice not to join the stats_linear floor made on validation
-speakers, train/accuracy.py says why).
+level): the accuracy work's final recipe plus louder, quieter and noisy copies of the training
+clips, on edge16k with levels held below the running peak (``SHIPPED_INPUT``,
+``SHIPPED_MODEL`` in train/accuracy.py, which says how they were chosen).
 
 The cross-validation (three seeds, the paper's five folds) is the run in
 runs/accuracy/<input>/<model>/<recipe>, resumed if it is already there, with a deployment
