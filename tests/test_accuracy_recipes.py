@@ -69,3 +69,16 @@ def test_a_host_heads_constants_count_towards_the_microcontroller_flash():
     row = {"uar_int8": 0.5, "int8_variant": "int8_chunk1", "int8_agreement": 0.98, "int8_arena_bytes": 8 << 10}
     assert "fits the microcontroller" in acc._int8_text(dict(row, int8_bytes=60 << 10, int8_head_bytes=2 << 10))
     assert "does not fit" in acc._int8_text(dict(row, int8_bytes=60 << 10, int8_head_bytes=8 << 10))
+
+
+def test_the_report_names_what_ships_beside_its_floor():
+    acc = _accuracy_module()
+    model, recipe = acc.SHIPPED_MODEL
+    stats = dict(late_val_uar=0.5, uar_float_std=0.01, uar_int8=None, seeds=[0, 1, 2])
+    shipped = dict(_row(recipe, **stats, uar_float_mean=0.49), front_end=acc.SHIPPED_INPUT, model=model)
+    floor = dict(_row("linear", **stats, uar_float_mean=0.43), front_end=acc.SHIPPED_INPUT, model="stats_linear_h1")
+    lines = acc._shipped_lines([shipped, floor, _row("other", **stats, uar_float_mean=0.6)])
+    assert lines[0] == f"## What ships: `{model}`, recipe `{recipe}`, on `{acc.SHIPPED_INPUT}`"
+    assert lines[-2].startswith(f"| {model} | {acc.SHIPPED_INPUT} | {recipe} | 3 | 0.5000 | 0.4900 ± 0.0100")
+    assert lines[-2].endswith("| +6.0 pp |") and "not exported" in lines[-2]
+    assert acc._shipped_lines([dict(shipped, complete=False)]) == []  # an unfinished run is not reported

@@ -409,6 +409,21 @@ def _ablation_lines(rows):
     return lines + [""]
 
 
+def _shipped_lines(rows):
+    """The built-in bundle's run (SHIPPED_INPUT, SHIPPED_MODEL), with its int8 figures."""
+    model, recipe = SHIPPED_MODEL
+    r = next((r for r in rows if (r["front_end"], r["model"], r["recipe"]) == (SHIPPED_INPUT, model, recipe)), None)
+    if r is None or not r["complete"]:
+        return []
+    return [f"## What ships: `{model}`, recipe `{recipe}`, on `{SHIPPED_INPUT}`", "",
+            "The built-in bundle's cross-validation (`python tools/build_default_bundle.py`; train/accuracy.py "
+            "`SHIPPED_MODEL` says how it was chosen).", "",
+            "| model | front end | recipe | seeds | late val UAR | float UAR mean ± std | int8 UAR "
+            "| vs stats_linear floor |", "|---|---|---|---|---|---|---|---|",
+            f"| {model} | {SHIPPED_INPUT} | {recipe} | {len(r['seeds'])} | {r['late_val_uar']:.4f} | {_fmt(r)} "
+            f"| {_int8_text(r)} | {_versus_floor_text(rows, r)} |", ""]
+
+
 def _final_lines(rows):
     lines = [f"## Final recipe `{FINAL_RECIPE}` per model", "",
              "| model | front end | seeds | late val UAR | float UAR mean ± std | int8 UAR (seed 0's fold models) "
@@ -536,7 +551,8 @@ def report(args):
         "Test UARs are reported, never used to choose.",
         "",
     ]
-    lines += _carried_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows) + _final_lines(rows)
+    lines += _carried_lines(rows) + _shipped_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows)
+    lines += _final_lines(rows)
     lines += _ablation_lines(rows)
     lines += _table1_lines(rows) + _speaker_adaptive_lines(rows)
     notes = Path(args.notes)
