@@ -51,6 +51,8 @@ EDGE16K_VARIANTS = {
     "edge16k_nofloor": {"amin": 1e-10, "chroma_floor": None},
     "edge16k_peak40": {"running_peak_db": 40.0},  # = the edge16k_peak preset
     "edge16k_peak50": {"running_peak_db": 50.0},
+    # the same -30 dB running-peak level as 40 dB, with a 10 dB lower floor below it
+    "edge16k_peak50_amin8": {"running_peak_db": 50.0, "amin": 1e-8},
 }
 INPUTS = ("edge16k", *EDGE16K_VARIANTS, "paper", "logmel16k")
 # What the built-in bundle ships (tools/build_default_bundle.py): ResLSTM-SA-h64 on edge16k with
