@@ -64,9 +64,9 @@ Presets (:func:`get_preset`):
     attenuated so the loudest frame heard so far sits 40 dB above ``amin``, which puts the
     floors 40 dB below it, and a gain change leaves the frames as they were once a clip has
     got that loud (-30 dB mean mel power: 98.7 % of RAVDESS's clips do, at their first
-    word). Streamable: one running maximum of state. Chosen on the validation speakers
-    (ResLSTM-SA-h64, ``reg_all``: late val UAR 0.507 at 40 dB, 0.499 at 50 dB, 0.492 on
-    edge16k); fold models keep their label for 96 % of clips under a gain of ±6 dB
+    word; results/clip_levels.md). Streamable: one running maximum of state. Chosen on the
+    validation speakers (ResLSTM-SA-h64, ``reg_all``: late val UAR 0.507 at 40 dB, 0.499 at
+    50 dB, 0.492 on edge16k); fold models keep their label for 96 % of clips under a gain of ±6 dB
     (edge16k: 78 %) and for 99.4 % of actor 01's 48 kHz originals (97.2 %)
     (results/frontend_floor_running_peak.md). The level is information on RAVDESS, whose
     clips were all recorded at one gain: the stats_linear floor, which can only see clip
