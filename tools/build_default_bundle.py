@@ -88,9 +88,8 @@ def _portable(bundle, run):
         manifest[key] = "/".join(Path(manifest[key]).parts[-3:])
     manifest["notes"] = [
         (f"`{MODEL}` trained with recipe `{RECIPE}` of `train/accuracy_recipes.json` ({_recipe_text(RECIPE)}) on "
-         "the `edge16k_peak` front end (levels held below the running peak, so that a louder or quieter recording "
-         "keeps its label: results/frontend_floor_running_peak.md), recipe and front end chosen on the folds' "
-         "validation speakers (`results/accuracy.md`)."),
+         f"`{PRESET}` ({_front_end_text(manifest['feature_config'])}); how front end and recipe were chosen: "
+         "`SHIPPED_MODEL` in `train/accuracy.py` and `results/accuracy.md`."),
         _deploy_note(Path(run), MODEL),
         "Rebuild with `python tools/build_default_bundle.py`.",
     ]
@@ -112,6 +111,14 @@ def _versus_stats(cv, systems):
         return ""
     side = "below" if cv["uar_mean"] < stats["pooled_test_uar"] else "above"
     return f" This model ({cv['uar_mean']:.3f}) is {side} the linear model on clip statistics of its own features."
+
+
+def _front_end_text(feature_config):
+    peak = feature_config.get("running_peak_db")
+    if peak is None:
+        return "levels in fixed dBFS: the recording level moves the features"
+    return (f"floors {peak:g} dB below the running peak, so a louder or quieter recording keeps its features "
+            "once the clip gets loud: `results/frontend_floor_running_peak*.md` measure the labels kept")
 
 
 def _recipe_text(name):
@@ -148,8 +155,7 @@ def _baseline_notes(cv):
         named = ", ".join(f"{k} {v['pooled_test_uar']:.3f}" for k, v in systems.items())
         notes.append(f"Classical baselines on the same folds (StandardScaler + LogisticRegression, C chosen on "
                      f"validation speakers; `python benchmarks/classical_baselines.py`, results/baselines.md): "
-                     f"{named}; all of them read the recording level, which this front end holds "
-                     "constant." + _versus_stats(cv, systems))
+                     f"{named}; all of them read the recording level." + _versus_stats(cv, systems))
     return notes
 
 
