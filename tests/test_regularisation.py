@@ -149,6 +149,19 @@ def test_gain_and_noise_copies_are_the_asked_level_and_reproducible(write_audio)
     np.testing.assert_array_equal(noisy, NoiseLoader(20.0)(path, sr))  # seeded by the file name
 
 
+def test_pitch_shift_moves_the_pitch_and_keeps_the_tempo(write_audio):
+    from sertiny.training.augment import PitchShiftLoader
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    path = write_audio("a.wav", (0.5 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)[:, None], sr=sr)
+    for semitones in (-2.0, 2.0):
+        y = PitchShiftLoader(semitones)(path, sr)
+        assert len(y) == sr  # same duration, unlike speed perturbation
+        peak_hz = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
+        assert abs(peak_hz - 500 * 2 ** (semitones / 12)) < 5
+
+
 def test_gain_and_noise_options_are_checked():
     from sertiny.training import TrainConfig
 
@@ -156,6 +169,9 @@ def test_gain_and_noise_options_are_checked():
         TrainConfig(gain_perturb=(0.0, 6.0))
     with pytest.raises(ParameterError, match="'noise_snr'"):
         TrainConfig(noise_snr=(30.0, 30.0))
+    with pytest.raises(ParameterError, match="'pitch_shift'"):
+        TrainConfig(pitch_shift=(0.0, 2.0))
+    assert TrainConfig(pitch_shift=(-2, 2)).to_dict()["pitch_shift"] == [-2, 2]
     assert TrainConfig(gain_perturb=[-6, 6]).to_dict()["gain_perturb"] == [-6, 6]
     assert "gain_perturb" not in TrainConfig().identity_dict()
 
@@ -176,17 +192,17 @@ def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
     spec = DataSpec(kind="audio", path=str(corpus), dataset="ravdess", cache_dir=str(tmp_path / "cache"))
     table = load_table(spec, get_preset("edge16k"), progress=False)
     config = TrainConfig(model="lstm_sa_h8", epochs=1, folds="kfold", n_folds=3, n_val_speakers=1, seq_len=40,
-                         speed_perturb=(0.9, 1.1), gain_perturb=(-6.0,), noise_snr=(30.0,))
+                         speed_perturb=(0.9, 1.1), gain_perturb=(-6.0,), noise_snr=(30.0,), pitch_shift=(2.0,))
     ctx = prepare_run(table, config, tmp_path / "run", data_spec=spec)
-    assert [len(c) for c in ctx.augmented] == [len(table)] * 4
+    assert [len(c) for c in ctx.augmented] == [len(table)] * 5
     # 0.9x speed = longer clips; gain and noise keep the length and move the features
     assert all(len(slow) > len(orig) for slow, orig in zip(ctx.augmented[0], table.features))
-    for copies in ctx.augmented[2:]:
+    for copies in ctx.augmented[2:]:  # gain, noise, pitch
         assert all(c.shape == o.shape and not np.allclose(c, o) for c, o in zip(copies, table.features))
     assert sorted(p.name for p in (tmp_path / "cache" / "augmented").iterdir()) == [
-        "gain_-6dB", "noise_30dB_snr", "speed_0.9", "speed_1.1"]
+        "gain_-6dB", "noise_30dB_snr", "pitch_+2st", "speed_0.9", "speed_1.1"]
     data = fold_inputs(table, ctx.folds[0], ctx.seq_len, "train", augmented=ctx.augmented)
-    assert len(data.x_train) == 5 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
+    assert len(data.x_train) == 6 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
     assert set(data.train_rows) == set(data.train_idx)
     with pytest.raises(ParameterError, match="need the audio"):
         prepare_run(load_table(DataSpec(kind="paper_npz", path=str(shared_data / "ravdess48k_paper_features.npz"))),

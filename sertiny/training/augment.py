@@ -117,9 +117,27 @@ class NoiseLoader:
         return np.clip(y + noise, -1.0, 1.0).astype(np.float32)
 
 
+class PitchShiftLoader:
+    """``load_audio`` that moves each clip's pitch by ``semitones`` at the same tempo and
+    length (librosa's phase vocoder + resampling). Picklable."""
+
+    def __init__(self, semitones):
+        self.semitones = float(semitones)
+
+    def __call__(self, path, target_sr):
+        import librosa
+
+        from ..data.audio import load_audio
+
+        y = load_audio(path, target_sr)
+        shifted = librosa.effects.pitch_shift(y, sr=target_sr, n_steps=self.semitones, res_type="soxr_hq")
+        return np.clip(shifted, -1.0, 1.0).astype(np.float32)
+
+
 def waveform_copies(config):
     """``[(cache folder name, loader), ...]``: one perturbed copy of every training clip per
-    speed factor, gain and noise level of a :class:`~sertiny.training.TrainConfig`."""
+    speed factor, gain, noise level and pitch shift of a :class:`~sertiny.training.TrainConfig`."""
     return ([(f"speed_{f:g}", SpeedPerturbedLoader(f)) for f in config.speed_perturb]
             + [(f"gain_{db:+g}dB", GainLoader(db)) for db in config.gain_perturb]
-            + [(f"noise_{snr:g}dB_snr", NoiseLoader(snr)) for snr in config.noise_snr])
+            + [(f"noise_{snr:g}dB_snr", NoiseLoader(snr)) for snr in config.noise_snr]
+            + [(f"pitch_{st:+g}st", PitchShiftLoader(st)) for st in config.pitch_shift])

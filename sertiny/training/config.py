@@ -71,6 +71,11 @@ class TrainConfig(Config):
         ``speed_perturb``; for a model whose label does not move with the recording level.
     noise_snr: signal-to-noise ratios in dB (e.g. ``(30.0,)``): each training clip is also used
         with white noise that far below its mean power (seeded by the file name).
+    pitch_shift: shifts in semitones (e.g. ``(-2.0, 2.0)``): each training clip is also used
+        with its pitch moved that far at the same tempo (librosa's phase-vocoder
+        ``pitch_shift``), through the feature cache like ``speed_perturb``: a voice higher or
+        lower than the training speakers' own, which ``speed_perturb`` also gives but only
+        together with a faster or slower delivery, itself an emotion cue.
     teacher, distill_weight: knowledge distillation (:mod:`sertiny.training.distill`): the
         training target becomes ``(1 - distill_weight) x`` the label target ``+ distill_weight
         x`` the mean probabilities of ``teacher``'s models, a finished run directory on the
@@ -113,6 +118,7 @@ class TrainConfig(Config):
     speed_perturb: tuple = added_field(())
     gain_perturb: tuple = added_field(())
     noise_snr: tuple = added_field(())
+    pitch_shift: tuple = added_field(())
     teacher: str = added_field("")
     distill_weight: float = added_field(0.0)
 
@@ -158,6 +164,7 @@ class TrainConfig(Config):
         self._check_copies(owner, "speed_perturb", 0.5, 2.0, excluded=1.0, what="factors other than 1.0")
         self._check_copies(owner, "gain_perturb", -30.0, 30.0, excluded=0.0, what="gains in dB other than 0")
         self._check_copies(owner, "noise_snr", 0.0, 80.0, what="SNRs in dB")
+        self._check_copies(owner, "pitch_shift", -12.0, 12.0, excluded=0.0, what="shifts in semitones other than 0")
         check_float(owner, "distill_weight", self.distill_weight, min_value=0.0, max_value=1.0)
         if not isinstance(self.teacher, str):
             raise ParameterError(f"The 'teacher' parameter of {owner} must be a run directory path (str). "
@@ -223,6 +230,7 @@ class TrainConfig(Config):
         d["speed_perturb"] = list(self.speed_perturb)
         d["gain_perturb"] = list(self.gain_perturb)
         d["noise_snr"] = list(self.noise_snr)
+        d["pitch_shift"] = list(self.pitch_shift)
         return d
 
     def hyperparameters(self):

@@ -111,7 +111,7 @@ def perturbed_features(spec, table, name, loader, *, progress=False, n_jobs=None
 
     if spec.kind != "audio":
         raise ParameterError(
-            "Speed, gain and noise perturbation need the audio: train from a corpus folder (DATA_DIR), "
+            "Speed, gain, noise and pitch perturbation need the audio: train from a corpus folder (DATA_DIR), "
             f"not from precomputed features ({spec.path})."
         )
     dataset = load_dataset(spec.path, spec.dataset)

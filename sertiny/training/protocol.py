@@ -108,7 +108,7 @@ def prepare_run(table, config, out_dir, *, data_spec=None, overwrite=False):
         from .data import perturbed_features
 
         if data_spec is None:
-            raise ParameterError("Speed, gain and noise perturbation need the run's data source (data_spec) to "
+            raise ParameterError("Speed, gain, noise and pitch perturbation need the run's data source (data_spec) to "
                                  "reach the audio.")
         augmented = [perturbed_features(data_spec, table, name, loader) for name, loader in copies]
     _check_or_write_run(out_dir, config, table.feature_config, run_info, overwrite)
