@@ -391,6 +391,27 @@ def test_chunked_only_bundle_ships_float_and_int8_chunks_without_c_arrays(tmp_pa
     assert abs(f32.sum() - 1) < 1e-5 and np.abs(f32 - int8).max() < 0.25
 
 
+def test_int16x8_bundle_reports_its_own_accuracy_and_runs_it_by_default(tmp_path):
+    from sertiny.export import export_run
+    from sertiny.runtime.bundle import Bundle
+    from sertiny.runtime.runner import load_runner
+
+    out = tmp_path / "bundle"
+    manifest = export_run(write_run(tmp_path), out, ExportConfig(chunks=(1,), full=False, c_arrays=False, int16x8=True,
+                                                                 calib_clips=8, tflm=False))
+    assert set(manifest["variants"]) == {"f32_chunk1", "int8_chunk1", "int16x8_chunk1"}
+    metrics = manifest["metrics"]
+    assert metrics["int8_variant"] == "int8_chunk1" and metrics["int16x8_variant"] == "int16x8_chunk1"
+    assert metrics["int16x8_uar"] == metrics["variants"]["int16x8_chunk1"]["uar"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "- int16x8 UAR " in card and "- int8 UAR " in card and "runs `int16x8_chunk1` unless `--variant`" in card
+    loaded = Bundle.load(out)
+    assert loaded.default_variant == "int16x8_chunk1" and loaded.uar("int16x8_chunk1") == metrics["int16x8_uar"]
+    clip = padded(clips(1, seed=8)[0])
+    f32, int16 = (load_runner(loaded, name).predict(clip) for name in ("f32_chunk1", "int16x8_chunk1"))
+    assert np.abs(f32 - int16).max() < 0.02  # 16-bit activations: far finer than int8's 0.25 bound above
+
+
 def test_chunked_only_needs_chunks():
     with pytest.raises(ParameterError, match="chunks"):
         ExportConfig(full=False)

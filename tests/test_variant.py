@@ -3,7 +3,7 @@
 import pytest
 
 from sertiny.errors import ParameterError
-from sertiny.runtime.variant import MODES, Variant, primary_int8, resolve
+from sertiny.runtime.variant import MODES, Variant, default_variant, primary_int8, primary_of_mode, resolve
 
 
 @pytest.mark.parametrize("name,kind", [
@@ -38,6 +38,14 @@ def test_primary_int8_prefers_the_full_model_then_the_smallest_chunk():
     assert primary_int8(["f32", "int8_chunk10", "int8", "int8_chunk1"]) == "int8"
     assert primary_int8(["f32_chunk1", "int8_chunk10", "int8_chunk2"]) == "int8_chunk2"
     assert primary_int8(["f32", "float16"]) is None
+    assert primary_of_mode(["int8_chunk1", "int16x8_chunk10", "int16x8_chunk1"], "int16x8") == "int16x8_chunk1"
+
+
+def test_a_bundle_runs_its_finest_integer_model_unless_told_otherwise():
+    # int16 activations keep the labels int8 rounding flips (results/export.md): the default when exported
+    assert default_variant(["f32_chunk1", "int8_chunk1", "int16x8_chunk1"]) == "int16x8_chunk1"
+    assert default_variant(["f32", "int8", "int8_chunk1"]) == "int8"
+    assert default_variant(["f32", "float16"]) == "f32"
 
 
 def test_a_profile_less_mode_means_the_one_chunked_model_of_that_mode():

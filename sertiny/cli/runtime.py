@@ -9,7 +9,7 @@ from ..runtime.tflite import KERNELS, RUNTIMES
 
 def _variant_option(f):
     return click.option("--variant", default=None, metavar="NAME",
-                        help="Bundle variant to run, e.g. f32 or int8 [default: int8 if present].")(f)
+                        help="Bundle variant to run, e.g. f32 or int8 [default: int16x8 if present, else int8].")(f)
 
 
 def _silence_option(f):

@@ -34,7 +34,7 @@ from .._io import (
 from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.registry import get_family
 from ..runtime.bundle import model_digest, write_manifest
-from ..runtime.variant import primary_int8
+from ..runtime.variant import primary_of_mode
 from . import tflm
 from .carray import write_c_array
 from .config import ExportConfig
@@ -236,10 +236,12 @@ def _metrics(parity):
         "float_uar": pooled["f32"]["uar"],
     }
     variants = {k: v for k, v in pooled.items() if k != "n"}  # "n": the clip count
-    int8 = primary_int8(variants)
-    if int8:
-        metrics.update(int8_variant=int8, int8_uar=pooled[int8]["uar"], int8_agreement=pooled[int8]["agreement"],
-                       int8_uar_drop_pp=pooled[int8]["uar_drop_pp"])
+    for mode in ("int8", "int16x8"):
+        name = primary_of_mode(variants, mode)
+        if name:
+            metrics.update({f"{mode}_variant": name, f"{mode}_uar": pooled[name]["uar"],
+                            f"{mode}_agreement": pooled[name]["agreement"],
+                            f"{mode}_uar_drop_pp": pooled[name]["uar_drop_pp"]})
     metrics["variants"] = variants
     metrics["per_fold"] = parity["per_fold"]
     return metrics

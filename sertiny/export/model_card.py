@@ -5,7 +5,7 @@ alone, so a published bundle's card can be rewritten from its ``sertiny.json`` (
 ``tools/build_default_bundle.py`` does after adding notes).
 """
 
-from ..runtime.variant import Variant
+from ..runtime.variant import Variant, default_variant
 from .run import front_end_config
 from .tflm import ARENA_METHOD
 
@@ -48,18 +48,20 @@ def model_card(manifest):
             "",
             f"- float32 UAR {metrics['float_uar']:.4f}",
         ]
-        if "int8_uar" in metrics:
-            drop = metrics["int8_uar_drop_pp"]
-            change = f"{abs(drop):.2f} pp {'below' if drop > 0 else 'above'} float"
-            lines.append(f"- int8 UAR {metrics['int8_uar']:.4f} ({metrics.get('int8_variant', 'int8')}; {change}), "
-                         f"top-1 agreement with float {metrics['int8_agreement']:.2%}")
+        for mode in ("int8", "int16x8"):
+            if f"{mode}_uar" in metrics:
+                drop = metrics[f"{mode}_uar_drop_pp"]
+                change = f"{abs(drop):.2f} pp {'below' if drop > 0 else 'above'} float"
+                lines.append(f"- {mode} UAR {metrics[f'{mode}_uar']:.4f} ({metrics.get(f'{mode}_variant', mode)}; "
+                             f"{change}), top-1 agreement with float {metrics[f'{mode}_agreement']:.2%}")
     else:
         lines.append("Not measured (exported with parity off).")
     lines += [
         "",
         "## Use",
         "",
-        ("- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` "
+        (f"- Raspberry Pi / any TFLite host: `sertiny infer BUNDLE clip.wav` runs `{default_variant(manifest['variants'])}` "
+         "unless `--variant` names another "
          + ("(full profile, one invoke per clip)." if any(v["profile"] == "full" for v in manifest["variants"].values())
             else f"(chunked profile: the host runs the invokes per clip, {_pooling(manifest['variants'])} and "
                  "classifies).")),
@@ -85,7 +87,7 @@ def _microcontroller_use(variants):
     ships = (f"as C arrays {', '.join(c_files)} (arena size and tensor quantisation as #defines)" if c_files
              else f"{models} (this bundle ships no C arrays; `sertiny export` writes `.h`/`.cc` files unless "
              "`--no-c-arrays`)")
-    ks = ", ".join(str(v["chunk"]) for v in chunked.values())
+    ks = ", ".join(str(k) for k in sorted({v["chunk"] for v in chunked.values()}))
     return [f"- Microcontrollers: the chunked integer model{'s' if len(chunked) > 1 else ''} {ships}, run K "
             f"frames per invoke (K = {ks}); the firmware keeps the LSTM states and {_pooling(chunked)} between "
             "invokes as `firmware_bench/c_reference` shows."]

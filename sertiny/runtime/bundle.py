@@ -30,7 +30,7 @@ from .._io import atomic_write_json, json_values, read_json
 from ..errors import ArtifactError, ParameterError
 from ..features.config import FeatureConfig
 from ..features.normalize import NormStats
-from .variant import MODES, OfVariant, Variant, primary_int8, resolve
+from .variant import MODES, OfVariant, Variant, default_variant, resolve
 
 MANIFEST_NAME = "sertiny.json"
 # Shipped inside the package so that 'sertiny infer clip.wav' works with no training;
@@ -123,9 +123,10 @@ class Bundle:
 
     @property
     def default_variant(self):
-        """The int8 model when the bundle has one (``int8``, else the smallest-K ``int8_chunk<K>``),
-        else the first variant."""
-        return primary_int8(self.variants) or next(iter(self.variants))
+        """The variant run when none is named: the int16x8 model when the bundle has one, else
+        the int8 model (full unroll first, else the smallest K), else the first variant
+        (:func:`sertiny.runtime.variant.default_variant` says why)."""
+        return default_variant(list(self.variants))
 
     def variant(self, name=None):
         """The :class:`BundleVariant` called ``name`` (default: :attr:`default_variant`).
@@ -149,7 +150,8 @@ class Bundle:
         meta = self.variant(variant_name).meta
         if isinstance(meta.get("uar"), (int, float)):
             return float(meta["uar"])
-        key = "int8_uar" if self.variant(variant_name).quantized else "float_uar"
+        variant = self.variant(variant_name)
+        key = f"{variant.kind.mode}_uar" if variant.quantized else "float_uar"
         value = self.metrics.get(key)
         return float(value) if isinstance(value, (int, float)) else None
 

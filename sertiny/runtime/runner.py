@@ -91,7 +91,7 @@ def load_runner(bundle, variant=None, *, num_threads=None, runtime=None, kernels
 
     Args:
         bundle: a :class:`~sertiny.runtime.bundle.Bundle`.
-        variant: variant name; default ``bundle.default_variant`` (``int8`` when present).
+        variant: variant name; default ``bundle.default_variant`` (``int16x8``, else ``int8``, when present).
         num_threads: interpreter threads (None: the runtime's default).
         runtime: ``"ai_edge_litert"``, ``"tflite_runtime"`` or ``"tensorflow"``; None picks
             the lightest installed.
