@@ -6,8 +6,9 @@ Each system is a fixed-length vector per clip -> StandardScaler -> LogisticRegre
 - ``compare_2016``: openSMILE ComParE_2016 functionals (6,373 per clip), 16 kHz audio;
 - ``egemaps_v02``: openSMILE eGeMAPSv02 functionals (88 per clip), 16 kHz audio;
 - ``paper_stats``: :func:`clip_statistics` of the paper's 46 features (librosa, 48 kHz originals);
-- ``edge16k_stats`` / ``logmel16k_stats``: :func:`clip_statistics` of sertiny's own front
-  ends (the ``edge16k`` preset is the one sertiny ships), run on the 16 kHz audio.
+- ``edge16k_stats`` / ``edge16k_peak_stats`` / ``logmel16k_stats``: :func:`clip_statistics` of
+  sertiny's own front ends (``edge16k_peak``, levels held below the running peak, is the one
+  the built-in model hears), run on the 16 kHz audio.
 
 Protocol, per fold of :func:`sertiny.data.splits.ravdess_paper_folds`: the scaler and the
 model are fitted on the fold's training speakers only (validation and test speakers are held
@@ -31,6 +32,13 @@ sertiny; without it the openSMILE systems are skipped with a message.
     python benchmarks/classical_baselines.py    # all systems -> results/baselines.md and .json
     python benchmarks/classical_baselines.py --systems paper_stats --limit-c 3    # no report
     python benchmarks/classical_baselines.py --systems compare_2016 --teacher runs/teachers
+
+``--test-gains=-6,6`` also scores every system (except ``paper_stats``, whose features come
+precomputed from the 48 kHz originals) on the same test clips played that many dB louder or
+quieter, as benchmarks/frontend_floor.py makes them (scaled, stored as 16-bit): each fold's
+model is the one fitted and chosen at the corpus's own level, because a user's microphone gain
+is not RAVDESS's. Reported beside each UAR: the share of test clips whose label stays what it
+was at 0 dB (no labels involved), the figure results/frontend_floor*.md give sertiny's models.
 
 ``--teacher DIR`` also writes each system as a distillation teacher for sertiny
 (``DIR/<system>.json``, :mod:`sertiny.training.distill`): for every fold, probabilities of its
@@ -66,12 +74,14 @@ DATA = REPO.parent / "shared" / "data"
 C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0)
 STATISTICS = ("mean", "std", "p10", "p90", "delta_std")
 OPENSMILE_SETS = {"compare_2016": "ComParE_2016", "egemaps_v02": "eGeMAPSv02"}
-FRONT_END_SETS = {"edge16k_stats": "edge16k", "logmel16k_stats": "logmel16k"}
+FRONT_END_SETS = {"edge16k_stats": "edge16k", "edge16k_peak_stats": "edge16k_peak", "logmel16k_stats": "logmel16k"}
 SYSTEMS = {
     "compare_2016": "openSMILE ComParE_2016 functionals, 16 kHz audio",
     "egemaps_v02": "openSMILE eGeMAPSv02 functionals, 16 kHz audio",
     "paper_stats": "clip statistics of the paper's 46 features (34 MFCC + 12 chroma, librosa, 48 kHz)",
-    "edge16k_stats": "clip statistics of sertiny's edge16k front end (what sertiny ships), 16 kHz audio",
+    "edge16k_stats": "clip statistics of sertiny's edge16k front end, 16 kHz audio",
+    "edge16k_peak_stats": "clip statistics of sertiny's edge16k_peak front end (levels below the running peak: what "
+                          "the built-in model hears), 16 kHz audio",
     "logmel16k_stats": "clip statistics of sertiny's logmel16k front end, 16 kHz audio",
 }
 OPENSMILE_SAMPLE_RATE = 16_000
@@ -126,17 +136,37 @@ def paper_corpus(npz_path):
     return _statistics_corpus(load_paper_features(npz_path))
 
 
-def front_end_corpus(data_dir, preset, cache_dir, n_jobs):
-    """Statistics of sertiny's own front end ``preset`` on every clip of ``data_dir``."""
+class GainedCopy:
+    """``load_audio`` of a clip played ``db`` dB louder or quieter and stored as 16-bit, as
+    benchmarks/frontend_floor.py makes its gain versions. Picklable (front-end workers use it)."""
+
+    def __init__(self, db):
+        self.db = float(db)
+
+    def __call__(self, path, target_sr):
+        from sertiny.data import load_audio
+
+        y = load_audio(path, target_sr).astype(np.float64) * 10.0 ** (self.db / 20.0)
+        return (np.clip(np.round(y * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+
+
+def front_end_corpus(data_dir, preset, cache_dir, n_jobs, gain_db=0.0):
+    """Statistics of sertiny's own front end ``preset`` on every clip of ``data_dir`` (played
+    ``gain_db`` dB louder: the copies are cached apart, under ``augmented/``)."""
     from sertiny.features import get_preset
-    from sertiny.training.data import DataSpec, load_table
+    from sertiny.training.data import DataSpec, load_table, perturbed_features
 
     spec = DataSpec(kind="audio", path=str(Path(data_dir).resolve()), cache_dir=str(cache_dir), strict=True)
-    return _statistics_corpus(load_table(spec, get_preset(preset), n_jobs=n_jobs))
+    table = load_table(spec, get_preset(preset), n_jobs=n_jobs)
+    if gain_db:
+        table = dataclasses.replace(table, features=perturbed_features(
+            spec, table, f"gain_{gain_db:+g}dB_pcm16", GainedCopy(gain_db), progress=True, n_jobs=n_jobs))
+    return _statistics_corpus(table)
 
 
-def opensmile_corpus(data_dir, feature_set, cache_path):
-    """openSMILE functionals of every clip of ``data_dir``, from / into the cache at ``cache_path``."""
+def opensmile_corpus(data_dir, feature_set, cache_path, gain_db=0.0):
+    """openSMILE functionals of every clip of ``data_dir`` (played ``gain_db`` dB louder), from /
+    into the cache at ``cache_path``."""
     import opensmile
 
     from sertiny.data import load_audio, load_dataset
@@ -150,15 +180,19 @@ def opensmile_corpus(data_dir, feature_set, cache_path):
     smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
                             feature_level=opensmile.FeatureLevel.Functionals)
     # Everything the vectors depend on: a cache made under another identity is not reused.
-    identity = json.dumps({"feature_set": feature_set, "opensmile": opensmile.__version__,
-                           "sample_rate": OPENSMILE_SAMPLE_RATE, "data": str(Path(data_dir).resolve())})
+    identity = {"feature_set": feature_set, "opensmile": opensmile.__version__,
+                "sample_rate": OPENSMILE_SAMPLE_RATE, "data": str(Path(data_dir).resolve())}
+    if gain_db:
+        identity["gain_db_pcm16"] = gain_db
+    identity = json.dumps(identity)
+    read = GainedCopy(gain_db) if gain_db else load_audio
     done = _read_opensmile_cache(cache_path, identity)
     vectors = [done[n] for n in names if n in done]
     todo = [i for i, n in enumerate(names) if n not in done]
     with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"openSMILE {feature_set}", unit="clip") as bar:
         finished = [n for n in names if n in done]
         for count, i in enumerate(todo, start=1):
-            y = load_audio(paths[i], OPENSMILE_SAMPLE_RATE)
+            y = read(paths[i], OPENSMILE_SAMPLE_RATE)
             vectors.append(smile.process_signal(y, OPENSMILE_SAMPLE_RATE).to_numpy(dtype=np.float32)[0])
             finished.append(names[i])
             bar.update(1)
@@ -190,11 +224,17 @@ def _write_opensmile_cache(cache_path, identity, names, vectors, feature_names):
                  feature_names=np.array(feature_names))
 
 
-def evaluate(corpus, c_grid, class_weight):
-    """Per-fold C choice on validation speakers, test UAR per fold and pooled; see the module docstring."""
+def evaluate(corpus, c_grid, class_weight, gained=None):
+    """Per-fold C choice on validation speakers, test UAR per fold and pooled; see the module docstring.
+
+    ``gained``: ``{gain in dB: (n_clips, n_dims) vectors of the same clips played that loud}``;
+    each fold's chosen model also labels its test clips' gained vectors (``under_gain``).
+    """
     from sertiny.data.splits import fold_indices, ravdess_paper_folds
 
+    gained = gained or {}
     pooled = {"val": ([], []), "test": ([], [])}
+    pooled_gained = {db: [] for db in gained}
     folds = []
     paper_folds = ravdess_paper_folds()
     bar = tqdm(total=len(paper_folds) * len(c_grid), desc="linear fits", unit="fit")
@@ -206,6 +246,9 @@ def evaluate(corpus, c_grid, class_weight):
         val_uars = [_uar(corpus, y[val_idx], model.predict(x_val)) for model in models]
         best = int(np.argmax(val_uars))  # first maximum = smallest C among ties
         val_pred, test_pred = models[best].predict(x_val), models[best].predict(x_test)
+        scaler = _scaler(corpus.vectors, train_idx)
+        for db, vectors in gained.items():
+            pooled_gained[db].append(models[best].predict(scaler.transform(vectors[test_idx])))
         for split, idx, pred in (("val", val_idx, val_pred), ("test", test_idx, test_pred)):
             pooled[split][0].append(y[idx])
             pooled[split][1].append(pred)
@@ -223,6 +266,11 @@ def evaluate(corpus, c_grid, class_weight):
         })
     bar.close()
     y_test, p_test = (np.concatenate(a) for a in pooled["test"])
+    under_gain = {}
+    for db, predictions in pooled_gained.items():
+        p_gained = np.concatenate(predictions)
+        under_gain[f"{db:+g}"] = {"pooled_test_uar": _uar(corpus, y_test, p_gained),
+                                  "labels_kept": float(np.mean(p_gained == p_test))}
     return {
         "n_clips": len(corpus.labels),
         "n_dims": int(corpus.vectors.shape[1]),
@@ -230,6 +278,7 @@ def evaluate(corpus, c_grid, class_weight):
         "pooled_val_uar": _uar(corpus, *(np.concatenate(a) for a in pooled["val"])),
         "pooled_test_recall": dict(zip(corpus.label_names, _recalls(corpus, y_test, p_test), strict=True)),
         "folds": folds,
+        **({"under_gain": under_gain} if under_gain else {}),
     }
 
 
@@ -266,9 +315,13 @@ def write_teacher(path, corpus, result, class_weight):
                        description=description)
 
 
+def _scaler(vectors, train_idx):
+    return StandardScaler().fit(vectors[train_idx])
+
+
 def _standardised(vectors, train_idx, *other_idx):
     """Rows of ``vectors`` scaled by the training rows' mean and std (StandardScaler)."""
-    scaler = StandardScaler().fit(vectors[train_idx])
+    scaler = _scaler(vectors, train_idx)
     return [scaler.transform(vectors[idx]) for idx in (train_idx, *other_idx)]
 
 
@@ -300,13 +353,29 @@ def _recalls(corpus, y_true, y_pred):
     return per_class_recall(y_true, y_pred, len(corpus.label_names)).tolist()
 
 
-def load_corpus(system, args):
+def load_corpus(system, args, gain_db=0.0):
     cache = args.cache
     if system in OPENSMILE_SETS:
-        return opensmile_corpus(args.data, OPENSMILE_SETS[system], cache / f"opensmile_{OPENSMILE_SETS[system]}.npz")
+        name = OPENSMILE_SETS[system] + (f"_gain{gain_db:+g}dB" if gain_db else "")
+        return opensmile_corpus(args.data, OPENSMILE_SETS[system], cache / f"opensmile_{name}.npz", gain_db)
     if system in FRONT_END_SETS:
-        return front_end_corpus(args.data, FRONT_END_SETS[system], cache / "sertiny_features", args.jobs)
+        return front_end_corpus(args.data, FRONT_END_SETS[system], cache / "sertiny_features", args.jobs, gain_db)
+    if gain_db:
+        raise ValueError("paper_stats has no audio to play louder")  # main() never asks
     return paper_corpus(args.paper_features)
+
+
+def gained_vectors(system, corpus, args):
+    """``{gain: vectors}`` of ``corpus``'s clips at each of ``--test-gains`` (none for paper_stats)."""
+    if system not in OPENSMILE_SETS and system not in FRONT_END_SETS:
+        return {}
+    out = {}
+    for db in args.test_gains:
+        other = load_corpus(system, args, db)
+        if not np.array_equal(other.names, corpus.names):
+            sys.exit(f"Error: {system} at {db:+g} dB lists other clips than at 0 dB; clear {args.cache} and rerun.")
+        out[db] = other.vectors
+    return out
 
 
 def library_versions():
@@ -331,6 +400,9 @@ def parse_args():
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "baselines_cache")
     parser.add_argument("--class-weight", choices=("balanced", "none"), default="balanced")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for sertiny's front end")
+    parser.add_argument("--test-gains", default="",
+                        help="comma-separated gains in dB, written --test-gains=-6,6: also score each system on its test clips "
+                             "played that much louder or quieter (every system but paper_stats)")
     parser.add_argument("--limit-c", type=int, default=None,
                         help="use only the first N values of the C grid (a quick look; no report written)")
     parser.add_argument("--teacher", type=Path, default=None, metavar="DIR",
@@ -347,6 +419,12 @@ def parse_args():
         parser.error(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}.")
     if args.jobs < 1:
         parser.error(f"--jobs must be an int >= 1; got {args.jobs}.")
+    try:
+        args.test_gains = [float(g) for g in args.test_gains.split(",") if g.strip()]
+    except ValueError:
+        parser.error(f"--test-gains must be comma-separated numbers of dB (e.g. --test-gains=-6,6); got {args.test_gains!r}.")
+    if 0.0 in args.test_gains or len(set(args.test_gains)) != len(args.test_gains):
+        parser.error(f"--test-gains must list distinct gains other than 0 dB; got {args.test_gains}.")
     return args
 
 
@@ -368,11 +446,12 @@ def main():
     for system in args.systems:
         print(f"== {system}: {SYSTEMS[system]}", flush=True)
         corpus = load_corpus(system, args)
+        gained = gained_vectors(system, corpus, args)
         # One BLAS thread: the fits are small, and the machine's cores are shared with training
         # jobs; oversubscribed OpenBLAS threads spin and made each ComParE fit ~10x slower in CPU
         # time. (threadpoolctl caps only libraries already loaded, hence sklearn's top-level import.)
         with limit_blas_threads(1):
-            results[system] = {"description": SYSTEMS[system], **evaluate(corpus, c_grid, class_weight)}
+            results[system] = {"description": SYSTEMS[system], **evaluate(corpus, c_grid, class_weight, gained)}
             if args.teacher is not None:
                 write_teacher(args.teacher / f"{system}.json", corpus, results[system], class_weight)
                 print(f"teacher written to {args.teacher / f'{system}.json'}", flush=True)
@@ -392,6 +471,7 @@ def main():
             "fit_on": "the fold's training speakers only (no refit on train + validation)",
             "metric": "sklearn recall_score(average='macro'), test predictions of the five folds pooled",
             "seeds": "none: lbfgs, the scaler and the extractors are deterministic (BLAS capped at one thread)",
+            "test_gains_db": args.test_gains,
         },
         "systems": results,
     }
@@ -411,7 +491,35 @@ def format_summary(results):
         choices = ", ".join(f"{f['chosen_C']:g}" for f in r["folds"])
         lines.append(f"| {system} | {r['n_dims']:,} | {r['pooled_test_uar']:.4f} | {r['pooled_val_uar']:.4f} "
                      f"| {choices} |")
+    for system, r in results.items():
+        for gain, g in r.get("under_gain", {}).items():
+            lines.append(f"{system} at {gain} dB: test UAR {g['pooled_test_uar']:.4f}, "
+                         f"labels kept {100 * g['labels_kept']:.1f} %")
     return "\n".join(lines)
+
+
+def _gain_lines(results, gains):
+    """The section on the test clips played louder or quieter (none without ``--test-gains``)."""
+    rows = [(s, r) for s, r in results.items() if "under_gain" in r]
+    if not gains or not rows:
+        return []
+    keys = [f"{g:+g}" for g in gains]
+    return [
+        "## The same test clips played louder or quieter",
+        "",
+        "Each fold's model, fitted and chosen at RAVDESS's own recording level, labels its test clips "
+        "scaled by the gain and stored as 16-bit (as benchmarks/frontend_floor.py makes its gain versions). "
+        "Labels kept: the share of test clips whose label stays what it was at 0 dB (no labels involved). "
+        "`paper_stats` has no row: its features come precomputed from the 48 kHz originals.",
+        "",
+        "| system | " + " | ".join(f"UAR at {k} dB" for k in keys) + " | UAR at 0 dB | "
+        + " | ".join(f"labels kept at {k} dB" for k in keys) + " |",
+        "|---|" + "---:|" * (2 * len(keys) + 1),
+        *[f"| {s} | " + " | ".join(f"{r['under_gain'][k]['pooled_test_uar']:.4f}" for k in keys)
+          + f" | {r['pooled_test_uar']:.4f} | "
+          + " | ".join(f"{100 * r['under_gain'][k]['labels_kept']:.1f} %" for k in keys) + " |" for s, r in rows],
+        "",
+    ]
 
 
 def format_report(record):
@@ -467,6 +575,7 @@ def format_report(record):
         "|---|" + "---|" * 5,
         *fold_rows,
         "",
+        *_gain_lines(results, protocol.get("test_gains_db") or []),
         "## Pooled test recall per class",
         "",
         "| system | " + " | ".join(next(iter(results.values()))["pooled_test_recall"]) + " |",
