@@ -55,6 +55,15 @@ EDGE16K_VARIANTS = {
     "edge16k_peak50_amin8": {"running_peak_db": 50.0, "amin": 1e-8},
 }
 INPUTS = ("edge16k", *EDGE16K_VARIANTS, "paper", "logmel16k")
+# The classical baseline on clip statistics of each input (benchmarks/classical_baselines.py's
+# systems are named by preset; edge16k_peak40 is the edge16k_peak preset).
+STATS_BASELINES = {"edge16k": "edge16k_stats", "edge16k_peak40": "edge16k_peak_stats", "paper": "paper_stats",
+                   "logmel16k": "logmel16k_stats"}
+
+
+def stats_baseline(input_name):
+    """The name of the classical clip-statistics system on ``input_name``'s front end, or None."""
+    return STATS_BASELINES.get(input_name)
 # What the built-in bundle ships (tools/build_default_bundle.py): ResLSTM-SA-h64 on edge16k with
 # levels below the running peak (the edge16k_peak preset), trained with FINAL_RECIPE plus
 # louder, quieter and noisy copies of the training clips (reg_all_gain_noise), not joined with
@@ -172,13 +181,15 @@ def export(args):
         streaming = get_family(parse_model_name(model)[0]).streaming
         for seed in args.seeds:
             config = ExportConfig(full=not streaming, chunks=(1,) if streaming else (), c_arrays=False,
-                                  weights=f"seed{seed}_fold1", parity_seed=seed)
+                                  int16x8=args.int16x8, weights=f"seed{seed}_fold1", parity_seed=seed)
             out = bundle_dir(args.input, model, args.recipe, seed)
             print(f"== export {run} (parity on seed {seed}'s fold models) -> {out}", flush=True)
             manifest = export_run(run, out, config, overwrite=True, progress=lambda m: print("  ", m, flush=True))
             m = manifest["metrics"]
             print(f"   float {m['float_uar']:.4f}, {m.get('int8_variant')} {m.get('int8_uar', float('nan')):.4f}, "
-                  f"agreement {m.get('int8_agreement', float('nan')):.4f}", flush=True)
+                  f"agreement {m.get('int8_agreement', float('nan')):.4f}"
+                  + (f"; {m['int16x8_variant']} {m['int16x8_uar']:.4f}, agreement {m['int16x8_agreement']:.4f}"
+                     if "int16x8_uar" in m else ""), flush=True)
 
 
 # The K = 1 microcontroller profile of issue 14 (and the built-in bundle): flash and TFLM arena.
@@ -189,14 +200,19 @@ BUILTIN_MANIFEST = ROOT / "sertiny" / "assets" / "default_bundle" / "sertiny.jso
 def int8_metrics(input_name, model, recipe):
     """int8 parity of a run on seed 0's fold models (from its export, or from the built-in
     bundle when that was exported from this run: tools/build_default_bundle.py measures the
-    same fold models), plus ``uar_int8_per_seed`` of every seed exported."""
+    same fold models), plus ``uar_int8_per_seed`` of every seed exported; the same for the
+    int16x8 models where the exports have them (``uar_int16x8``, ``uar_int16x8_per_seed``, ...)."""
     metrics = _seed0_int8_metrics(input_name, model, recipe)
-    per_seed = {}
-    for manifest in sorted(bundle_dir(input_name, model, recipe).parent.glob(f"{recipe}@seed*/sertiny.json")):
-        per_seed[manifest.parent.name.rsplit("@seed", 1)[1]] = json.loads(manifest.read_text())["metrics"]["int8_uar"]
-    if metrics["uar_int8"] is not None and per_seed:
-        per_seed = {"0": metrics["uar_int8"], **per_seed}
-        metrics.update(uar_int8_per_seed=per_seed, uar_int8_mean=_mean(list(per_seed.values())))
+    exported = {manifest.parent.name.rsplit("@seed", 1)[1]: json.loads(manifest.read_text())["metrics"]
+                for manifest in sorted(bundle_dir(input_name, model, recipe).parent.glob(f"{recipe}@seed*/sertiny.json"))}
+    for mode in ("int8", "int16x8"):
+        seed0 = metrics.get(f"uar_{mode}")
+        per_seed = {seed: m[f"{mode}_uar"] for seed, m in exported.items() if f"{mode}_uar" in m}
+        if seed0 is not None and per_seed:
+            per_seed = {"0": seed0, **per_seed}
+            agreements = [metrics[f"{mode}_agreement"]] + [exported[s][f"{mode}_agreement"] for s in per_seed if s != "0"]
+            metrics.update({f"uar_{mode}_per_seed": per_seed, f"uar_{mode}_mean": _mean(list(per_seed.values())),
+                            f"{mode}_agreement_per_seed": agreements})
     return metrics
 
 
@@ -210,10 +226,16 @@ def _seed0_int8_metrics(input_name, model, recipe):
     data = json.loads(manifest.read_text())
     m = data["metrics"]
     variant = data.get("variants", {}).get(m.get("int8_variant"), {})
-    return {"uar_int8": m.get("int8_uar"), "int8_variant": m.get("int8_variant"),
-            "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar"),
-            "int8_bytes": variant.get("bytes"), "int8_arena_bytes": variant.get("arena_bytes"),
-            "int8_head_bytes": head_bytes(variant.get("head"))}
+    out = {"uar_int8": m.get("int8_uar"), "int8_variant": m.get("int8_variant"),
+           "int8_agreement": m.get("int8_agreement"), "uar_float_seed0_bundle": m.get("float_uar"),
+           "int8_bytes": variant.get("bytes"), "int8_arena_bytes": variant.get("arena_bytes"),
+           "int8_head_bytes": head_bytes(variant.get("head"))}
+    if "int16x8_uar" in m:
+        wide = data["variants"][m["int16x8_variant"]]
+        out.update(uar_int16x8=m["int16x8_uar"], int16x8_variant=m["int16x8_variant"],
+                   int16x8_agreement=m["int16x8_agreement"], int16x8_bytes=wide.get("bytes"),
+                   int16x8_arena_bytes=wide.get("arena_bytes"))
+    return out
 
 
 def head_bytes(head):
@@ -352,10 +374,26 @@ def floor_row(rows, front_end):
 def _int8_text(r):
     if r.get("uar_int8") is None:
         return "not exported"
+    text = _int8_seed0_text(r)
     if r.get("uar_int8_per_seed"):
         per_seed = ", ".join(f"{v:.3f}" for v in r["uar_int8_per_seed"].values())
-        return f"mean {r['uar_int8_mean']:.4f} over seeds' fold models ({per_seed}); seed 0: " + _int8_seed0_text(r)
-    return _int8_seed0_text(r)
+        text = f"mean {r['uar_int8_mean']:.4f} over seeds' fold models ({per_seed}); seed 0: " + text
+    return text + _int16x8_text(r)
+
+
+def _int16x8_text(r):
+    """The int16x8 models' figures (16-bit activations, int8 weights) where they were exported."""
+    if r.get("uar_int16x8") is None:
+        return ""
+    if r.get("uar_int16x8_per_seed"):
+        per_seed = ", ".join(f"{v:.3f}" for v in r["uar_int16x8_per_seed"].values())
+        agreements = ", ".join(f"{100 * a:.1f}" for a in r["int16x8_agreement_per_seed"])
+        figures = f"mean {r['uar_int16x8_mean']:.4f} over seeds' fold models ({per_seed}; agreement {agreements} %)"
+    else:
+        figures = f"{r['uar_int16x8']:.4f} (agreement {100 * r['int16x8_agreement']:.1f} %)"
+    size = (f", {r['int16x8_bytes'] / 1024:.1f} KB, arena {r['int16x8_arena_bytes'] / 1024:.1f} KB"
+            if r.get("int16x8_bytes") and r.get("int16x8_arena_bytes") else "")
+    return f". **int16x8** ({r['int16x8_variant']}, 16-bit activations{size}): {figures}"
 
 
 def _int8_seed0_text(r):
@@ -604,6 +642,8 @@ def main():
     p.add_argument("--input", choices=INPUTS, default="edge16k")
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0],
                    help="measure int8 parity on each of these seeds' fold models (one bundle each)")
+    p.add_argument("--int16x8", action="store_true",
+                   help="also the int16x8 models (16-bit activations), as the built-in bundle ships")
     p.set_defaults(func=export)
     p = sub.add_parser("report")
     p.add_argument("--out", default=str(ROOT / "results" / "accuracy.md"))
