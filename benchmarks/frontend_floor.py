@@ -16,7 +16,8 @@ Compares two training runs that differ only in their front end (each run's own
    read back by the loader; soxr "HQ" twice also cuts the copy above ~7.5 kHz), gain -6 / +6
    dB and white noise at 40 dB SNR (seeded per clip), each stored as 16-bit. Agreement = share
    of clips whose label does not change; UAR of each version beside it.
-4. The built-in bundle (int8, as ``sertiny infer`` runs it) on actor 01's originals vs copies.
+4. The built-in bundle (its default model, as ``sertiny infer`` runs it, then each other model
+   it ships) on actor 01's originals vs copies.
 
 Writes results/frontend_floor.md and .json with the command, date and machine.
 
@@ -265,10 +266,16 @@ def bundle_only(args):
              f"original WAVs equals that of its 16 kHz copy for {100 * b['agreement']:.1f} % of {b['clips']} clips; "
              f"this {status} the {100 * TARGET_AGREEMENT:.0f} % target.", ""]
     lines += [f"- {flip}" for flip in b["flips"]] + [""]
-    # The same check with the float32 streaming model: which flips are the int8 model's own.
-    f = result["bundle_float"] = bundle_agreement(args.data, names, "f32_chunk1")
-    lines += [f"The bundle's float32 model ({f['variant']}), same clips: {100 * f['agreement']:.1f} % agree.", ""]
-    lines += [f"- {flip}" for flip in f["flips"]] + [""]
+    # The same check with the bundle's other models (float32, and int8 beside int16x8): which
+    # flips are the front end's and which a quantised model's own.
+    from sertiny.runtime.bundle import Bundle
+
+    others = [v for v in Bundle.load(None).variants if v != b["variant"]]
+    result["bundle_others"] = {}
+    for name in others:
+        o = result["bundle_others"][name] = bundle_agreement(args.data, names, name)
+        lines += [f"The bundle's {name} model, same clips: {100 * o['agreement']:.1f} % agree.", ""]
+        lines += [f"- {flip}" for flip in o["flips"]] + [""]
     out = args.out.with_name("frontend_floor_builtin.md")
     atomic_write_text(out, "\n".join(lines))
     atomic_write_json(out.with_suffix(".json"), result)

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from sertiny.runtime.bundle import DEFAULT_BUNDLE, Bundle, default_bundle_path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Hundreds of KB, not MB, in the wheel: the chunked int8 (52 KB) and float32 (186 KB) models and the
-# manifest (53 KB: the host head's constants are in it once per variant; a joined model's, with
+# Hundreds of KB, not MB, in the wheel: the chunked int8 (52 KB), int16x8 (54 KB) and float32 (186 KB) models and the
+# manifest (76 KB: the host head's constants are in it once per variant; a joined model's, with
 # its statistics, take 127 KB).
 MAX_BUNDLE_BYTES = 400_000
 
@@ -21,7 +21,8 @@ MAX_BUNDLE_BYTES = 400_000
 def test_default_bundle_loads_and_is_small():
     bundle = Bundle.load(None)
     assert bundle.path == default_bundle_path() == DEFAULT_BUNDLE
-    assert set(bundle.variants) == {"f32_chunk1", "int8_chunk1"} and bundle.default_variant == "int8_chunk1"
+    assert set(bundle.variants) == {"f32_chunk1", "int8_chunk1", "int16x8_chunk1"}
+    assert bundle.default_variant == "int16x8_chunk1"  # int8 rounding flips labels; 16-bit activations keep them
     from sertiny.features import get_preset
 
     # Rebuilt on edge16k with its quiet-frame floors and levels held below the running peak
@@ -34,11 +35,12 @@ def test_default_bundle_loads_and_is_small():
     assert not any(str(v).startswith("/") for v in (bundle.manifest["source_run"], bundle.manifest["source_data"]))
 
 
-def test_shipped_int8_model_is_integer_throughout():
+def test_shipped_integer_models_are_integer_throughout():
     pytest.importorskip("tensorflow", reason="reading the flatbuffer needs TensorFlow's schema")
     from export_helpers import float_tensors_used
 
-    assert float_tensors_used((DEFAULT_BUNDLE / "model_int8_chunk1.tflite").read_bytes()) == []
+    for name in ("model_int8_chunk1.tflite", "model_int16x8_chunk1.tflite"):
+        assert float_tensors_used((DEFAULT_BUNDLE / name).read_bytes()) == []
 
 
 def test_model_card_states_data_licence_and_cross_validated_uar():
@@ -48,6 +50,7 @@ def test_model_card_states_data_licence_and_cross_validated_uar():
     assert manifest["metrics"]["per_fold"] and len(manifest["metrics"]["per_fold"]) == 5
     assert f"float32 UAR {manifest['metrics']['float_uar']:.4f}" in card
     assert f"int8 UAR {manifest['metrics']['int8_uar']:.4f}" in card
+    assert f"int16x8 UAR {manifest['metrics']['int16x8_uar']:.4f}" in card
 
 
 def test_model_card_names_only_files_the_bundle_ships_and_gives_its_arena():
@@ -69,11 +72,11 @@ def test_infer_and_bench_need_no_bundle_argument(shared_data, tmp_path):
     result = CliRunner().invoke(main, ["infer", *map(str, clips), "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
-    assert [r["variant"] for r in rows] == ["int8_chunk1"] * 2 and all(r["label"] for r in rows)
+    assert [r["variant"] for r in rows] == ["int16x8_chunk1"] * 2 and all(r["label"] for r in rows)
     bench = CliRunner().invoke(main, ["bench", "--runs", "3", "--warmup", "1", "--threads", "1", "--no-peers",
                                       "--no-cold-start", "--no-tflm", "--out", str(tmp_path / "b")])
     assert bench.exit_code == 0, bench.output
-    assert "int8_chunk1" in bench.output and (tmp_path / "b" / "bench.json").is_file()
+    assert "int16x8_chunk1" in bench.output and (tmp_path / "b" / "bench.json").is_file()
 
 
 def test_infer_with_only_a_bundle_asks_for_audio():

@@ -76,7 +76,7 @@ def test_emulated_pi_predictions_equal_the_hosts(bundle, clips, tmp_path):
 
 
 def test_emulated_pi_runs_the_builtin_bundle(clips, tmp_path):
-    """The bundle shipped in the package (chunked int8, host loop in Python) on the Pi stack."""
+    """The bundle shipped in the package (chunked int16x8, its default, host loop in Python) on the Pi stack."""
     _require_qemu()
     from sertiny.runtime.bundle import DEFAULT_BUNDLE
 
@@ -86,7 +86,7 @@ def test_emulated_pi_runs_the_builtin_bundle(clips, tmp_path):
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     emulated = [json.loads(line) for line in (out / "emulated.jsonl").read_text().splitlines()]
-    assert [r["variant"] for r in emulated] == ["int8_chunk1"] * len(picked)
+    assert [r["variant"] for r in emulated] == ["int16x8_chunk1"] * len(picked)
     summary = json.loads((out / "comparison.json").read_text())
     assert summary["ok"] and summary["clips"] == len(picked), summary
 
