@@ -76,9 +76,10 @@ def test_the_int16x8_models_figures_follow_the_int8_ones_where_exported():
     row = {"uar_int8": 0.47, "int8_variant": "int8_chunk1", "int8_agreement": 0.93}
     assert "int16x8" not in acc._int8_text(row)
     wide = dict(row, uar_int16x8=0.473, int16x8_variant="int16x8_chunk1", int16x8_agreement=0.991,
-                int16x8_bytes=54392, int16x8_arena_bytes=7488)
+                int16x8_bytes=54392, int16x8_arena_bytes=7488, int8_head_bytes=2816)
     assert acc._int8_text(wide).endswith(
-        ". **int16x8** (int16x8_chunk1, 16-bit activations, 53.1 KB, arena 7.3 KB): 0.4730 (agreement 99.1 %)")
+        ". **int16x8** (int16x8_chunk1, 16-bit activations, 53.1 KB + 2.8 KB host head, arena 7.3 KB: fits the "
+        "microcontroller profile): 0.4730 (agreement 99.1 %)")
     seeds = dict(wide, uar_int16x8_per_seed={"0": 0.473, "1": 0.494}, uar_int16x8_mean=0.4835,
                  int16x8_agreement_per_seed=[0.991, 0.992])
     assert "mean 0.4835 over seeds' fold models (0.473, 0.494; agreement 99.1, 99.2 %)" in acc._int8_text(seeds)

@@ -391,21 +391,23 @@ def _int16x8_text(r):
         figures = f"mean {r['uar_int16x8_mean']:.4f} over seeds' fold models ({per_seed}; agreement {agreements} %)"
     else:
         figures = f"{r['uar_int16x8']:.4f} (agreement {100 * r['int16x8_agreement']:.1f} %)"
-    size = (f", {r['int16x8_bytes'] / 1024:.1f} KB, arena {r['int16x8_arena_bytes'] / 1024:.1f} KB"
-            if r.get("int16x8_bytes") and r.get("int16x8_arena_bytes") else "")
+    size = (_size_text(r["int16x8_bytes"], r.get("int8_head_bytes"), r.get("int16x8_arena_bytes"))
+            if r.get("int16x8_bytes") else "")  # the same host head as the int8 model's
     return f". **int16x8** ({r['int16x8_variant']}, 16-bit activations{size}): {figures}"
 
 
 def _int8_seed0_text(r):
-    size = ""
-    if r.get("int8_bytes"):
-        head = r.get("int8_head_bytes") or 0
-        flash = r["int8_bytes"] + head
-        fits = flash <= MCU_FLASH and (r["int8_arena_bytes"] or float("inf")) <= MCU_ARENA
-        size = (f", {r['int8_bytes'] / 1024:.1f} KB" + (f" + {head / 1024:.1f} KB host head" if head else "")
-                + f", arena {r['int8_arena_bytes'] / 1024:.1f} KB: "
-                f"{'fits' if fits else 'does not fit'} the microcontroller profile")
+    size = _size_text(r["int8_bytes"], r.get("int8_head_bytes"), r.get("int8_arena_bytes")) if r.get("int8_bytes") else ""
     return f"{r['uar_int8']:.4f} ({r['int8_variant']}, agreement {100 * r['int8_agreement']:.1f} %{size})"
+
+
+def _size_text(model_bytes, head_bytes, arena_bytes):
+    """``, 50.7 KB + 2.8 KB host head, arena 7.3 KB: fits the microcontroller profile``."""
+    head = head_bytes or 0
+    fits = model_bytes + head <= MCU_FLASH and (arena_bytes or float("inf")) <= MCU_ARENA
+    return (f", {model_bytes / 1024:.1f} KB" + (f" + {head / 1024:.1f} KB host head" if head else "")
+            + (f", arena {arena_bytes / 1024:.1f} KB" if arena_bytes else "")
+            + f": {'fits' if fits else 'does not fit'} the microcontroller profile")
 
 
 def _baseline_lines(rows, classical):
@@ -458,7 +460,7 @@ def _shipped_lines(rows):
     return [f"## What ships: `{model}`, recipe `{recipe}`, on `{SHIPPED_INPUT}`", "",
             "The built-in bundle's cross-validation (`python tools/build_default_bundle.py`; train/accuracy.py "
             "`SHIPPED_MODEL` says how it was chosen).", "",
-            "| model | front end | recipe | seeds | late val UAR | float UAR mean ± std | int8 UAR "
+            "| model | front end | recipe | seeds | late val UAR | float UAR mean ± std | integer UAR (int8, int16x8) "
             "| vs stats_linear floor |", "|---|---|---|---|---|---|---|---|",
             f"| {model} | {SHIPPED_INPUT} | {recipe} | {len(r['seeds'])} | {r['late_val_uar']:.4f} | {_fmt(r)} "
             f"| {_int8_text(r)} | {_versus_floor_text(rows, r)} |", ""]
