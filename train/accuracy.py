@@ -53,6 +53,9 @@ EDGE16K_VARIANTS = {
     "edge16k_peak50": {"running_peak_db": 50.0},
     # the same -30 dB running-peak level as 40 dB, with a 10 dB lower floor below it
     "edge16k_peak50_amin8": {"running_peak_db": 50.0, "amin": 1e-8},
+    # the same 40 dB below the peak as edge16k_peak, held from a 10 dB lower level (-40 dB mean
+    # mel power), which the quietest clips reach too, and sooner
+    "edge16k_peak40_amin8": {"running_peak_db": 40.0, "amin": 1e-8},
 }
 INPUTS = ("edge16k", *EDGE16K_VARIANTS, "paper", "logmel16k")
 # The classical baseline on clip statistics of each input (benchmarks/classical_baselines.py's
