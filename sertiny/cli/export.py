@@ -35,7 +35,9 @@ def _clips(ctx, param, value):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Bundle directory to write.")
 @click.option("--int8/--no-int8", default=True, show_default=True,
               help="Full-integer model: int8 weights, activations, input and output.")
-@click.option("--int16x8", is_flag=True, help="Also int16-activation / int8-weight models (more accurate, same flash).")
+@click.option("--int16x8", is_flag=True,
+              help="Also int16-activation / int8-weight models: ~99 % label agreement with float where int8 "
+                   "gives 91-95 %, about 5 % more flash, same arena; the bundle then runs them by default.")
 @click.option("--float16", is_flag=True, help="Also a float16-weight model.")
 @click.option("--dynamic", is_flag=True, help="Also a dynamic-range model (int8 weights, float activations).")
 @click.option("--chunk", "chunks", multiple=True, callback=_chunk_list, metavar="K",

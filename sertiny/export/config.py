@@ -15,7 +15,8 @@ class ExportConfig(Config):
     int8: build the full-integer model (int8 weights, activations, input and output).
     int16x8: also build integer models with int16 activations and int8 weights
         (``int16x8``, ``int16x8_chunk<K>``): the LSTM cell state keeps 256x finer steps,
-        for when int8 activations lose too much accuracy (measured in results/export.md).
+        for when int8 activations lose too much accuracy (measured in results/export.md). A
+        bundle that has them runs them by default (:func:`sertiny.runtime.variant.default_variant`).
     float16, dynamic: also build float16-weight and dynamic-range (int8 weights, float
         activations) full-unroll variants.
     chunks: chunk sizes K of the chunked/streaming profile, e.g. ``(1,)``; shipped as
