@@ -220,12 +220,13 @@ def test_manifest_file_linked_out_of_the_bundle_is_refused(bundle_copy, tmp_path
 def test_the_builtin_bundle_is_sealed_and_loads():
     manifest = json.loads((DEFAULT_BUNDLE / "sertiny.json").read_text())
     assert manifest["format_version"] == 2 and len(manifest["manifest_sha256"]) == 64
-    assert set(Bundle.load(None).variants) == {"f32_chunk1", "int8_chunk1"}
+    assert set(Bundle.load(None).variants) == {"f32_chunk1", "int8_chunk1", "int16x8_chunk1"}
 
 
 def test_profile_less_variant_names(bundle_copy, clip):
     bundle = Bundle.load(None)
     assert bundle.variant("f32").name == "f32_chunk1" and bundle.variant("int8").name == "int8_chunk1"
+    assert bundle.variant("int16x8").name == "int16x8_chunk1"
     result = _cli("infer", clip, "--variant", "f32", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["variant"] == "f32_chunk1"
 
@@ -233,7 +234,7 @@ def test_profile_less_variant_names(bundle_copy, clip):
         manifest["variants"]["f32_chunk4"] = dict(manifest["variants"]["f32_chunk1"], chunk=4)
     ambiguous = Bundle.load(bundle_copy(two_chunked))
     with pytest.raises(ArtifactError, match=r"no variant 'f32'; this bundle has f32_chunk1, int8_chunk1, "
-                                            r"f32_chunk4 \(name one of them\)"):
+                                            r"int16x8_chunk1, f32_chunk4 \(name one of them\)"):
         ambiguous.variant("f32")
 
 
