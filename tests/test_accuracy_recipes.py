@@ -96,3 +96,12 @@ def test_the_report_names_what_ships_beside_its_floor():
     assert lines[-2].startswith(f"| {model} | {acc.SHIPPED_INPUT} | {recipe} | 3 | 0.5000 | 0.4900 ± 0.0100")
     assert lines[-2].endswith("| +6.0 pp |") and "not exported" in lines[-2]
     assert acc._shipped_lines([dict(shipped, complete=False)]) == []  # an unfinished run is not reported
+
+
+def test_classical_baselines_show_their_uar_under_a_gain_when_measured():
+    acc = _accuracy_module()
+    measured = {"description": "d", "pooled_test_uar": 0.55,
+                "under_gain": {"+6": {"pooled_test_uar": 0.52}, "-6": {"pooled_test_uar": 0.54}}}
+    lines = acc._baseline_lines([], {"compare_2016": measured, "other": {"description": "e", "pooled_test_uar": 0.5}})
+    assert "| d + LogisticRegression | compare_2016 | 0.5500 (at -6 / +6 dB: 0.5400 / 0.5200) |" in "\n".join(lines)
+    assert "| e + LogisticRegression | other | 0.5000 | C per fold" in "\n".join(lines)

@@ -423,9 +423,19 @@ def _baseline_lines(rows, classical):
                          f"{front_end} | {_fmt(floor)} ({len(floor['seeds'])} seeds) | recipe `{floor['recipe']}`, "
                          "best late val UAR |")
     for name, b in classical.items():
-        lines.append(f"| {b['description']} + LogisticRegression | {name} | {b['pooled_test_uar']:.4f} | "
-                     "C per fold on validation speakers (results/baselines.md) |")
+        lines.append(f"| {b['description']} + LogisticRegression | {name} | {b['pooled_test_uar']:.4f}"
+                     f"{_under_gain_text(b)} | C per fold on validation speakers (results/baselines.md) |")
     return lines + [""]
+
+
+def _under_gain_text(baseline):
+    """`` (at -6 / +6 dB: 0.541 / 0.523)``: the same test clips played quieter / louder, if measured."""
+    gains = baseline.get("under_gain") or {}
+    if not gains:
+        return ""
+    keys = sorted(gains, key=float)
+    return (f" (at {' / '.join(keys)} dB: "
+            + " / ".join(f"{gains[k]['pooled_test_uar']:.4f}" for k in keys) + ")")
 
 
 def _ablation_lines(rows):
