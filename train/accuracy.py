@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sertiny.runtime.variant import INTEGER_MODES  # light: the device path's own module
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RUNS = ROOT / "runs" / "accuracy"
@@ -208,7 +210,7 @@ def int8_metrics(input_name, model, recipe):
     metrics = _seed0_int8_metrics(input_name, model, recipe)
     exported = {manifest.parent.name.rsplit("@seed", 1)[1]: json.loads(manifest.read_text())["metrics"]
                 for manifest in sorted(bundle_dir(input_name, model, recipe).parent.glob(f"{recipe}@seed*/sertiny.json"))}
-    for mode in ("int8", "int16x8"):
+    for mode in INTEGER_MODES:
         seed0 = metrics.get(f"uar_{mode}")
         per_seed = {seed: m[f"{mode}_uar"] for seed, m in exported.items() if f"{mode}_uar" in m}
         if seed0 is not None and per_seed:

@@ -34,7 +34,7 @@ from .._io import (
 from ..errors import ArtifactError, ParameterError, SertinyError
 from ..models.registry import get_family
 from ..runtime.bundle import model_digest, write_manifest
-from ..runtime.variant import primary_of_mode
+from ..runtime.variant import INTEGER_MODES, primary_of_mode
 from . import tflm
 from .carray import write_c_array
 from .config import ExportConfig
@@ -236,7 +236,7 @@ def _metrics(parity):
         "float_uar": pooled["f32"]["uar"],
     }
     variants = {k: v for k, v in pooled.items() if k != "n"}  # "n": the clip count
-    for mode in ("int8", "int16x8"):
+    for mode in INTEGER_MODES:
         name = primary_of_mode(variants, mode)
         if name:
             metrics.update({f"{mode}_variant": name, f"{mode}_uar": pooled[name]["uar"],

@@ -5,7 +5,7 @@ alone, so a published bundle's card can be rewritten from its ``sertiny.json`` (
 ``tools/build_default_bundle.py`` does after adding notes).
 """
 
-from ..runtime.variant import Variant, default_variant
+from ..runtime.variant import INTEGER_MODES, Variant, default_variant
 from .run import front_end_config
 from .tflm import ARENA_METHOD
 
@@ -48,7 +48,7 @@ def model_card(manifest):
             "",
             f"- float32 UAR {metrics['float_uar']:.4f}",
         ]
-        for mode in ("int8", "int16x8"):
+        for mode in INTEGER_MODES:
             if f"{mode}_uar" in metrics:
                 drop = metrics[f"{mode}_uar_drop_pp"]
                 change = f"{abs(drop):.2f} pp {'below' if drop > 0 else 'above'} float"

@@ -112,7 +112,7 @@ def primary_of_mode(names, mode):
     """Among variant ``names``, the one of ``mode`` (``int8``, ``int16x8``, ...) a bundle's
     figures describe: full unroll first, else the chunked model with the smallest K; None if
     there is none."""
-    kinds = [Variant.parse(name) for name in names if Variant.parse(name).mode == mode]
+    kinds = [kind for kind in map(Variant.parse, names) if kind.mode == mode]
     if not kinds:
         return None
     return min(kinds, key=lambda kind: (kind.profile != "full", kind.chunk or 0)).name
