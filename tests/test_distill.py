@@ -48,6 +48,22 @@ def test_blended_targets_stay_distributions_through_mixup():
                    seed=0)
 
 
+def _trained_teacher(table, tmp_path):
+    """A two-seed teacher run on ``table``: ``(common TrainConfig fields, its directory, RunDir, RunTeacher)``."""
+    from sertiny.training import TrainConfig, train
+    from sertiny.training.distill import RunTeacher
+    from sertiny.training.rundir import RunDir
+
+    common = dict(model="lstm_sa_h8", epochs=2, batch_size=16, folds="kfold", n_folds=3, n_val_speakers=1,
+                  seq_len=40, lr=3e-3)
+    teacher_dir = tmp_path / "teacher"
+    train(table, TrainConfig(seeds=(0, 1), **common), teacher_dir, progress=False)
+    run = RunDir(teacher_dir)
+    teacher = RunTeacher(teacher_dir, feature_config=table.feature_config, label_names=table.label_names,
+                         folds=run.folds())
+    return common, teacher_dir, run, teacher
+
+
 @pytest.mark.slow
 def test_a_student_learns_from_its_teachers_fold_models_only(small_table, tmp_path):
     pytest.importorskip("jax")
@@ -55,19 +71,10 @@ def test_a_student_learns_from_its_teachers_fold_models_only(small_table, tmp_pa
     from sertiny.models.registry import ModelConfig
     from sertiny.models.weights import set_weights
     from sertiny.training import TrainConfig, train
-    from sertiny.training.distill import RunTeacher
     from sertiny.training.inputs import stack_clips
-    from sertiny.training.rundir import RunDir
 
-    common = dict(model="lstm_sa_h8", epochs=2, batch_size=16, folds="kfold", n_folds=3, n_val_speakers=1,
-                  seq_len=40, lr=3e-3)
-    teacher_dir = tmp_path / "teacher"
-    train(small_table, TrainConfig(seeds=(0, 1), **common), teacher_dir, progress=False)
-
+    common, teacher_dir, run, teacher = _trained_teacher(small_table, tmp_path)
     # The fold teacher is the mean of that fold's models over the teacher's seeds.
-    run = RunDir(teacher_dir)
-    teacher = RunTeacher(teacher_dir, feature_config=small_table.feature_config, label_names=small_table.label_names,
-                      folds=run.folds())
     clips = small_table.features[:7]
     expected = []
     for seed in (0, 1):
@@ -138,3 +145,74 @@ def test_a_teacher_file_gives_each_folds_probabilities_and_refuses_other_folds(t
         load_teacher(partial, feature_config=None, label_names=labels, folds=_folds()).check()
     with pytest.raises(ArtifactError, match="file not found"):
         load_teacher(tmp_path / "nowhere.json", feature_config=None, label_names=labels, folds=_folds())
+
+
+def test_an_augmented_batch_teacher_needs_a_run_directory_and_sees_the_batch_the_student_trains_on():
+    from sertiny.training import TrainConfig
+    from sertiny.training.augment import augment_batch
+
+    with pytest.raises(ParameterError, match="run directory"):
+        TrainConfig(teacher="runs/teachers/compare_2016.json", distill_weight=0.5, distill_inputs="augmented")
+    with pytest.raises(ParameterError, match="run directory"):
+        TrainConfig(distill_inputs="augmented")
+    with pytest.raises(ParameterError, match="distill_inputs"):
+        TrainConfig(teacher="runs/x", distill_weight=0.5, distill_inputs="noisy")
+    assert "distill_inputs" not in TrainConfig().identity_dict()  # earlier runs resume
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 6, 3)).astype(np.float32)
+    labels = rng.integers(0, 4, 8)
+    seen = []
+
+    def teacher(batch):  # remembers its input; probabilities that depend on it
+        seen.append(batch.copy())
+        p = np.exp(batch.mean(axis=(1, 2))[:, None] * np.arange(4))
+        return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+    config = TrainConfig(teacher="runs/x", distill_weight=0.5, distill_inputs="augmented", mixup_alpha=0.4,
+                         time_masks=1, time_mask_frames=2)
+    out, targets = augment_batch(x, labels, config, 4, np.random.default_rng(1), teacher)
+    assert len(seen) == 1 and np.array_equal(seen[0], out)  # masked and mixed: the student's own input
+    assert not np.array_equal(out, x)
+    # the label part alone (same draws: mixup weights after the masks)
+    plain = TrainConfig(mixup_alpha=0.4, time_masks=1, time_mask_frames=2)
+    _, label_targets = augment_batch(x, labels, plain, 4, np.random.default_rng(1))
+    np.testing.assert_allclose(targets, 0.5 * label_targets + 0.5 * teacher(out), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_batch_teacher_is_the_run_teacher_on_the_students_units_and_changes_training(small_table, tmp_path):
+    pytest.importorskip("jax")
+    import dataclasses
+
+    from sertiny.features.normalize import NormStats
+    from sertiny.training import TrainConfig, train
+    from sertiny.training.inputs import stack_clips
+
+    common, teacher_dir, run, teacher = _trained_teacher(small_table, tmp_path)
+    clips = small_table.features[:7]
+    expected = teacher.probabilities(small_table.names[:7], clips, 2)
+    # The student may normalise otherwise (the deployment model does): its units are mapped to each member's.
+    _, fold_norm = run.read_model("seed0_fold2")
+    student_norm = NormStats(mean=fold_norm.mean + 0.5, std=fold_norm.std * 2.0)
+    x = stack_clips(clips, 40, student_norm)[0]
+    lengths = [min(len(c), 40) for c in clips]
+    for i, n in enumerate(lengths):  # padding is 0 in the student's units, the member's mean in its own
+        x[i, n:] = (fold_norm.mean - student_norm.mean) / student_norm.std
+    np.testing.assert_allclose(teacher.batch_teacher(2, student_norm, 40)(x), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ArtifactError, match="same length"):
+        teacher.batch_teacher(2, student_norm, 41)
+    with pytest.raises(ArtifactError, match="utterance_norm"):
+        teacher.batch_teacher(2, dataclasses.replace(student_norm, utterance="mean"), 40)
+
+    student = TrainConfig(teacher=str(teacher_dir), distill_weight=0.5, distill_inputs="augmented", mixup_alpha=0.4,
+                          **common)
+    first = train(small_table, student, tmp_path / "a", deploy=True, progress=False)
+    second = train(small_table, student, tmp_path / "b", progress=False)
+    assert first["uar_per_seed"] == second["uar_per_seed"]  # deterministic
+    clean = train(small_table, dataclasses.replace(student, distill_inputs="clean"), tmp_path / "clean",
+                  progress=False)
+    a = np.load(tmp_path / "a" / "seed_0" / "fold_1" / "weights.npz")
+    c = np.load(tmp_path / "clean" / "seed_0" / "fold_1" / "weights.npz")
+    assert not all(np.array_equal(a[k], c[k]) for k in a.files)  # the teacher's view of the batch matters
+    assert clean["uar_per_seed"] is not None

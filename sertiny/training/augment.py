@@ -48,20 +48,24 @@ def augment_batch(x, labels, config, n_classes, rng, teacher_probs=None):
     """The training batch a :class:`~sertiny.training.TrainConfig` asks for: ``(x, targets)``
     with ``targets`` int labels, or ``(batch, n_classes)`` distributions when the config uses
     soft targets (label smoothing, mixup, distillation towards ``teacher_probs``, the
-    batch's (batch, n_classes) teacher probabilities)."""
+    batch's (batch, n_classes) teacher probabilities, or a function giving them for the
+    augmented batch itself, which is then called after masks and mixup)."""
     if config.time_masks:
         x = mask_spans(x, rng, n_masks=config.time_masks, max_width=config.time_mask_frames, axis=1)
     if config.feature_masks:
         x = mask_spans(x, rng, n_masks=config.feature_masks, max_width=config.feature_mask_width, axis=2)
     if not config.uses_soft_targets:
         return x, labels
-    targets = soft_targets(labels, n_classes, config.label_smoothing)
-    if config.distill_weight > 0:
-        from .distill import blend_targets
+    from .distill import blend_targets
 
+    targets = soft_targets(labels, n_classes, config.label_smoothing)
+    on_batch = callable(teacher_probs)
+    if config.distill_weight > 0 and not on_batch:
         targets = blend_targets(targets, teacher_probs, config.distill_weight)
     if config.mixup_alpha > 0:
         x, targets = mixup(x, targets, rng, config.mixup_alpha)
+    if config.distill_weight > 0 and on_batch:
+        targets = blend_targets(targets, teacher_probs(x), config.distill_weight)
     return x, targets
 
 

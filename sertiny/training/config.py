@@ -10,6 +10,7 @@ from ..models.registry import PADDING_MODES, multitask_families, parse_model_nam
 
 NORMALIZATIONS = ("train", "global", "speaker")
 SELECTIONS = ("best_val", "last")
+DISTILL_INPUTS = ("clean", "augmented")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,6 +82,14 @@ class TrainConfig(Config):
         x`` the mean probabilities of ``teacher``'s models, a finished run directory on the
         same clips, front end and folds (for each fold, its models of that fold, all seeds).
         ``""`` / 0 = off; set both or neither.
+    distill_inputs: what the teacher sees. ``clean``: each training clip as it is, once
+        (any teacher, run directory or teacher file). ``augmented``: the very batch the
+        student trains on, after masks, mixup and waveform copies, every step (a run
+        directory teacher, run in the training loop): the teacher's probabilities of its
+        own training clips are close to their labels, those of a masked or mixed clip are
+        not, and they describe exactly the input the student is fitted to ("function
+        matching", Beyer et al., CVPR 2022). Costs a forward pass of every teacher model
+        per step.
     selection: ``best_val`` keeps the epoch with the best validation UAR (the paper's);
         ``last`` keeps the last epoch (the validation speakers then choose nothing, which
         with ``ema_epochs`` is a weight average over the end of training).
@@ -121,6 +130,7 @@ class TrainConfig(Config):
     pitch_shift: tuple = added_field(())
     teacher: str = added_field("")
     distill_weight: float = added_field(0.0)
+    distill_inputs: str = added_field("clean")
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -174,6 +184,13 @@ class TrainConfig(Config):
                 f"The 'teacher' and 'distill_weight' parameters of {owner} go together: name the teacher's run "
                 f"directory and a weight in (0, 1], or neither. Got teacher={self.teacher!r}, "
                 f"distill_weight={self.distill_weight!r} instead."
+            )
+        check_choice(owner, "distill_inputs", self.distill_inputs, set(DISTILL_INPUTS))
+        if self.distill_inputs != "clean" and (not self.teacher or self.teacher.endswith(".json")):
+            raise ParameterError(
+                f"The 'distill_inputs' parameter of {owner} can be 'augmented' only with a run directory as "
+                f"'teacher' (its models run on every training batch; a teacher file holds fixed probabilities). "
+                f"Got teacher={self.teacher!r}, distill_inputs={self.distill_inputs!r} instead."
             )
         if self.multitask and self.uses_soft_targets:
             raise ParameterError(

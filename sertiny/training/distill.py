@@ -13,6 +13,9 @@ Two kinds of teacher:
   ComParE functionals (``benchmarks/classical_baselines.py --teacher``), cross-fitted so
   that each clip's probabilities come from a model that never heard its speaker. The file
   names the folds it was made for; they must be the student's.
+
+A run-directory teacher can also run inside the training loop on every augmented batch
+(``TrainConfig.distill_inputs = "augmented"``, :class:`BatchTeacher`).
 """
 
 import numpy as np
@@ -150,12 +153,71 @@ class RunTeacher:
         return (total / len(models)).astype(np.float32)
 
 
-def teacher_targets(ctx, rows, fold_index=None):
+    def batch_teacher(self, fold_index, student_norm, seq_len):
+        """A :class:`BatchTeacher` of the models of fold ``fold_index`` (None: every fold's)
+        for batches normalised with ``student_norm`` and ``seq_len`` frames long."""
+        if seq_len != self.seq_len:
+            raise ArtifactError(f"Teacher {self.path} runs on {self.seq_len}-frame inputs, this run on {seq_len}; "
+                                "distilling on augmented batches needs the same length (same clips and seq_len).")
+        return BatchTeacher(self, self.model_names(fold_index), student_norm)
+
+
+class BatchTeacher:
+    """Mean probabilities of some of a :class:`RunTeacher`'s models on a batch the student
+    trains on, as a jitted JAX function: called once per training step.
+
+    The batch is in the student's normalised units; each teacher model gets it mapped to
+    its own (``x * std_s / std_t + (mean_s - mean_t) / std_t``: exact, as both are affine
+    maps of the same raw frames), which is the identity when the teacher's fold statistics
+    are the student's (same training clips, front end and normalisation)."""
+
+    def __init__(self, teacher, names, student_norm):
+        from .._keras import import_keras
+
+        keras = import_keras("jax")
+        import jax
+
+        from ..models import create_model
+        from ..models.registry import ModelConfig
+        from ..models.weights import set_weights
+
+        del keras  # imported for its backend choice
+        self.members = []
+        model = None
+        for name in names:
+            weights, norm = teacher.run.read_model(name)
+            if norm.utterance != student_norm.utterance:
+                raise ArtifactError(f"Teacher {teacher.path} normalises each clip with {norm.utterance!r}, this run "
+                                    f"with {student_norm.utterance!r}; train the teacher with this run's utterance_norm.")
+            config = ModelConfig.from_dict(teacher.run.read_fold(*parse_weights_name(name))["model_config"])
+            model = model or create_model(config)  # one graph; every member has the same architecture
+            set_weights(model, weights)
+            scale = (student_norm.std / norm.std).astype(np.float32)
+            shift = ((student_norm.mean - norm.mean) / norm.std).astype(np.float32)
+            self.members.append(([v.value for v in model.trainable_variables],
+                                 [v.value for v in model.non_trainable_variables], scale, shift))
+
+        def mean_probabilities(members, x):
+            probs = [model.stateless_call(tv, ntv, x * scale + shift, training=False)[0]
+                     for tv, ntv, scale, shift in members]
+            return sum(probs) / len(probs)
+
+        self._mean_probabilities = jax.jit(mean_probabilities)
+
+    def __call__(self, x):
+        return np.asarray(self._mean_probabilities(self.members, np.asarray(x, dtype=np.float32)), dtype=np.float32)
+
+
+def teacher_targets(ctx, rows, fold_index=None, norm=None):
     """The teacher's probabilities (len(rows), C) for training examples whose clips are
     ``ctx.table`` rows ``rows``, or None when the run does not distil. A perturbed copy of a
-    clip (speed, gain or noise) gets the teacher's probabilities of the clip itself."""
+    clip (speed, gain or noise) gets the teacher's probabilities of the clip itself.
+    With ``distill_inputs="augmented"``: a :class:`BatchTeacher` for batches normalised with
+    ``norm``, the training loop calling it on every augmented batch."""
     if ctx.teacher is None:
         return None
+    if ctx.config.distill_inputs == "augmented":
+        return ctx.teacher.batch_teacher(fold_index, norm, ctx.seq_len)
     clips = np.unique(rows)
     names = [ctx.table.names[i] for i in clips]
     probs = ctx.teacher.probabilities(names, [ctx.table.features[i] for i in clips], fold_index)

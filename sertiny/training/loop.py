@@ -185,7 +185,7 @@ def _training_batch(x_train, targets, idx, config, n_classes, rng, teacher_train
         return x_train[idx], targets[idx]
     from .augment import augment_batch
 
-    teacher = None if teacher_train is None else teacher_train[idx]
+    teacher = teacher_train if teacher_train is None or callable(teacher_train) else teacher_train[idx]
     return augment_batch(x_train[idx], targets[idx], config, n_classes, rng, teacher)
 
 
@@ -211,7 +211,8 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
     ``aux_train`` (n_train, n_aux) int in the heads' order; it is trained on the weighted
     loss, and validated (epoch selection) on the emotion head only.
     With ``train_config.distill_weight``, ``teacher_train`` (n_train, n_classes) holds the
-    teacher's probabilities for every training example (:mod:`sertiny.training.distill`).
+    teacher's probabilities for every training example (:mod:`sertiny.training.distill`), or
+    with ``distill_inputs="augmented"`` is a function of a training batch giving them.
     """
     from ..models import create_model
     from ..models.weights import get_weights
@@ -226,7 +227,8 @@ def train_fold(model_config, train_config, x_train, y_train, x_val, y_val, *, se
                 f"shape ({len(x_train)}, {len(heads)}). Got {None if aux_train is None else np.shape(aux_train)} instead."
             )
         targets = np.column_stack([y_train, aux_train]).astype(np.int32)
-    if train_config.distill_weight > 0 and np.shape(teacher_train) != (len(x_train), model_config.n_classes):
+    if (train_config.distill_weight > 0 and not callable(teacher_train)
+            and np.shape(teacher_train) != (len(x_train), model_config.n_classes)):
         raise ParameterError(
             f"train_config.distill_weight is set, so train_fold needs the teacher's probabilities as teacher_train of "
             f"shape ({len(x_train)}, {model_config.n_classes}). Got {np.shape(teacher_train)} instead."

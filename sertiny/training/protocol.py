@@ -245,7 +245,7 @@ def run_fold(ctx, seed, fold, *, progress=None):
     aux_train = None if ctx.aux_labels is None else ctx.aux_labels[data.train_rows]
     started = time.time()
     result, trainer = train_fold(mcfg, cfg, x_tr, y_tr, x_va, y_va, seed=seed_value, progress=progress,
-                                 aux_train=aux_train, teacher_train=teacher_targets(ctx, data.train_rows, fold.index))
+                                 aux_train=aux_train, teacher_train=teacher_targets(ctx, data.train_rows, fold.index, norm))
     test_heads = trainer.predict_heads(x_te)
     test_probs = test_heads["emotion"]
     summary = {
@@ -314,7 +314,7 @@ def train_deploy(ctx, *, progress=True):
     cfg = dataclasses.replace(ctx.config, epochs=epochs)
     aux_train = None if ctx.aux_labels is None else ctx.aux_labels[rows]
     result, _ = train_fold(mcfg, cfg, x, y, None, None, seed=seed_value, aux_train=aux_train,
-                           teacher_train=teacher_targets(ctx, rows))
+                           teacher_train=teacher_targets(ctx, rows, norm=norm))
     info = {"epochs": epochs, "from_best_epochs": best_epochs, "n_train": len(all_idx),
             "speakers": sorted(set(ctx.table.speakers.tolist())), "model_config": mcfg.to_dict()}
     run.write_deploy(weights=result.weights, norm=norm, history=result.history, info=info)
