@@ -65,6 +65,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._audio import decoded_pcm16  # noqa: E402
 from sertiny._io import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
 from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
@@ -146,8 +147,7 @@ class GainedCopy:
     def __call__(self, path, target_sr):
         from sertiny.data import load_audio
 
-        y = load_audio(path, target_sr).astype(np.float64) * 10.0 ** (self.db / 20.0)
-        return (np.clip(np.round(y * 32768.0), -32768, 32767) / 32768.0).astype(np.float32)
+        return decoded_pcm16(load_audio(path, target_sr).astype(np.float64) * 10.0 ** (self.db / 20.0))
 
 
 def front_end_corpus(data_dir, preset, cache_dir, n_jobs, gain_db=0.0):

@@ -36,6 +36,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._audio import decoded_pcm16, pcm16  # noqa: E402
 from sertiny._io import atomic_write_json, atomic_write_text  # noqa: E402
 from sertiny.data.audio import load_audio  # noqa: E402
 from sertiny.metrics import uar  # noqa: E402
@@ -64,12 +65,6 @@ TARGET_AGREEMENT = 0.99
 # Audio versions
 
 
-def pcm16(y):
-    """Store as 16-bit PCM: round to the nearest step (as the corpus copy was; libsndfile
-    1.2's own float -> PCM_16 writer rounds towards -inf, a -0.5 LSB DC offset)."""
-    return (np.clip(np.round(y.astype(np.float64) * 32768.0), -32768, 32767)).astype(np.int16)
-
-
 def round_trip_48k(y, workdir):
     """``y`` upsampled to 48 kHz, stored as a 16-bit WAV and read back by sertiny's loader."""
     import soundfile as sf
@@ -82,20 +77,17 @@ def round_trip_48k(y, workdir):
 
 def versions(y, seed, workdir):
     """The perturbed versions of one 16 kHz clip, each as 16-bit samples would decode."""
-    def decoded(x):
-        return pcm16(x).astype(np.float32) / 32768.0
-
     rng = np.random.default_rng(seed)
     # Triangular dither of +-1 LSB before rounding: every sample may move by one step, as
     # when another converter requantises the same recording (the originals-vs-copy case).
     dither = (rng.uniform(-0.5, 0.5, y.size) + rng.uniform(-0.5, 0.5, y.size)) / 32768.0
     noise = rng.normal(size=y.size) * np.sqrt(np.mean(np.square(y, dtype=np.float64)) / 10 ** (SNR_DB / 10))
     return {
-        VERSIONS[0]: decoded(y + dither),
+        VERSIONS[0]: decoded_pcm16(y + dither),
         VERSIONS[1]: round_trip_48k(y, workdir),
-        VERSIONS[2]: decoded(y * 10 ** (-GAIN_DB / 20)),
-        VERSIONS[3]: decoded(y * 10 ** (GAIN_DB / 20)),
-        VERSIONS[4]: decoded(y + noise),
+        VERSIONS[2]: decoded_pcm16(y * 10 ** (-GAIN_DB / 20)),
+        VERSIONS[3]: decoded_pcm16(y * 10 ** (GAIN_DB / 20)),
+        VERSIONS[4]: decoded_pcm16(y + noise),
     }
 
 
