@@ -241,12 +241,11 @@ def evaluate(corpus, c_grid, class_weight, gained=None):
     for fold in paper_folds:
         train_idx, val_idx, test_idx = fold_indices(corpus.speakers, fold)
         y = corpus.labels
-        x_train, x_val, x_test = _standardised(corpus.vectors, train_idx, val_idx, test_idx)
+        scaler, (x_train, x_val, x_test) = _standardised(corpus.vectors, train_idx, val_idx, test_idx)
         models, converged = _fit_path(x_train, y[train_idx], c_grid, class_weight, bar)
         val_uars = [_uar(corpus, y[val_idx], model.predict(x_val)) for model in models]
         best = int(np.argmax(val_uars))  # first maximum = smallest C among ties
         val_pred, test_pred = models[best].predict(x_val), models[best].predict(x_test)
-        scaler = _scaler(corpus.vectors, train_idx)
         for db, vectors in gained.items():
             pooled_gained[db].append(models[best].predict(scaler.transform(vectors[test_idx])))
         for split, idx, pred in (("val", val_idx, val_pred), ("test", test_idx, test_pred)):
@@ -290,7 +289,7 @@ def cross_fitted_probabilities(corpus, idx, c, class_weight):
     for g in range(TEACHER_GROUPS):
         held = np.isin(corpus.speakers[idx], speakers[g::TEACHER_GROUPS])
         fit_idx, held_idx = idx[~held], idx[held]
-        x_fit, x_held = _standardised(corpus.vectors, fit_idx, held_idx)
+        _, (x_fit, x_held) = _standardised(corpus.vectors, fit_idx, held_idx)
         model = LogisticRegression(C=c, class_weight=class_weight, max_iter=MAX_ITER).fit(x_fit, corpus.labels[fit_idx])
         out.update(zip(corpus.names[held_idx].tolist(), model.predict_proba(x_held)))
     return out
@@ -315,14 +314,11 @@ def write_teacher(path, corpus, result, class_weight):
                        description=description)
 
 
-def _scaler(vectors, train_idx):
-    return StandardScaler().fit(vectors[train_idx])
-
-
 def _standardised(vectors, train_idx, *other_idx):
-    """Rows of ``vectors`` scaled by the training rows' mean and std (StandardScaler)."""
-    scaler = _scaler(vectors, train_idx)
-    return [scaler.transform(vectors[idx]) for idx in (train_idx, *other_idx)]
+    """``(scaler, [rows of vectors scaled by the training rows' mean and std, per index set])``:
+    the fitted StandardScaler is returned for anything else the fold's model must label."""
+    scaler = StandardScaler().fit(vectors[train_idx])
+    return scaler, [scaler.transform(vectors[idx]) for idx in (train_idx, *other_idx)]
 
 
 def _fit_path(x, y, c_grid, class_weight, bar):
