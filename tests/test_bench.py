@@ -68,6 +68,11 @@ def test_mcu_estimate_is_labelled_and_scales():
     assert int8[m4]["ms"] > int8[m7]["ms"] and f32[m4]["ms"] > int8[m4]["ms"]
     # 1 M int8 MACs at ~1 cycle/MAC on an 80 MHz M4 is ~12.5 ms plus overheads.
     assert 12.5 < int8[m4]["ms"] < 15
+    # int16x8: the int8 costs, marked as not modelling the s16 kernels (a lower bound)
+    int16x8 = estimate(cost, quantized=True, activation_bits=16)
+    assert int16x8[m4] == int8[m4] and int16x8["int16_activations"] == "not modelled"
+    assert "int16_activations" not in int8 and "int16_activations" not in estimate(cost, quantized=False,
+                                                                                    activation_bits=16)
 
 
 # --- peers --------------------------------------------------------------------------------

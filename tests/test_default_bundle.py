@@ -77,6 +77,12 @@ def test_infer_and_bench_need_no_bundle_argument(shared_data, tmp_path):
                                       "--no-cold-start", "--no-tflm", "--out", str(tmp_path / "b")])
     assert bench.exit_code == 0, bench.output
     assert "int16x8_chunk1" in bench.output and (tmp_path / "b" / "bench.json").is_file()
+    # its Cortex-M estimate is marked: the s16 kernels are not modelled
+    result = json.loads((tmp_path / "b" / "bench.json").read_text())
+    marked = {v["name"]: "int16_activations" in v["mcu_estimate"] for v in result["variants"]}
+    assert marked == {"f32_chunk1": False, "int8_chunk1": False, "int16x8_chunk1": True}
+    assert "| int16x8_chunk1 |" in (tmp_path / "b" / "bench.md").read_text() and "*" in (
+        tmp_path / "b" / "bench.md").read_text().split("| int16x8_chunk1 |")[1].splitlines()[0]
 
 
 def test_infer_with_only_a_bundle_asks_for_audio():

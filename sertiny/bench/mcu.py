@@ -25,6 +25,11 @@ optimised float reference kernels (float32), from these assumptions:
 - Memory is assumed to be on-chip SRAM/TCM with no wait states; flash wait states on
   weights and caches missing on an M7 make a real board slower.
 
+An int16x8 model (16-bit activations, int8 weights) is costed like an int8 one: nothing
+here measures CMSIS-NN's s16 kernels, which move twice the activation bytes and
+accumulate in 64 bits, so its estimate carries ``"int16_activations": "not modelled"``
+and is best read as a lower bound.
+
 Expect the real figure within about a factor of two of the estimate; measure on the
 board (TFLM's ``MicroProfiler``) before relying on it.
 """
@@ -58,12 +63,13 @@ CORES = (
 )
 
 
-def estimate(cost, *, quantized, cores=CORES):
+def estimate(cost, *, quantized, activation_bits=8, cores=CORES):
     """Estimated latency per core for a :func:`sertiny.bench.graph.model_cost` result.
 
     Args:
         cost: dict with ``ops``, ``macs`` and ``elements``.
         quantized: True for an int8 model (int8 kernel costs), False for float32.
+        activation_bits: 16 for an int16x8 model: costed as int8, and marked as such.
 
     Returns:
         ``{core name: {"ms": float, "cycles": int, "estimate": True}}`` plus a
@@ -81,4 +87,6 @@ def estimate(cost, *, quantized, cores=CORES):
         )
         out[core.name] = {"ms": round(1e3 * cycles / core.clock_hz, 3), "cycles": int(cycles), "estimate": True}
     out["cost_model"] = f"sertiny.bench.mcu v{COST_MODEL_VERSION} (estimate, not measured)"
+    if quantized and activation_bits == 16:
+        out["int16_activations"] = "not modelled"
     return out

@@ -106,7 +106,8 @@ def _variant_table(result, emulated):
         row += [_timing(e2e["total"]["p50"], emulated, ".2f"), _timing(e2e["rtf"], emulated, ".4f"),
                 _timing(cold.get("cold_start_s"), emulated, ".2f") if "error" not in cold else "error",
                 _timing(cold.get("peak_rss_mb"), emulated, ".0f"), _arena(v.get("tflm") or {})]
-        row += [f"~{v['mcu_estimate'][c]['ms']:.2f}" for c in _MCU_CORES]
+        unmodelled = "*" if "int16_activations" in v["mcu_estimate"] else ""
+        row += [f"~{v['mcu_estimate'][c]['ms']:.2f}{unmodelled}" for c in _MCU_CORES]
         rows.append(row)
     return ["## Variants", ""] + _md_rows(rows)
 
@@ -208,7 +209,8 @@ def _notes(result, plot_note):
              "- Cortex-M figures are **estimates, not measurements**: cycles = ops x dispatch overhead + MACs x "
              "cycles/MAC + element-wise values x cycles/value (more for sigmoid/tanh/softmax), divided by the clock; "
              "the per-core constants and their basis are in `sertiny/bench/mcu.py` (expect within ~2x; flash wait "
-             "states make real boards slower)."]
+             "states make real boards slower). `*`: an int16x8 model, costed with the int8 kernels' figures (its s16 "
+             "kernels are not modelled and are expected slower: read it as a lower bound)."]
     if plot_note:
         lines.append(f"- {plot_note}")
     return lines

@@ -137,7 +137,8 @@ def _bench_variant(ctx, name):
     if ctx.config.cold_start:
         row["cold_start"] = probe_cli(ctx.bundle.path, name, ctx.clips[0])
     row["tflm"] = _arena(ctx, variant, runner)
-    row["mcu_estimate"] = mcu.estimate(cost, quantized=variant.quantized)
+    row["mcu_estimate"] = mcu.estimate(cost, quantized=variant.quantized,
+                                       activation_bits=16 if variant.kind.mode == "int16x8" else 8)
     ctx.step(f"{name}: cold start, arena")
     return row
 
