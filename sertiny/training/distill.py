@@ -169,19 +169,20 @@ class BatchTeacher:
     The batch is in the student's normalised units; each teacher model gets it mapped to
     its own (``x * std_s / std_t + (mean_s - mean_t) / std_t``: exact, as both are affine
     maps of the same raw frames), which is the identity when the teacher's fold statistics
-    are the student's (same training clips, front end and normalisation)."""
+    are the student's (same training clips, front end and normalisation). Padding frames, 0
+    in the student's units, then sit at the student's mean rather than the teacher's; they
+    coincide in that case too."""
 
     def __init__(self, teacher, names, student_norm):
         from .._keras import import_keras
 
-        keras = import_keras("jax")
+        import_keras("jax")  # the backend stateless_call runs on
         import jax
 
         from ..models import create_model
         from ..models.registry import ModelConfig
         from ..models.weights import set_weights
 
-        del keras  # imported for its backend choice
         self.members = []
         model = None
         for name in names:
