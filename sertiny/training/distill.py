@@ -133,25 +133,30 @@ class RunTeacher:
         """Mean class probabilities (n, C) of the teacher models of ``fold_index`` (None: the
         deployment teacher) on ``features``, a list of (frames, F) clips in raw units (clips
         ``names``); each model applies its own normalisation statistics."""
-        from ..models import create_model
-        from ..models.registry import ModelConfig
-        from ..models.weights import set_weights
         from .inputs import stack_clips
 
         total = None
         models = self.model_names(fold_index)
         for name in models:
-            weights, norm = self.run.read_model(name)
-            seed, index = parse_weights_name(name)
-            config = ModelConfig.from_dict(self.run.read_fold(seed, index)["model_config"])
-            model = create_model(config)
-            set_weights(model, weights)
+            model, norm = self.load_model(name)
             x, _ = stack_clips(features, self.seq_len, norm)
             probs = np.concatenate([np.asarray(model(x[i:i + 256], training=False))
                                     for i in range(0, len(x), 256)])
             total = probs if total is None else total + probs
         return (total / len(models)).astype(np.float32)
 
+    def load_model(self, name, model=None):
+        """``(Keras model, NormStats)`` of teacher model ``name``; its weights are loaded into
+        ``model`` when one of the same architecture is given, else into a new one."""
+        from ..models import create_model
+        from ..models.registry import ModelConfig
+        from ..models.weights import set_weights
+
+        weights, norm = self.run.read_model(name)
+        if model is None:
+            model = create_model(ModelConfig.from_dict(self.run.read_fold(*parse_weights_name(name))["model_config"]))
+        set_weights(model, weights)
+        return model, norm
 
     def batch_teacher(self, fold_index, student_norm, seq_len):
         """A :class:`BatchTeacher` of the models of fold ``fold_index`` (None: every fold's)
@@ -179,20 +184,13 @@ class BatchTeacher:
         import_keras("jax")  # the backend stateless_call runs on
         import jax
 
-        from ..models import create_model
-        from ..models.registry import ModelConfig
-        from ..models.weights import set_weights
-
         self.members = []
         model = None
         for name in names:
-            weights, norm = teacher.run.read_model(name)
+            model, norm = teacher.load_model(name, model)  # one graph: every member has the same architecture
             if norm.utterance != student_norm.utterance:
                 raise ArtifactError(f"Teacher {teacher.path} normalises each clip with {norm.utterance!r}, this run "
                                     f"with {student_norm.utterance!r}; train the teacher with this run's utterance_norm.")
-            config = ModelConfig.from_dict(teacher.run.read_fold(*parse_weights_name(name))["model_config"])
-            model = model or create_model(config)  # one graph; every member has the same architecture
-            set_weights(model, weights)
             scale = (student_norm.std / norm.std).astype(np.float32)
             shift = ((student_norm.mean - norm.mean) / norm.std).astype(np.float32)
             self.members.append(([v.value for v in model.trainable_variables],
