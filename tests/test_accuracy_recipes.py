@@ -105,3 +105,34 @@ def test_classical_baselines_show_their_uar_under_a_gain_when_measured():
     lines = acc._baseline_lines([], {"compare_2016": measured, "other": {"description": "e", "pooled_test_uar": 0.5}})
     assert "| d + LogisticRegression | compare_2016 | 0.5500 (at -6 / +6 dB: 0.5400 / 0.5200) |" in "\n".join(lines)
     assert "| e + LogisticRegression | other | 0.5000 | C per fold" in "\n".join(lines)
+
+
+def _history(path, val_uars):
+    path.mkdir(parents=True)
+    lines = ["epoch,lr,train_loss,val_loss,val_uar"] + [f"{i},0.1,1,1,{v}" for i, v in enumerate(val_uars)]
+    (path / "history.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_the_late_cycle_rise_shows_a_schedule_stopped_while_it_still_learned(tmp_path):
+    acc = _accuracy_module()
+    _history(tmp_path / "seed_0" / "fold_1", [0.1] * 6 + [0.40, 0.40, 0.50, 0.50])
+    _history(tmp_path / "seed_0" / "fold_2", [0.1] * 6 + [0.30, 0.30, 0.30, 0.30])
+    config = {"t0": 4}
+    # last cycle: first halves 0.40, 0.40, 0.30, 0.30; second halves 0.50, 0.50, 0.30, 0.30
+    assert acc.late_val_rise(tmp_path, config) == pytest.approx(0.05)
+    assert acc.late_val_uar(tmp_path, config) == pytest.approx(0.375)
+
+
+def test_the_ablation_table_shows_kept_val_and_rise_and_dashes_what_a_carried_row_lacks():
+    acc = _accuracy_module()
+    measured = _row("reg_all", late_val_uar=0.5, kept_val_uar=0.52, late_val_rise=0.031, uar_float_mean=0.48,
+                    uar_float_std=0.01, uar_per_seed={"0": 0.48}, seeds=[0], speaker_adaptive=False)
+    carried = _row("base", late_val_uar=0.4, uar_float_mean=0.39, uar_float_std=0.01, uar_per_seed={"0": 0.39},
+                   seeds=[0], speaker_adaptive=False, recorded={"date": "d", "machine": {}})
+    lines = acc._ablation_lines([carried, measured])
+    header = next(line for line in lines if line.startswith("| front end"))
+    assert "| late val UAR | kept val UAR | rise |" in header
+    reg_all = next(line for line in lines if "| reg_all |" in line)
+    assert "| 0.5000 | 0.5200 | +3.1 |" in reg_all
+    base = next(line for line in lines if "| base |" in line)
+    assert "| 0.4000 | — | — |" in base
