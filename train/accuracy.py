@@ -104,11 +104,20 @@ def train_config(recipe, model, input_name, seeds):
     from sertiny.training import TrainConfig
 
     fields = dict(load_recipes()[recipe])
-    teacher_recipe = fields.pop("teacher_recipe", None)
-    teacher_model = fields.pop("teacher_model", model)
-    if teacher_recipe:
-        fields["teacher"] = run_dir(input_name, teacher_model, teacher_recipe).relative_to(ROOT).as_posix()
+    fields.pop("teacher_recipe", None)
+    fields.pop("teacher_model", None)
+    teacher = teacher_of(recipe, model)
+    if teacher:
+        fields["teacher"] = run_dir(input_name, *teacher).relative_to(ROOT).as_posix()
     return TrainConfig(model=model, seeds=tuple(seeds), **fields)
+
+
+def teacher_of(recipe, model):
+    """``(teacher model, teacher recipe)`` of a recipe distilling from a run, else None."""
+    fields = load_recipes()[recipe]
+    if not fields.get("teacher_recipe"):
+        return None
+    return fields.get("teacher_model", model), fields["teacher_recipe"]
 
 
 def load_input(name):
