@@ -125,7 +125,7 @@ def _under_gain(systems):
     gains = sorted(next(iter(scored.values())), key=float)
     named = ", ".join(f"{k} " + " / ".join(f"{g[x]['pooled_test_uar']:.3f}" for x in gains) for k, g in scored.items())
     return (f"; at a gain of {' / '.join(gains)} dB the same test clips score {named} (this model's recipe: "
-            "`results/frontend_floor_running_peak_gain_noise.md`)")
+            f"`{accuracy.SHIPPED_LABELS_KEPT}`)")
 
 
 def _front_end_text(feature_config):
