@@ -136,3 +136,13 @@ def test_the_ablation_table_shows_kept_val_and_rise_and_dashes_what_a_carried_ro
     assert "| 0.5000 | 0.5200 | +3.1 |" in reg_all
     base = next(line for line in lines if "| base |" in line)
     assert "| 0.4000 | — | — |" in base
+
+
+def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):
+    acc = _accuracy_module()
+    run = tmp_path / "edge16k" / "res_lstm_sa_h64" / "reg_all"
+    run.mkdir(parents=True)
+    (run / "train_config.json").write_text(json.dumps({"seeds": [0], "t0": 10}))
+    (run / "run.json").write_text("{}")
+    monkeypatch.setattr(acc, "RUNS", tmp_path)
+    assert acc.collect() == []

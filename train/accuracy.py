@@ -317,6 +317,8 @@ def collect():
         config = json.loads(config_file.read_text())
         front_end, model, recipe = run.relative_to(RUNS).parts
         folds = [json.loads(f.read_text()) for f in sorted(run.glob("seed_*/fold_*/fold.json"))]
+        if not folds and not (run / "metrics.json").is_file():
+            continue  # started, nothing measured yet
         row = {"model": model, "front_end": front_end, "recipe": recipe, "seeds": config["seeds"],
                "speaker_adaptive": config.get("normalization") == "speaker",
                "complete": (run / "metrics.json").is_file(), "n_folds_done": len(folds),
