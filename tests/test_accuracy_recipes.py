@@ -4,6 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sertiny.training import TrainConfig
@@ -136,6 +137,18 @@ def test_the_ablation_table_shows_kept_val_and_rise_and_dashes_what_a_carried_ro
     assert "| 0.5000 | 0.5200 | +3.1 |" in reg_all
     base = next(line for line in lines if "| base |" in line)
     assert "| 0.4000 | — | — |" in base
+
+
+def test_validation_curves_average_every_fold_and_are_drawn(tmp_path):
+    acc = _accuracy_module()
+    _history(tmp_path / "run" / "seed_0" / "fold_1", [0.2, 0.4, 0.6])
+    _history(tmp_path / "run" / "seed_1" / "fold_1", [0.4, 0.6])  # a shorter history bounds the curve
+    np.testing.assert_allclose(acc.validation_curve(tmp_path / "run"), [0.3, 0.5])
+    assert acc.validation_curve(tmp_path / "empty").size == 0
+    assert acc.clips_per_epoch("reg_all") == 1 and acc.clips_per_epoch("reg_all_gain_noise") == 4
+    png = tmp_path / "curves.png"
+    acc.plot_validation_curves({"a": (np.array([1, 2]), np.array([0.3, 0.5]))}, png, "title")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):

@@ -290,6 +290,60 @@ def late_val_rise(run, config):
     return _mean(halves[1]) - _mean(halves[0])
 
 
+def validation_curve(run):
+    """Mean validation UAR per epoch over every fold and seed of ``run`` (as long as its shortest
+    history), or an empty array for a run with no history."""
+    histories = []
+    for history in sorted(Path(run).glob("seed_*/fold_*/history.csv")):
+        with open(history, newline="") as f:
+            histories.append([float(r["val_uar"]) for r in csv.DictReader(f)])
+    if not histories:
+        return np.array([])
+    n = min(map(len, histories))
+    return np.mean([h[:n] for h in histories], axis=0)
+
+
+def clips_per_epoch(recipe):
+    """How many versions of each training clip one epoch of ``recipe`` fits (1 + its waveform copies)."""
+    spec = load_recipes()[recipe]
+    return 1 + sum(len(spec.get(k, ())) for k in ("speed_perturb", "gain_perturb", "noise_snr", "pitch_shift"))
+
+
+def plot_validation_curves(curves, out_png, title):
+    """``curves``: ``{label: (x, mean validation UAR)}`` drawn on one axis, written to ``out_png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, label=label, linewidth=1.2)
+    ax.set_xlabel("passes over the training clips (epochs x versions of each clip)")
+    ax.set_ylabel("validation UAR (mean over folds and seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def _shipped_input_curves(rows):
+    """The validation curves of every finished run of the shipped model on the shipped input,
+    x in passes over the training clips so recipes with waveform copies line up with the rest."""
+    model = SHIPPED_MODEL[0]
+    curves = {}
+    for r in sorted(rows, key=lambda r: r["recipe"]):
+        if (r["front_end"], r["model"]) != (SHIPPED_INPUT, model) or not r["complete"] or r.get("recorded"):
+            continue
+        curve = validation_curve(run_dir(SHIPPED_INPUT, model, r["recipe"]))
+        if curve.size and r["recipe"] in load_recipes():
+            passes = clips_per_epoch(r["recipe"])
+            curves[r["recipe"]] = (passes * np.arange(1, curve.size + 1), curve)
+    return curves
+
+
 def _fold_id(fold_dir):
     return f"{fold_dir.parent.name}/{fold_dir.name}"
 
@@ -651,6 +705,14 @@ def report(args):
     lines += _carried_lines(rows) + _shipped_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows)
     lines += _final_lines(rows)
     lines += _ablation_lines(rows)
+    curves = _shipped_input_curves(rows)
+    if curves:
+        png = Path(args.out).with_name("accuracy_validation_curves.png")
+        plot_validation_curves(curves, png, f"{SHIPPED_MODEL[0]} on {SHIPPED_INPUT}: validation UAR while training")
+        lines += [f"![validation curves]({png.name})", "",
+                  f"Validation UAR while training, every recipe of `{SHIPPED_MODEL[0]}` on `{SHIPPED_INPUT}` "
+                  "(x: epochs times the versions of each clip an epoch fits, so recipes with waveform copies line up). "
+                  "A curve still climbing at its end belongs to a schedule stopped early (notes item 10).", ""]
     lines += _table1_lines(rows) + _speaker_adaptive_lines(rows)
     notes = Path(args.notes)
     if notes.is_file():
