@@ -177,7 +177,8 @@ def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     audio = tmp_path / "clip.wav"
     audio.write_bytes(b"x")
     config = edge_before_floors
-    old_json = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("kind", "chroma_floor", "running_peak_db")},
+    old_json = json.dumps({k: v for k, v in config.to_dict().items()
+                           if k not in ("kind", "chroma_floor", "running_peak_db", "deltas")},
                           sort_keys=True)
     stat = audio.resolve().stat()
     parts = (old_json, "numpy", FEATURE_CODE_VERSION, str(audio.resolve()), str(stat.st_size), str(stat.st_mtime_ns))
@@ -186,6 +187,7 @@ def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     assert cache_key(audio, config.replace(chroma_floor=1e-4), "numpy") != cache_key(audio, config, "numpy")
     assert cache_key(audio, config.replace(top_db=None, running_peak_db=40.0), "numpy") != \
         cache_key(audio, config.replace(top_db=None), "numpy")
+    assert cache_key(audio, config.replace(deltas=True), "numpy") != cache_key(audio, config, "numpy")
 
 
 def test_log_mel_frames_ignore_the_cepstrum_fields():
@@ -693,3 +695,37 @@ def test_a_field_added_later_keeps_old_caches_runs_and_studies_matching():
     assert not New.same_identity(Old().to_dict(), New(b="y"))
     assert not New.same_identity({"a": 1, "zzz": 2}, New())  # from an unknown version
     assert New().to_dict() == {"a": 1, "b": "x"}  # saved files still hold every field
+
+
+# Causal deltas (deltas=True): each value's first difference appended, one frame of state
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("librosa", marks=needs_librosa)])
+@pytest.mark.parametrize("preset", ["edge16k_peak", "logmel16k"])
+def test_deltas_append_each_values_causal_first_difference(backend, preset):
+    static_config = get_preset(preset)
+    config = static_config.replace(deltas=True)
+    y = lead_then_word(0.3)
+    static = extract(y, static_config, backend=backend)
+    frames = extract(y, config, backend=backend)
+    assert frames.dtype == np.float32 and frames.shape == (len(static), 2 * static_config.n_features)
+    assert config.n_features == 2 * static_config.n_static == len(config.feature_names)
+    np.testing.assert_array_equal(frames[:, : static.shape[1]], static)
+    np.testing.assert_array_equal(frames[0, static.shape[1]:], 0.0)
+    np.testing.assert_allclose(frames[1:, static.shape[1]:], np.diff(static, axis=0), atol=1e-5)
+    # frame t depends on frames <= t only: a prefix of the clip gives the same frames (librosa's
+    # STFT of another length rounds differently in the last float bits)
+    n = 16_000
+    complete = (n - config.n_fft // 2) // config.hop_length + 1
+    np.testing.assert_allclose(extract(y[:n], config, backend=backend)[:complete], frames[:complete], atol=1e-3)
+
+
+def test_a_delta_front_end_says_what_it_holds_and_is_not_frame_local():
+    config = get_preset("edge16k").replace(deltas=True)
+    assert config.description == "34 MFCC + 12 chroma + their deltas"
+    assert config.feature_names[46] == "delta_mfcc_0" and config.feature_names[-1] == "delta_chroma_11"
+    assert get_preset("edge16k").frame_local and not config.frame_local  # a window needs the frame before it
+    assert "deltas" not in get_preset("edge16k").identity_dict()  # added later: old digests still match
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ParameterError, match="deltas"):
+        get_preset("edge16k").replace(deltas="yes")

@@ -58,6 +58,8 @@ EDGE16K_VARIANTS = {
     # the same 40 dB below the peak as edge16k_peak, held from a 10 dB lower level (-40 dB mean
     # mel power), which the quietest clips reach too, and sooner
     "edge16k_peak40_amin8": {"running_peak_db": 40.0, "amin": 1e-8},
+    # edge16k_peak with each value's causal first difference appended (FeatureConfig.deltas): 92 inputs
+    "edge16k_peak40_deltas": {"running_peak_db": 40.0, "deltas": True},
 }
 INPUTS = ("edge16k", *EDGE16K_VARIANTS, "paper", "logmel16k")
 # The classical baseline on clip statistics of each input (benchmarks/classical_baselines.py's

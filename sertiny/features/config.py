@@ -191,6 +191,12 @@ class FeatureConfig(Config):
         frame unchanged once the running peak has passed that level (the first frames of a
         clip, its leading silence, keep the fixed floors). Needs ``top_db=None`` (that floor
         waits for the whole clip). None (the default): absolute levels. Added later, like ``kind``.
+    deltas : bool
+        Append every value's causal first difference (frame t minus frame t - 1; zeros for the
+        first frame) after the static values, doubling ``n_features``. Causal, unlike
+        ``librosa.feature.delta``'s centred regression, which needs frames that a stream has not
+        heard yet: one frame of state. False (the default): static values only. Added later,
+        like ``kind``.
     """
 
     sample_rate: int
@@ -215,6 +221,7 @@ class FeatureConfig(Config):
     kind: str = added_field("mfcc_chroma")
     chroma_floor: float | None = added_field(None)
     running_peak_db: float | None = added_field(None)
+    deltas: bool = added_field(False)
 
     def __post_init__(self):
         check_bool_fields(self)
@@ -262,33 +269,41 @@ class FeatureConfig(Config):
                 )
 
     @property
-    def n_features(self):
-        """Values per frame: ``n_mfcc + n_chroma``, or ``n_mels`` for log-mel frames."""
+    def n_static(self):
+        """Static values per frame: ``n_mfcc + n_chroma``, or ``n_mels`` for log-mel frames."""
         if self.kind == "log_mel":
             return self.n_mels
         return self.n_mfcc + self.n_chroma
 
     @property
+    def n_features(self):
+        """Values per frame: :attr:`n_static`, twice that with ``deltas``."""
+        return self.n_static * (2 if self.deltas else 1)
+
+    @property
     def feature_names(self):
-        """Column names of a feature array: ``("mfcc_0", ..., "chroma_0", ...)`` or ``("mel_0", ...)``."""
+        """Column names of a feature array: ``("mfcc_0", ..., "chroma_0", ...)`` or ``("mel_0", ...)``,
+        then ``("delta_mfcc_0", ...)`` with ``deltas``."""
         if self.kind == "log_mel":
-            return tuple(f"mel_{i}" for i in range(self.n_mels))
-        return tuple(f"mfcc_{i}" for i in range(self.n_mfcc)) + tuple(f"chroma_{i}" for i in range(self.n_chroma))
+            static = tuple(f"mel_{i}" for i in range(self.n_mels))
+        else:
+            static = tuple(f"mfcc_{i}" for i in range(self.n_mfcc)) + tuple(f"chroma_{i}" for i in range(self.n_chroma))
+        return static + (tuple(f"delta_{name}" for name in static) if self.deltas else ())
 
     @property
     def description(self):
         """What a frame holds, for messages and model cards: ``"34 MFCC + 12 chroma"``, ``"40 log-mel bands"``."""
-        if self.kind == "log_mel":
-            return f"{self.n_mels} log-mel bands"
-        return f"{self.n_mfcc} MFCC + {self.n_chroma} chroma"
+        static = f"{self.n_mels} log-mel bands" if self.kind == "log_mel" else f"{self.n_mfcc} MFCC + {self.n_chroma} chroma"
+        return static + (" + their deltas" if self.deltas else "")
 
     @property
     def frame_local(self):
         """True when each frame depends on its own samples only (no clip-level step: a
         per-clip tuning estimate, ``top_db`` below the clip's loudest value, or a running
-        peak), so any stretch of a clip gives exactly the frames the whole clip has there."""
+        peak, or a delta reaching back to the frame before), so any stretch of a clip gives exactly the
+        frames the whole clip has there."""
         tuning_local = self.tuning is not None or self.kind == "log_mel"
-        return tuning_local and self.top_db is None and self.running_peak_db is None
+        return tuning_local and self.top_db is None and self.running_peak_db is None and not self.deltas
 
     @property
     def frames_per_second(self):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import require
 from .config import as_config
-from .numpy_frontend import check_signal, running_peak_gain
+from .numpy_frontend import check_signal, running_peak_gain, with_deltas
 
 # librosa warns on clips shorter than n_fft and on clips without a pitched peak; sertiny
 # documents both behaviours (zero-padded analysis, tuning 0.0), so the warnings are noise.
@@ -52,7 +52,8 @@ def extract(y, config):
             warnings.filterwarnings("ignore", message=message)
         audio = _level_normalised(librosa, y, config, stft_args)
         if config.kind == "log_mel":
-            return np.ascontiguousarray(_log_mel(librosa, audio, config, stft_args).T, dtype=np.float32)
+            return with_deltas(np.ascontiguousarray(_log_mel(librosa, audio, config, stft_args).T, dtype=np.float32),
+                               config)
         mfcc = _mfcc(librosa, audio, config, stft_args)
         chroma = librosa.feature.chroma_stft(
             **_chroma_input(librosa, audio, config, stft_args),
@@ -63,7 +64,7 @@ def extract(y, config):
             base_c=config.chroma_base_c,
             **stft_args,
         )
-    return np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32)
+    return with_deltas(np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32), config)
 
 
 def _power_spectrogram(librosa, y, stft_args):

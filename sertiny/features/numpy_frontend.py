@@ -610,11 +610,11 @@ def extract(y, config):
                               fmax=config.fmax, htk=config.htk, norm=config.mel_norm)
         S = S * running_peak_gain(mel, amin=config.amin, running_peak_db=config.running_peak_db)
     if config.kind == "log_mel":
-        return np.ascontiguousarray(log_mel_spectrogram(
+        return with_deltas(np.ascontiguousarray(log_mel_spectrogram(
             S=S, sample_rate=config.sample_rate, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
             htk=config.htk, mel_norm=config.mel_norm, amin=config.amin, top_db=config.top_db,
-        ).T, dtype=np.float32)
-    features = np.empty((S.shape[1], config.n_features), dtype=np.float32)
+        ).T, dtype=np.float32), config)
+    features = np.empty((S.shape[1], config.n_static), dtype=np.float32)
     features[:, : config.n_mfcc] = mfcc(
         S=S, sample_rate=config.sample_rate, n_mfcc=config.n_mfcc, n_mels=config.n_mels, fmin=config.fmin,
         fmax=config.fmax, htk=config.htk, mel_norm=config.mel_norm, amin=config.amin, top_db=config.top_db,
@@ -624,7 +624,18 @@ def extract(y, config):
         ctroct=config.chroma_ctroct, octwidth=config.chroma_octwidth, base_c=config.chroma_base_c,
         floor=config.chroma_floor,
     ).T
-    return features
+    return with_deltas(features, config)
+
+
+def with_deltas(static, config):
+    """``static`` (frames, n_static) with, if ``config.deltas``, each value's causal first
+    difference appended (frame t minus frame t - 1, zeros for frame 0): what a stream can
+    compute with one frame of state (both back ends call this)."""
+    if not config.deltas:
+        return static
+    deltas = np.zeros_like(static)
+    np.subtract(static[1:], static[:-1], out=deltas[1:])
+    return np.ascontiguousarray(np.concatenate([static, deltas], axis=1), dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------

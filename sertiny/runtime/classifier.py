@@ -14,9 +14,10 @@ Long files. A file longer than :data:`BLOCK_DECODE_SECONDS` is decoded and score
 by block (:func:`sertiny.data.audio.iter_audio_blocks`): each window's features are computed
 from that window's audio plus the front end's context on either side, so memory stays flat
 with duration. For a frame-local front end (``edge16k``, ``logmel16k``: fixed tuning, no
-clip-level ``top_db``, no running peak; :attr:`FeatureConfig.frame_local`) the features, and so
-the answer, are exactly those of the whole file. A front end with clip-level steps (``paper``:
-tuning estimate, ``top_db``; ``edge16k_peak``: the running peak) takes them per window, as
+clip-level ``top_db``, no running peak, no deltas; :attr:`FeatureConfig.frame_local`) the features,
+and so the answer, are exactly those of the whole file. A front end with clip-level steps (``paper``:
+tuning estimate, ``top_db``; ``edge16k_peak``: the running peak; ``deltas``: a window's first frame
+has no frame before it, as a training clip's had none) takes them per window, as
 ``sertiny listen`` does and as each training clip did, whether the clip is long or not: every
 window of T frames is then a clip of its own (its running peak starts at its first frame, so
 a loud moment early in a recording does not attenuate the rest of it), and a long file gives
