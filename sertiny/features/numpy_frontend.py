@@ -592,7 +592,8 @@ def extract(y, config):
     -------
     features : np.ndarray [shape=(n_frames, config.n_features), dtype=float32]
         Per frame ``n_mfcc`` MFCCs (dB-scaled cepstrum) then ``n_chroma`` chroma values in
-        [0, 1]; or, for ``kind="log_mel"``, the ``n_mels`` log-mel values (dB).
+        [0, 1]; or, for ``kind="log_mel"``, the ``n_mels`` log-mel values (dB); with
+        ``config.deltas``, then the causal first difference of each (:func:`with_deltas`).
         ``n_frames = config.n_frames(n_samples)``.
 
     Notes
