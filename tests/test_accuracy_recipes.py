@@ -159,3 +159,4 @@ def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):
     (run / "run.json").write_text("{}")
     monkeypatch.setattr(acc, "RUNS", tmp_path)
     assert acc.collect() == []
+

@@ -109,9 +109,9 @@ def train_config(recipe, model, input_name, seeds):
     from sertiny.training import TrainConfig
 
     fields = dict(load_recipes()[recipe])
+    teacher = _teacher(fields, model)
     fields.pop("teacher_recipe", None)
     fields.pop("teacher_model", None)
-    teacher = teacher_of(recipe, model)
     if teacher:
         fields["teacher"] = run_dir(input_name, *teacher).relative_to(ROOT).as_posix()
     return TrainConfig(model=model, seeds=tuple(seeds), **fields)
@@ -119,7 +119,10 @@ def train_config(recipe, model, input_name, seeds):
 
 def teacher_of(recipe, model):
     """``(teacher model, teacher recipe)`` of a recipe distilling from a run, else None."""
-    fields = load_recipes()[recipe]
+    return _teacher(load_recipes()[recipe], model)
+
+
+def _teacher(fields, model):
     if not fields.get("teacher_recipe"):
         return None
     return fields.get("teacher_model", model), fields["teacher_recipe"]
@@ -264,41 +267,41 @@ def head_bytes(head):
     return 4 * sum(int(np.asarray(v).size) for v in arrays)
 
 
-def late_val_uar(run, config, folds=None):
+def val_histories(run, folds=None):
+    """``{"seed_<s>/fold_<k>": [validation UAR per epoch]}`` of every fold of ``run`` with a
+    history; ``folds``: only these."""
+    histories = {}
+    for history in sorted(Path(run).glob("seed_*/fold_*/history.csv")):
+        fold = _fold_id(history.parent)
+        if folds is None or fold in folds:
+            with open(history, newline="") as f:
+                histories[fold] = [float(r["val_uar"]) for r in csv.DictReader(f)]
+    return histories
+
+
+def late_val_uar(run, config, folds=None, histories=None):
     """Mean validation UAR over the last ``t0`` epochs of every fold and seed (see module doc);
-    ``folds``: only these ``seed_<s>/fold_<k>`` directories."""
-    values = []
-    for history in sorted(run.glob("seed_*/fold_*/history.csv")):
-        if folds is not None and _fold_id(history.parent) not in folds:
-            continue
-        with open(history, newline="") as f:
-            rows = list(csv.DictReader(f))
-        values += [float(r["val_uar"]) for r in rows[-config["t0"]:]]
+    ``folds``: only these ``seed_<s>/fold_<k>`` directories; ``histories``: :func:`val_histories`
+    already read."""
+    histories = val_histories(run, folds) if histories is None else histories
+    values = [v for h in histories.values() for v in h[-config["t0"]:]]
     return sum(values) / len(values) if values else float("nan")
 
 
-def late_val_rise(run, config):
+def late_val_rise(run, config, histories=None):
     """How much the validation UAR still rose over the last cosine cycle: the mean of its second
     half minus the mean of its first half, every fold and seed pooled. A schedule cut short while
     its models still learn shows it here (and its late val UAR is pulled down by the first half)."""
-    halves = ([], [])
     half = config["t0"] // 2
-    for history in sorted(run.glob("seed_*/fold_*/history.csv")):
-        with open(history, newline="") as f:
-            last_cycle = [float(r["val_uar"]) for r in list(csv.DictReader(f))[-2 * half:]]
-        if len(last_cycle) == 2 * half:
-            halves[0].extend(last_cycle[:half])
-            halves[1].extend(last_cycle[half:])
-    return _mean(halves[1]) - _mean(halves[0])
+    cycles = [h[-2 * half:] for h in (val_histories(run) if histories is None else histories).values()
+              if half and len(h) >= 2 * half]
+    return _mean([v for c in cycles for v in c[half:]]) - _mean([v for c in cycles for v in c[:half]])
 
 
-def validation_curve(run):
+def validation_curve(run, histories=None):
     """Mean validation UAR per epoch over every fold and seed of ``run`` (as long as its shortest
     history), or an empty array for a run with no history."""
-    histories = []
-    for history in sorted(Path(run).glob("seed_*/fold_*/history.csv")):
-        with open(history, newline="") as f:
-            histories.append([float(r["val_uar"]) for r in csv.DictReader(f)])
+    histories = list((val_histories(run) if histories is None else histories).values())
     if not histories:
         return np.array([])
     n = min(map(len, histories))
@@ -307,8 +310,9 @@ def validation_curve(run):
 
 def clips_per_epoch(recipe):
     """How many versions of each training clip one epoch of ``recipe`` fits (1 + its waveform copies)."""
-    spec = load_recipes()[recipe]
-    return 1 + sum(len(spec.get(k, ())) for k in ("speed_perturb", "gain_perturb", "noise_snr", "pitch_shift"))
+    from sertiny.training.augment import waveform_copies
+
+    return 1 + len(waveform_copies(train_config(recipe, SHIPPED_MODEL[0], SHIPPED_INPUT, (0,))))
 
 
 def plot_validation_curves(curves, out_png, title):
@@ -334,13 +338,13 @@ def plot_validation_curves(curves, out_png, title):
 def _shipped_input_curves(rows):
     """The validation curves of every finished run of the shipped model on the shipped input,
     x in passes over the training clips so recipes with waveform copies line up with the rest."""
-    model = SHIPPED_MODEL[0]
+    model, recipes = SHIPPED_MODEL[0], load_recipes()
     curves = {}
     for r in sorted(rows, key=lambda r: r["recipe"]):
         if (r["front_end"], r["model"]) != (SHIPPED_INPUT, model) or not r["complete"] or r.get("recorded"):
             continue
         curve = validation_curve(run_dir(SHIPPED_INPUT, model, r["recipe"]))
-        if curve.size and r["recipe"] in load_recipes():
+        if curve.size and r["recipe"] in recipes:
             passes = clips_per_epoch(r["recipe"])
             curves[r["recipe"]] = (passes * np.arange(1, curve.size + 1), curve)
     return curves
@@ -375,10 +379,12 @@ def collect():
         folds = [json.loads(f.read_text()) for f in sorted(run.glob("seed_*/fold_*/fold.json"))]
         if not folds and not (run / "metrics.json").is_file():
             continue  # started, nothing measured yet
+        histories = val_histories(run)
         row = {"model": model, "front_end": front_end, "recipe": recipe, "seeds": config["seeds"],
                "speaker_adaptive": config.get("normalization") == "speaker",
                "complete": (run / "metrics.json").is_file(), "n_folds_done": len(folds),
-               "late_val_uar": late_val_uar(run, config), "late_val_rise": late_val_rise(run, config),
+               "late_val_uar": late_val_uar(run, config, histories=histories),
+               "late_val_rise": late_val_rise(run, config, histories=histories),
                "kept_val_uar": _mean([f["val_uar"] for f in folds]),
                "mean_fold_test_uar": _mean([f["test_uar"] for f in folds])}
         joined = json.loads((run / "run.json").read_text()).get("joined_from")

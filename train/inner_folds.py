@@ -163,7 +163,7 @@ def report_lines(found, outer_run=accuracy.run_dir):
         per_recipe, outers = complete_recipes(per_recipe)
         if not per_recipe:
             continue
-        ranked = sorted(per_recipe, key=lambda r: -_mean(per_recipe[r].values()))
+        ranked = sorted(per_recipe, key=lambda r: -_mean_uar(per_recipe[r]))
         chosen = chosen_per_fold(per_recipe, outers)
         lines += [f"## {model} on {front_end}", "",
                   "| recipe | " + " | ".join(f"inner UAR, outer fold {k}" for k in outers)
@@ -173,12 +173,12 @@ def report_lines(found, outer_run=accuracy.run_dir):
             test = _outer_test(outer_run(front_end, model, recipe))
             test_text = f"{test['uar_mean']:.4f} ± {test['uar_std']:.4f}" if test else "no outer run"
             lines.append(f"| {recipe} | " + " | ".join(f"{per_recipe[recipe][k]:.4f}" for k in outers)
-                         + f" | {_mean(per_recipe[recipe].values()):.4f} | {test_text} |")
+                         + f" | {_mean_uar(per_recipe[recipe]):.4f} | {test_text} |")
         record = {"front_end": front_end, "model": model, "outer_folds": outers, "inner_uar": per_recipe,
                   "chosen": ranked[0], "chosen_per_fold": chosen}
         lines += ["", f"Chosen by the inner folds: **{ranked[0]}** (mean inner UAR "
-                      f"{_mean(per_recipe[ranked[0]].values()):.4f}"
-                  + (f"; next {ranked[1]} {_mean(per_recipe[ranked[1]].values()):.4f}" if len(ranked) > 1 else "")
+                      f"{_mean_uar(per_recipe[ranked[0]]):.4f}"
+                  + (f"; next {ranked[1]} {_mean_uar(per_recipe[ranked[1]]):.4f}" if len(ranked) > 1 else "")
                   + "). Per outer fold: " + ", ".join(f"{k}: {chosen[k]}" for k in outers) + "."]
         runs = {r: outer_run(front_end, model, r) for r in set(chosen.values())}
         if all(_outer_test(run) for run in runs.values()):
@@ -195,9 +195,9 @@ def report_lines(found, outer_run=accuracy.run_dir):
     return lines, summary
 
 
-def _mean(values):
-    values = list(values)
-    return sum(values) / len(values) if values else float("nan")
+def _mean_uar(per_fold):
+    """Mean inner UAR over outer folds (``{outer: UAR}``)."""
+    return accuracy._mean(list(per_fold.values()))
 
 
 def report(args):
