@@ -1,5 +1,6 @@
 """The accuracy ablation recipes (train/accuracy_recipes.json) are valid TrainConfigs."""
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -160,3 +161,16 @@ def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):
     monkeypatch.setattr(acc, "RUNS", tmp_path)
     assert acc.collect() == []
 
+
+def test_compare_prints_validation_figures_on_the_folds_both_runs_finished(tmp_path, capsys):
+    acc = _accuracy_module()
+    for name, extra in (("a", [0.5, 0.7]), ("b", [0.2, 0.4])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train_config.json").write_text(json.dumps({"t0": 2}))
+        _history(tmp_path / name / "seed_0" / "fold_1", [0.1, 0.3] + extra)
+    _history(tmp_path / "a" / "seed_0" / "fold_2", [0.9] * 4)  # b has not finished this fold: left out
+    acc.compare(argparse.Namespace(run=str(tmp_path / "a"), other=str(tmp_path / "b")))
+    out = capsys.readouterr().out
+    assert "(1): seed_0/fold_1" in out
+    assert "late val UAR 0.6000" in out and "late val UAR 0.3000" in out
+    assert "2: 0.200  4: 0.600" in out

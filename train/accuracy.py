@@ -4,6 +4,7 @@
     python train/accuracy.py export --recipe base [--models res_lstm_sa_h64] [--input edge16k]
     python train/accuracy.py join   --recipe reg_all --stats-recipe linear [--models res_lstm_sa_h64] [--input edge16k]
     python train/accuracy.py report [--out results/accuracy.md]
+    python train/accuracy.py compare RUN OTHER_RUN   # validation only, on the folds both finished
 
 ``run`` trains each recipe of ``train/accuracy_recipes.json`` into
 ``runs/accuracy/<input>/<model>/<recipe>`` (a normal, resumable run directory: rerun the same
@@ -743,6 +744,23 @@ def report(args):
     print(f"wrote {out} and {out.with_suffix('.json')} ({len(rows)} runs)")
 
 
+def compare(args):
+    """Late val UAR of two runs on the folds both have finished, and each run's mean validation
+    UAR per cosine cycle (the late val UAR it would have had, stopped at that cycle's end)."""
+    runs = [Path(r) for r in (args.run, args.other)]
+    configs = [json.loads((r / "train_config.json").read_text()) for r in runs]
+    histories = [val_histories(r) for r in runs]
+    common = sorted(set(histories[0]) & set(histories[1]))
+    print(f"folds both runs have finished ({len(common)}): {', '.join(common)}")
+    for run, config, h in zip(runs, configs, histories):
+        same = {f: h[f] for f in common}
+        t0, curve = config["t0"], validation_curve(run, same)
+        cycles = "  ".join(f"{e}: {curve[e - t0:e].mean():.3f}" for e in range(t0, len(curve) + 1, t0))
+        print(f"{run}\n  late val UAR {late_val_uar(run, config, histories=same):.4f}; "
+              f"per fold {', '.join(f'{late_val_uar(run, config, histories={f: same[f]}):.3f}' for f in common)}"
+              f"\n  by cycle end (epoch: mean val UAR of that cycle)  {cycles}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -772,6 +790,10 @@ def main():
     p.add_argument("--int16x8", action="store_true",
                    help="also the int16x8 models (16-bit activations), as the built-in bundle ships")
     p.set_defaults(func=export)
+    p = sub.add_parser("compare", help="two runs' validation UAR on the folds both have finished (no test figure)")
+    p.add_argument("run", help="a run directory, e.g. runs/accuracy/edge16k_peak40_deltas/res_lstm_sa_h64/reg_all_e120")
+    p.add_argument("other", help="the run directory to compare it with")
+    p.set_defaults(func=compare)
     p = sub.add_parser("report")
     p.add_argument("--out", default=str(ROOT / "results" / "accuracy.md"))
     p.add_argument("--notes", default=str(ROOT / "results" / "accuracy_notes.md"),
