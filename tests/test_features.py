@@ -27,6 +27,7 @@ from sertiny.features import (
     load_paper_features,
 )
 from sertiny.features import numpy_frontend as nf
+from sertiny.features.numpy_frontend import F0_REFERENCE_HZ
 from sertiny.features.table import RAVDESS_EMOTIONS, FeatureTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     audio.write_bytes(b"x")
     config = edge_before_floors
     old_json = json.dumps({k: v for k, v in config.to_dict().items()
-                           if k not in ("kind", "chroma_floor", "running_peak_db", "deltas")},
+                           if k not in ("kind", "chroma_floor", "running_peak_db", "deltas", "pitch")},
                           sort_keys=True)
     stat = audio.resolve().stat()
     parts = (old_json, "numpy", FEATURE_CODE_VERSION, str(audio.resolve()), str(stat.st_size), str(stat.st_mtime_ns))
@@ -188,6 +189,7 @@ def test_added_fields_keep_existing_digests_and_cache_keys(tmp_path):
     assert cache_key(audio, config.replace(top_db=None, running_peak_db=40.0), "numpy") != \
         cache_key(audio, config.replace(top_db=None), "numpy")
     assert cache_key(audio, config.replace(deltas=True), "numpy") != cache_key(audio, config, "numpy")
+    assert cache_key(audio, config.replace(pitch=True), "numpy") != cache_key(audio, config, "numpy")
 
 
 def test_log_mel_frames_ignore_the_cepstrum_fields():
@@ -729,3 +731,56 @@ def test_a_delta_front_end_says_what_it_holds_and_is_not_frame_local():
     assert FeatureConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ParameterError, match="deltas"):
         get_preset("edge16k").replace(deltas="yes")
+
+
+# Voicing and F0 (pitch=True): Boersma's autocorrelation method, frame by frame
+
+
+def harmonic_tone(f0, seconds=1.0, sample_rate=16_000, level=0.3):
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return (level * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [70.0, 123.0, 220.0, 440.0, 580.0])
+def test_pitch_finds_the_f0_of_a_harmonic_tone(f0):
+    config = get_preset("edge16k_peak").replace(pitch=True)
+    frames = extract(harmonic_tone(f0), config)[3:-3]  # frames whose window lies inside the tone
+    assert config.feature_names[-2:] == ("voicing", "f0_semitones") and frames.shape[1] == 48
+    assert frames[:, -2].min() > 0.95
+    found = F0_REFERENCE_HZ * 2.0 ** (frames[:, -1] / 12.0)
+    np.testing.assert_allclose(found, f0, rtol=0.005)  # under a tenth of a semitone
+
+
+def test_pitch_calls_noise_and_silence_unvoiced_and_ignores_the_level():
+    config = get_preset("edge16k").replace(pitch=True)
+    noise = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
+    frames = extract(noise, config)
+    assert (frames[:, -1] == 0.0).all() and frames[:, -2].mean() < 0.3
+    silent = extract(np.zeros(16_000, dtype=np.float32), config)
+    np.testing.assert_array_equal(silent[:, -2:], 0.0)
+    tone = harmonic_tone(180.0)
+    # normalised autocorrelation: a gain leaves voicing and F0 as they were
+    np.testing.assert_allclose(extract(tone * 0.05, config)[:, -2:], extract(tone, config)[:, -2:], atol=1e-4)
+
+
+@needs_librosa
+@pytest.mark.parametrize("preset", ["edge16k_peak", "logmel16k"])
+def test_both_backends_give_the_same_pitch(preset):
+    config = get_preset(preset).replace(pitch=True, deltas=True)
+    y = lead_then_word(0.3)
+    ours, reference = extract(y, config, backend="numpy"), extract(y, config, backend="librosa")
+    assert ours.shape == reference.shape == (len(ours), 2 * (get_preset(preset).n_static + 2))
+    n = config.n_static
+    np.testing.assert_allclose(ours[:, n - 2: n], reference[:, n - 2: n], atol=1e-3)
+
+
+def test_a_pitch_front_end_says_what_it_holds():
+    config = get_preset("edge16k").replace(pitch=True)
+    assert config.description == "34 MFCC + 12 chroma + voicing and F0"
+    assert config.n_static == config.n_features == 48
+    assert config.replace(deltas=True).feature_names[-1] == "delta_f0_semitones"
+    assert config.frame_local  # each frame's own samples only
+    assert "pitch" not in get_preset("edge16k").identity_dict()  # added later: old digests still match
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ParameterError, match="pitch"):
+        get_preset("edge16k").replace(pitch=1)

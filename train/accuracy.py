@@ -61,6 +61,8 @@ EDGE16K_VARIANTS = {
     "edge16k_peak40_amin8": {"running_peak_db": 40.0, "amin": 1e-8},
     # edge16k_peak with each value's causal first difference appended (FeatureConfig.deltas): 92 inputs
     "edge16k_peak40_deltas": {"running_peak_db": 40.0, "deltas": True},
+    # edge16k_peak with each frame's voicing and F0 (FeatureConfig.pitch): 48 inputs
+    "edge16k_peak40_pitch": {"running_peak_db": 40.0, "pitch": True},
 }
 INPUTS = ("edge16k", *EDGE16K_VARIANTS, "paper", "logmel16k")
 # The classical baseline on clip statistics of each input (benchmarks/classical_baselines.py's

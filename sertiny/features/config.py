@@ -197,6 +197,12 @@ class FeatureConfig(Config):
         ``librosa.feature.delta``'s centred regression, which needs frames that a stream has not
         heard yet: one frame of state. False (the default): static values only. Added later,
         like ``kind``.
+    pitch : bool
+        Append two values to the static ones: how periodic the frame is (the normalised
+        autocorrelation peak, 0-1) and its F0 in semitones above 27.5 Hz, 0 where the frame
+        is not voiced (Boersma's autocorrelation method between 60 and 600 Hz, frame by
+        frame: :func:`sertiny.features.numpy_frontend.pitch`). With ``deltas`` they get
+        deltas too. False (the default): no pitch. Added later, like ``kind``.
     """
 
     sample_rate: int
@@ -222,6 +228,7 @@ class FeatureConfig(Config):
     chroma_floor: float | None = added_field(None)
     running_peak_db: float | None = added_field(None)
     deltas: bool = added_field(False)
+    pitch: bool = added_field(False)
 
     def __post_init__(self):
         check_bool_fields(self)
@@ -270,10 +277,9 @@ class FeatureConfig(Config):
 
     @property
     def n_static(self):
-        """Static values per frame: ``n_mfcc + n_chroma``, or ``n_mels`` for log-mel frames."""
-        if self.kind == "log_mel":
-            return self.n_mels
-        return self.n_mfcc + self.n_chroma
+        """Static values per frame: ``n_mfcc + n_chroma``, or ``n_mels`` for log-mel frames; 2 more with ``pitch``."""
+        spectral = self.n_mels if self.kind == "log_mel" else self.n_mfcc + self.n_chroma
+        return spectral + (2 if self.pitch else 0)
 
     @property
     def n_features(self):
@@ -283,17 +289,19 @@ class FeatureConfig(Config):
     @property
     def feature_names(self):
         """Column names of a feature array: ``("mfcc_0", ..., "chroma_0", ...)`` or ``("mel_0", ...)``,
-        then ``("delta_mfcc_0", ...)`` with ``deltas``."""
+        then ``("voicing", "f0_semitones")`` with ``pitch``, then ``("delta_mfcc_0", ...)`` with ``deltas``."""
         if self.kind == "log_mel":
             static = tuple(f"mel_{i}" for i in range(self.n_mels))
         else:
             static = tuple(f"mfcc_{i}" for i in range(self.n_mfcc)) + tuple(f"chroma_{i}" for i in range(self.n_chroma))
+        static += ("voicing", "f0_semitones") if self.pitch else ()
         return static + (tuple(f"delta_{name}" for name in static) if self.deltas else ())
 
     @property
     def description(self):
         """What a frame holds, for messages and model cards: ``"34 MFCC + 12 chroma"``, ``"40 log-mel bands"``."""
         static = f"{self.n_mels} log-mel bands" if self.kind == "log_mel" else f"{self.n_mfcc} MFCC + {self.n_chroma} chroma"
+        static += " + voicing and F0" if self.pitch else ""
         return static + (" + their deltas" if self.deltas else "")
 
     @property

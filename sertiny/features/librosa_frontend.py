@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import require
 from .config import as_config
-from .numpy_frontend import check_signal, running_peak_gain, with_deltas
+from .numpy_frontend import check_signal, running_peak_gain, with_deltas, with_pitch
 
 # librosa warns on clips shorter than n_fft and on clips without a pitched peak; sertiny
 # documents both behaviours (zero-padded analysis, tuning 0.0), so the warnings are noise.
@@ -52,8 +52,8 @@ def extract(y, config):
             warnings.filterwarnings("ignore", message=message)
         audio = _level_normalised(librosa, y, config, stft_args)
         if config.kind == "log_mel":
-            return with_deltas(np.ascontiguousarray(_log_mel(librosa, audio, config, stft_args).T, dtype=np.float32),
-                               config)
+            log_mel = np.ascontiguousarray(_log_mel(librosa, audio, config, stft_args).T, dtype=np.float32)
+            return with_deltas(_with_pitch(librosa, log_mel, audio, config, stft_args), config)
         mfcc = _mfcc(librosa, audio, config, stft_args)
         chroma = librosa.feature.chroma_stft(
             **_chroma_input(librosa, audio, config, stft_args),
@@ -64,7 +64,17 @@ def extract(y, config):
             base_c=config.chroma_base_c,
             **stft_args,
         )
-    return with_deltas(np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32), config)
+    static = np.ascontiguousarray(np.concatenate([mfcc, chroma], axis=0).T, dtype=np.float32)
+    return with_deltas(_with_pitch(librosa, static, audio, config, stft_args), config)
+
+
+def _with_pitch(librosa, static, audio, config, stft_args):
+    # librosa's pitch trackers (yin, pyin) differ from sertiny's; the frames' voicing and F0
+    # come from librosa's own power spectrogram through the same numpy function.
+    if not config.pitch:
+        return static
+    S = audio["S"] if "S" in audio else _power_spectrogram(librosa, audio["y"], stft_args)
+    return with_pitch(static, S, config)
 
 
 def _power_spectrogram(librosa, y, stft_args):

@@ -593,7 +593,8 @@ def extract(y, config):
     features : np.ndarray [shape=(n_frames, config.n_features), dtype=float32]
         Per frame ``n_mfcc`` MFCCs (dB-scaled cepstrum) then ``n_chroma`` chroma values in
         [0, 1]; or, for ``kind="log_mel"``, the ``n_mels`` log-mel values (dB); with
-        ``config.deltas``, then the causal first difference of each (:func:`with_deltas`).
+        ``config.pitch``, then voicing and F0 (:func:`pitch`); with ``config.deltas``, then
+        the causal first difference of each (:func:`with_deltas`).
         ``n_frames = config.n_frames(n_samples)``.
 
     Notes
@@ -611,11 +612,11 @@ def extract(y, config):
                               fmax=config.fmax, htk=config.htk, norm=config.mel_norm)
         S = S * running_peak_gain(mel, amin=config.amin, running_peak_db=config.running_peak_db)
     if config.kind == "log_mel":
-        return with_deltas(np.ascontiguousarray(log_mel_spectrogram(
+        return with_deltas(with_pitch(np.ascontiguousarray(log_mel_spectrogram(
             S=S, sample_rate=config.sample_rate, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
             htk=config.htk, mel_norm=config.mel_norm, amin=config.amin, top_db=config.top_db,
-        ).T, dtype=np.float32), config)
-    features = np.empty((S.shape[1], config.n_static), dtype=np.float32)
+        ).T, dtype=np.float32), S, config), config)
+    features = np.empty((S.shape[1], config.n_mfcc + config.n_chroma), dtype=np.float32)
     features[:, : config.n_mfcc] = mfcc(
         S=S, sample_rate=config.sample_rate, n_mfcc=config.n_mfcc, n_mels=config.n_mels, fmin=config.fmin,
         fmax=config.fmax, htk=config.htk, mel_norm=config.mel_norm, amin=config.amin, top_db=config.top_db,
@@ -625,7 +626,89 @@ def extract(y, config):
         ctroct=config.chroma_ctroct, octwidth=config.chroma_octwidth, base_c=config.chroma_base_c,
         floor=config.chroma_floor,
     ).T
-    return with_deltas(features, config)
+    return with_deltas(with_pitch(features, S, config), config)
+
+
+# F0 and voicing (FeatureConfig.pitch): Boersma's autocorrelation method (Proc. Institute of
+# Phonetic Sciences 17, 1993; Praat's "To Pitch (ac)"), frame by frame and without its
+# path finder, which looks ahead. Praat's defaults where it has them.
+PITCH_FMIN, PITCH_FMAX = 60.0, 600.0  # Hz: low male speech to high-arousal female speech
+VOICING_THRESHOLD = 0.45  # Praat's voicing threshold on the normalised autocorrelation peak
+OCTAVE_COST = 0.01  # Praat's: per octave of lag, favours the higher of two near-equal candidates
+F0_REFERENCE_HZ = 27.5  # openSMILE's F0semitoneFrom27.5Hz: unvoiced 0 lies below every voiced value
+
+
+def pitch(*, S, sample_rate, n_fft, window="hann"):
+    """Voicing strength and F0 of each frame, from its power spectrum.
+
+    The autocorrelation of a windowed frame is the inverse FFT of its power spectrum
+    (Wiener-Khinchin), so this costs one inverse FFT per frame on top of the front end's
+    STFT. Divided by the window's own autocorrelation (Boersma's correction), its highest
+    peak between lags ``sample_rate / PITCH_FMAX`` and ``sample_rate / PITCH_FMIN`` is the
+    period; the peak's height is how periodic the frame is. Both are unchanged by a gain.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(1 + n_fft // 2, frames)]
+        Power spectrogram ``|STFT|^2``.
+    sample_rate, n_fft : int
+    window : {"hann", "hamming"}
+
+    Returns
+    -------
+    voicing_f0 : np.ndarray [shape=(2, frames), dtype=float32]
+        Row 0: the normalised autocorrelation peak in [0, 1] (0: no peak, or a silent frame).
+        Row 1: F0 in semitones above 27.5 Hz where that peak reaches
+        :data:`VOICING_THRESHOLD`, else 0.
+    """
+    lags, window_r, bonus = _pitch_lags(sample_rate, n_fft, window)
+    r = np.fft.irfft(np.asarray(S, dtype=np.float64), n=n_fft, axis=0)
+    energy = r[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        strength = np.where(energy > 0, r[lags] / energy, 0.0) / window_r[:, None]
+    # Every interior local maximum, its height and lag refined by a parabola through its
+    # neighbours (at short lags the integer lags straddle a narrow peak: compared unrefined,
+    # the peak at twice the period would often win).
+    prev, here, nxt = strength[:-2], strength[1:-1], strength[2:]
+    peak = (here > prev) & (here >= nxt)
+    curvature = prev - 2.0 * here + nxt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(peak & (curvature < 0), 0.5 * (prev - nxt) / curvature, 0.0)
+    heights = here - 0.25 * (prev - nxt) * offset
+    score = np.where(peak, heights + bonus[1:-1, None], -np.inf)
+    best = np.argmax(score, axis=0)
+    frames = np.arange(strength.shape[1])
+    found = np.isfinite(score[best, frames])
+    height = np.where(found, heights[best, frames], 0.0)
+    voicing = np.clip(height, 0.0, 1.0)
+    period = lags[1:-1][best] + offset[best, frames]
+    voiced = found & (voicing >= VOICING_THRESHOLD)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f0 = np.where(voiced, 12.0 * np.log2(sample_rate / period / F0_REFERENCE_HZ), 0.0)
+    return np.stack([voicing, f0]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _pitch_lags(sample_rate, n_fft, window):
+    """``(lags, the window's normalised autocorrelation at them, octave bonus)`` for :func:`pitch`:
+    the lags of the F0 range plus one on each side, so a peak at either end can be told
+    from a slope."""
+    low = max(1, int(np.floor(sample_rate / PITCH_FMAX)) - 1)
+    high = min(n_fft // 2, int(np.ceil(sample_rate / PITCH_FMIN)) + 1)
+    lags = np.arange(low, high + 1)
+    w = get_window(window, n_fft)
+    window_r = np.fft.irfft(np.abs(np.fft.rfft(w)) ** 2, n=n_fft)
+    bonus = OCTAVE_COST * np.log2(sample_rate / (PITCH_FMIN * lags))
+    return _read_only(lags), _read_only(window_r[lags] / window_r[0]), _read_only(bonus)
+
+
+def with_pitch(static, S, config):
+    """``static`` (frames, n) with, if ``config.pitch``, the frames' voicing and F0
+    (:func:`pitch`) appended (both back ends call this)."""
+    if not config.pitch:
+        return static
+    voicing_f0 = pitch(S=S, sample_rate=config.sample_rate, n_fft=config.n_fft, window=config.window)
+    return np.ascontiguousarray(np.concatenate([static, voicing_f0.T], axis=1), dtype=np.float32)
 
 
 def with_deltas(static, config):
