@@ -162,6 +162,27 @@ def test_pitch_shift_moves_the_pitch_and_keeps_the_tempo(write_audio):
         assert abs(peak_hz - 500 * 2 ** (semitones / 12)) < 5
 
 
+def test_room_copies_keep_length_and_level_and_decay_at_the_asked_rate(write_audio):
+    from sertiny.training.augment import RoomLoader
+
+    sr = 16000
+    click = np.zeros(sr, dtype=np.float32)
+    click[1000] = 0.5
+    path = write_audio("click.wav", click[:, None], sr=sr, subtype="FLOAT")
+    rms = np.sqrt(np.mean(click.astype(np.float64) ** 2))
+    for rt60 in (0.0, 0.3):
+        copy = RoomLoader(rt60)(path, sr)
+        assert copy.shape == click.shape and copy.dtype == np.float32
+        assert abs(np.sqrt(np.mean(copy.astype(np.float64) ** 2)) - rms) < 1e-4 * rms  # level is gain_perturb's job
+        np.testing.assert_array_equal(copy, RoomLoader(rt60)(path, sr))  # seeded by the file name
+        # Schroeder backward integration: 60 dB of decay takes rt60 (T20 x 3); the microphone alone rings < 10 ms
+        energy = np.cumsum(copy[::-1].astype(np.float64) ** 2)[::-1]
+        decay_db = 10 * np.log10(energy / energy[0])
+        t20 = (np.argmax(decay_db < -25) - np.argmax(decay_db < -5)) / sr
+        assert abs(3 * t20 - rt60) < (0.01 if rt60 == 0 else 0.05)
+    assert not np.allclose(RoomLoader(0.0)(path, sr), click, atol=1e-3)  # the microphone colours it
+
+
 def test_gain_and_noise_options_are_checked():
     from sertiny.training import TrainConfig
 
@@ -172,6 +193,10 @@ def test_gain_and_noise_options_are_checked():
     with pytest.raises(ParameterError, match="'pitch_shift'"):
         TrainConfig(pitch_shift=(0.0, 2.0))
     assert TrainConfig(pitch_shift=(-2, 2)).to_dict()["pitch_shift"] == [-2, 2]
+    with pytest.raises(ParameterError, match="'room_rt60'"):
+        TrainConfig(room_rt60=(0.4, 3.0))
+    assert TrainConfig(room_rt60=[0, 0.4]).to_dict()["room_rt60"] == [0, 0.4]
+    assert "room_rt60" not in TrainConfig().identity_dict()
     assert TrainConfig(gain_perturb=[-6, 6]).to_dict()["gain_perturb"] == [-6, 6]
     assert "gain_perturb" not in TrainConfig().identity_dict()
 
@@ -192,17 +217,18 @@ def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
     spec = DataSpec(kind="audio", path=str(corpus), dataset="ravdess", cache_dir=str(tmp_path / "cache"))
     table = load_table(spec, get_preset("edge16k"), progress=False)
     config = TrainConfig(model="lstm_sa_h8", epochs=1, folds="kfold", n_folds=3, n_val_speakers=1, seq_len=40,
-                         speed_perturb=(0.9, 1.1), gain_perturb=(-6.0,), noise_snr=(30.0,), pitch_shift=(2.0,))
+                         speed_perturb=(0.9, 1.1), gain_perturb=(-6.0,), noise_snr=(30.0,), pitch_shift=(2.0,),
+                         room_rt60=(0.3,))
     ctx = prepare_run(table, config, tmp_path / "run", data_spec=spec)
-    assert [len(c) for c in ctx.augmented] == [len(table)] * 5
+    assert [len(c) for c in ctx.augmented] == [len(table)] * 6
     # 0.9x speed = longer clips; gain and noise keep the length and move the features
     assert all(len(slow) > len(orig) for slow, orig in zip(ctx.augmented[0], table.features))
-    for copies in ctx.augmented[2:]:  # gain, noise, pitch
+    for copies in ctx.augmented[2:]:  # gain, noise, pitch, room
         assert all(c.shape == o.shape and not np.allclose(c, o) for c, o in zip(copies, table.features))
     assert sorted(p.name for p in (tmp_path / "cache" / "augmented").iterdir()) == [
-        "gain_-6dB", "noise_30dB_snr", "pitch_+2st", "speed_0.9", "speed_1.1"]
+        "gain_-6dB", "noise_30dB_snr", "pitch_+2st", "room_0.3s", "speed_0.9", "speed_1.1"]
     data = fold_inputs(table, ctx.folds[0], ctx.seq_len, "train", augmented=ctx.augmented)
-    assert len(data.x_train) == 6 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
+    assert len(data.x_train) == 7 * len(data.train_idx) and len(data.x_val) == len(data.val_idx)
     assert set(data.train_rows) == set(data.train_idx)
     with pytest.raises(ParameterError, match="need the audio"):
         prepare_run(load_table(DataSpec(kind="paper_npz", path=str(shared_data / "ravdess48k_paper_features.npz"))),

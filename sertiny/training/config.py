@@ -77,6 +77,11 @@ class TrainConfig(Config):
         ``pitch_shift``), through the feature cache like ``speed_perturb``: a voice higher or
         lower than the training speakers' own, which ``speed_perturb`` also gives but only
         together with a faster or slower delivery, itself an emotion cue.
+    room_rt60: reverberation times in seconds (e.g. ``(0.0, 0.4)``): each training clip is
+        also used through a random microphone response and, for a value above 0, a random
+        synthetic room with that reverberation time (0: the microphone alone), seeded by the
+        file name (:class:`sertiny.training.augment.RoomLoader`), through the feature cache
+        like ``speed_perturb``: the colouring of a user's own room and microphone.
     teacher, distill_weight: knowledge distillation (:mod:`sertiny.training.distill`): the
         training target becomes ``(1 - distill_weight) x`` the label target ``+ distill_weight
         x`` the mean probabilities of ``teacher``'s models, a finished run directory on the
@@ -128,6 +133,7 @@ class TrainConfig(Config):
     gain_perturb: tuple = added_field(())
     noise_snr: tuple = added_field(())
     pitch_shift: tuple = added_field(())
+    room_rt60: tuple = added_field(())
     teacher: str = added_field("")
     distill_weight: float = added_field(0.0)
     distill_inputs: str = added_field("clean")
@@ -175,6 +181,7 @@ class TrainConfig(Config):
         self._check_copies(owner, "gain_perturb", -30.0, 30.0, excluded=0.0, what="gains in dB other than 0")
         self._check_copies(owner, "noise_snr", 0.0, 80.0, what="SNRs in dB")
         self._check_copies(owner, "pitch_shift", -12.0, 12.0, excluded=0.0, what="shifts in semitones other than 0")
+        self._check_copies(owner, "room_rt60", 0.0, 2.0, what="reverberation times in seconds")
         check_float(owner, "distill_weight", self.distill_weight, min_value=0.0, max_value=1.0)
         if not isinstance(self.teacher, str):
             raise ParameterError(f"The 'teacher' parameter of {owner} must be a run directory path (str). "
@@ -248,6 +255,7 @@ class TrainConfig(Config):
         d["gain_perturb"] = list(self.gain_perturb)
         d["noise_snr"] = list(self.noise_snr)
         d["pitch_shift"] = list(self.pitch_shift)
+        d["room_rt60"] = list(self.room_rt60)
         return d
 
     def hyperparameters(self):
