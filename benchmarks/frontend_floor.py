@@ -14,7 +14,8 @@ Compares two training runs that differ only in their front end (each run's own
    and versions of it: actor 01's 48 kHz originals; for all 1440 clips the copy requantised
    with +-1 LSB triangular dither, a 48 kHz round trip (upsampled, stored as a 16-bit WAV,
    read back by the loader; soxr "HQ" twice also cuts the copy above ~7.5 kHz), gain -6 / +6
-   dB and white noise at 40 dB SNR (seeded per clip), each stored as 16-bit. Agreement = share
+   dB, white noise at 40 dB SNR, and a random microphone and room (0.3 s reverberation time,
+   ``sertiny.training.augment.room_colour``) (seeded per clip), each stored as 16-bit. Agreement = share
    of clips whose label does not change; UAR of each version beside it.
 4. The built-in bundle (its default model, as ``sertiny infer`` runs it, then each other model
    it ships) on actor 01's originals vs copies.
@@ -44,19 +45,21 @@ from sertiny.features import FeatureConfig, extract, fit_norm_stats, get_preset 
 from sertiny.features import numpy_frontend as nf  # noqa: E402
 from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.features.cache import limit_blas_threads  # noqa: E402
+from sertiny.training.augment import room_colour  # noqa: E402
 from sertiny.training.rundir import weights_name  # noqa: E402
 
 RATE = 16_000
 ORIGINAL_RATE = 48_000
 SNR_DB = 40.0
 GAIN_DB = 6.0
+ROOM_RT60 = 0.3  # s: a furnished room; the microphone's response is drawn per clip
 # Frame level: mean mel-band power of the (unfloored) 16 kHz copy, dB re 1.0. The classes
 # of the diagnosis; -80 dB is below any speech in RAVDESS, -40 dB above its pauses.
 LEVEL_CLASSES = (("silent (< -80 dB)", -np.inf, -80.0), ("quiet (-80..-60 dB)", -80.0, -60.0),
                  ("weak (-60..-40 dB)", -60.0, -40.0), ("speech (>= -40 dB)", -40.0, np.inf))
 SILENT_DB, SPEECH_DB = -80.0, -40.0
 VERSIONS = ("16-bit requantised (TPDF dither)", "48 kHz round trip", f"gain -{GAIN_DB:g} dB", f"gain +{GAIN_DB:g} dB",
-            f"noise {SNR_DB:g} dB SNR")
+            f"noise {SNR_DB:g} dB SNR", f"microphone + room (RT60 {ROOM_RT60:g} s)")
 ORIGINALS = "48 kHz originals (actor 01)"
 TARGET_AGREEMENT = 0.99
 
@@ -88,6 +91,7 @@ def versions(y, seed, workdir):
         VERSIONS[2]: decoded_pcm16(y * 10 ** (-GAIN_DB / 20)),
         VERSIONS[3]: decoded_pcm16(y * 10 ** (GAIN_DB / 20)),
         VERSIONS[4]: decoded_pcm16(y + noise),
+        VERSIONS[5]: decoded_pcm16(room_colour(y, RATE, ROOM_RT60, rng)),  # drawn last: the others stay as they were
     }
 
 
@@ -445,7 +449,7 @@ def markdown(result):
               "Float (Keras) fold models of each run, each on its fold's test speakers (paper folds), so "
               "every clip is labelled by a model that never heard its speaker. Agreement = share of clips "
               "whose label equals the label of the unmodified 16 kHz copy; mean ± std over seeds. Versions "
-              "other than the originals are stored as 16-bit (rounded); dither and noise seeded by clip "
+              "other than the originals are stored as 16-bit (rounded); dither, noise and room seeded by clip "
               "index. The round trip is more than requantisation: soxr \"HQ\" (the loader's resampler) "
               "passes up to ~7.5 kHz at 16 kHz, so going up and down cuts the copy's top band (-5 dB at "
               "7.6 kHz, -30 dB at 7.8 kHz), which the copy (made with soxr \"VHQ\") still has. Pooled "

@@ -162,17 +162,23 @@ class RoomLoader:
 
         y = load_audio(path, target_sr)
         rng = np.random.default_rng(zlib.crc32(f"{Path(path).name}|room {self.rt60:g}".encode()))
-        # room for the tail, and for the zero-phase microphone's short response before t = 0,
-        # which the circular product wraps to the end of the buffer
-        n = _fft_size(len(y) + int((self.rt60 + 0.05) * target_sr))
-        spectrum = np.fft.rfft(y, n) * microphone_response(rng, target_sr, n)
-        if self.rt60 > 0:
-            spectrum *= np.fft.rfft(room_impulse_response(rng, target_sr, self.rt60), n)
-        coloured = np.fft.irfft(spectrum, n)[: len(y)]
-        rms, coloured_rms = (float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))) for v in (y, coloured))
-        if coloured_rms > 0:
-            coloured *= rms / coloured_rms
-        return np.clip(coloured, -1.0, 1.0).astype(np.float32)
+        return room_colour(y, target_sr, self.rt60, rng)
+
+
+def room_colour(y, sample_rate, rt60, rng):
+    """``y`` through a random microphone and, with ``rt60`` > 0, a random room drawn from
+    ``rng`` (:class:`RoomLoader` says which), at the same length and RMS level, float32."""
+    # room for the tail, and for the zero-phase microphone's short response before t = 0,
+    # which the circular product wraps to the end of the buffer
+    n = _fft_size(len(y) + int((rt60 + 0.05) * sample_rate))
+    spectrum = np.fft.rfft(y, n) * microphone_response(rng, sample_rate, n)
+    if rt60 > 0:
+        spectrum *= np.fft.rfft(room_impulse_response(rng, sample_rate, rt60), n)
+    coloured = np.fft.irfft(spectrum, n)[: len(y)]
+    rms, coloured_rms = (float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))) for v in (y, coloured))
+    if coloured_rms > 0:
+        coloured *= rms / coloured_rms
+    return np.clip(coloured, -1.0, 1.0).astype(np.float32)
 
 
 def _fft_size(n):
