@@ -315,7 +315,8 @@ def clips_per_epoch(recipe):
     """How many versions of each training clip one epoch of ``recipe`` fits (1 + its waveform copies)."""
     from sertiny.training.augment import waveform_copies
 
-    return 1 + len(waveform_copies(train_config(recipe, SHIPPED_MODEL[0], SHIPPED_INPUT, (0,))))
+    input_name, model = ABLATION_RUN  # the copies depend on the recipe alone
+    return 1 + len(waveform_copies(train_config(recipe, model, input_name, (0,))))
 
 
 def plot_validation_curves(curves, out_png, title):
@@ -338,18 +339,27 @@ def plot_validation_curves(curves, out_png, title):
     plt.close(fig)
 
 
-def _shipped_input_curves(rows):
-    """The validation curves of every finished run of the shipped model on the shipped input,
-    x in passes over the training clips so recipes with waveform copies line up with the rest."""
-    model, recipes = SHIPPED_MODEL[0], load_recipes()
+# The validation-curve figure: every recipe of the ablation model on its input, and the runs
+# that asked what a front-end input adds (labelled with model and input).
+ABLATION_RUN = ("edge16k_peak40", "res_lstm_sa_h64")
+CURVE_RUNS = (ABLATION_RUN, ("edge16k_peak40_deltas", "res_lstm_sa_h64"), ("edge16k_peak40_pitch", "res_lstm_sa_h64"),
+              ("edge16k_peak40_deltas", "lstm_sa_h64"))
+
+
+def _validation_curves(rows):
+    """The validation curves of every finished run of :data:`CURVE_RUNS`, x in passes over the
+    training clips so recipes with waveform copies line up with the rest."""
+    recipes = load_recipes()
     curves = {}
-    for r in sorted(rows, key=lambda r: r["recipe"]):
-        if (r["front_end"], r["model"]) != (SHIPPED_INPUT, model) or not r["complete"] or r.get("recorded"):
+    for r in sorted(rows, key=lambda r: (CURVE_RUNS.index((r["front_end"], r["model"]))
+                                         if (r["front_end"], r["model"]) in CURVE_RUNS else -1, r["recipe"])):
+        run = (r["front_end"], r["model"])
+        if run not in CURVE_RUNS or not r["complete"] or r.get("recorded") or r["recipe"] not in recipes:
             continue
-        curve = validation_curve(run_dir(SHIPPED_INPUT, model, r["recipe"]))
-        if curve.size and r["recipe"] in recipes:
-            passes = clips_per_epoch(r["recipe"])
-            curves[r["recipe"]] = (passes * np.arange(1, curve.size + 1), curve)
+        curve = validation_curve(run_dir(*run, r["recipe"]))
+        if curve.size:
+            label = r["recipe"] if run == ABLATION_RUN else f"{r['recipe']} ({r['model']}, {r['front_end']})"
+            curves[label] = (clips_per_epoch(r["recipe"]) * np.arange(1, curve.size + 1), curve)
     return curves
 
 
@@ -716,12 +726,13 @@ def report(args):
     lines += _carried_lines(rows) + _shipped_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows)
     lines += _final_lines(rows)
     lines += _ablation_lines(rows)
-    curves = _shipped_input_curves(rows)
+    curves = _validation_curves(rows)
     if curves:
         png = Path(args.out).with_name("accuracy_validation_curves.png")
-        plot_validation_curves(curves, png, f"{SHIPPED_MODEL[0]} on {SHIPPED_INPUT}: validation UAR while training")
+        plot_validation_curves(curves, png, "validation UAR while training")
         lines += [f"![validation curves]({png.name})", "",
-                  f"Validation UAR while training, every recipe of `{SHIPPED_MODEL[0]}` on `{SHIPPED_INPUT}` "
+                  f"Validation UAR while training: every recipe of `{ABLATION_RUN[1]}` on `{ABLATION_RUN[0]}`, and "
+                  "the runs with other front-end inputs (named) "
                   "(x: epochs times the versions of each clip an epoch fits, so recipes with waveform copies line up). "
                   "A curve still climbing at its end belongs to a schedule stopped early (notes item 10).", ""]
     lines += _table1_lines(rows) + _speaker_adaptive_lines(rows)
