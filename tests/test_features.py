@@ -130,7 +130,7 @@ def test_config_is_keyword_only_frozen_and_round_trips(tmp_path):
 
 
 def test_presets():
-    assert list_presets() == ["edge16k", "edge16k_peak", "logmel16k", "paper"]
+    assert list_presets() == ["edge16k", "edge16k_peak", "edge16k_peak_deltas", "logmel16k", "paper"]
     paper = get_preset("paper")
     # The paper's librosa call: everything but rate, FFT size, hop and n_mfcc at defaults.
     assert paper == FeatureConfig(sample_rate=48_000, n_fft=4096, hop_length=2048)
@@ -151,10 +151,12 @@ def test_presets():
     assert (logmel.n_features, logmel.frames_per_second, logmel.top_db) == (40, 25.0, None)
     assert logmel.feature_names == tuple(f"mel_{i}" for i in range(40))
     assert (edge.description, logmel.description) == ("34 MFCC + 12 chroma", "40 log-mel bands")
-    # The built-in model's front end: edge16k with levels held below the running peak.
+    # Levels held below the running peak; the built-in model's front end adds deltas.
     assert get_preset("edge16k_peak") == edge.replace(running_peak_db=40.0)
+    assert get_preset("edge16k_peak_deltas") == edge.replace(running_peak_db=40.0, deltas=True)
+    assert get_preset("edge16k_peak_deltas").n_features == 92
     # Which give any stretch of a clip the frames the whole clip has there.
-    assert [get_preset(name).frame_local for name in list_presets()] == [True, False, True, False]
+    assert [get_preset(name).frame_local for name in list_presets()] == [True, False, False, True, False]
     with pytest.raises(ParameterError, match="'name' parameter of get_preset"):
         get_preset("tiny")
 

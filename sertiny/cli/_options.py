@@ -52,7 +52,8 @@ def dataset_option(param="dataset"):
 
 preset_option = click.option("--preset", default="edge16k", show_default=True, type=click.Choice(list_presets()),
                              help="Front-end preset for audio input (edge16k_peak: levels held below the running "
-                             "peak, so the recording level does not move the frames, the built-in model's; "
+                             "peak, so the recording level does not move the frames; edge16k_peak_deltas: the same "
+                             "with each value's causal first difference, the built-in model's; "
                              "logmel16k: log-mel frames, for vit_*).")
 
 

@@ -59,7 +59,7 @@ Presets (:func:`get_preset`):
 
 ``edge16k_peak``
     edge16k with its levels held below the running peak (``running_peak_db=40``): what the
-    built-in model is trained on. A microphone's gain is arbitrary, so a model should not read
+    built-in model was trained on until it gained deltas. A microphone's gain is arbitrary, so a model should not read
     the recording level (edge16k's MFCC 0 and its floors in fixed dBFS do): each frame is
     attenuated so the loudest frame heard so far sits 40 dB above ``amin``, which puts the
     floors 40 dB below it, and a gain change leaves the frames as they were once a clip has
@@ -71,6 +71,15 @@ Presets (:func:`get_preset`):
     (results/frontend_floor_running_peak.md). The level is information on RAVDESS, whose
     clips were all recorded at one gain: the stats_linear floor, which can only see clip
     averages, loses 3 pp without it (results/accuracy.md).
+
+``edge16k_peak_deltas``
+    edge16k_peak with each value's causal first difference appended (``deltas=True``, 92
+    values per frame): what the built-in model is trained on. The frame-to-frame change is
+    what a small recurrent model found hardest to learn from the static frames: with the
+    same recipe it lifts validation UAR by 3-6 pp (results/accuracy.md, notes item 11).
+    Streamable: one frame of state more than edge16k_peak. It roughly doubles the input
+    weights of the first LSTM, so it fits the microcontroller profile with LSTM-SA-h64 but
+    not with ResLSTM-SA-h64, whose first LSTM is square in the input width.
 
 ``logmel16k``
     The log-mel spectrogram for the ``vit`` family (``kind="log_mel"``): edge16k's audio
@@ -332,6 +341,8 @@ PRESETS = {
                              amin=1e-7, chroma_floor=1e-4),
     "edge16k_peak": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None,
                                   amin=1e-7, chroma_floor=1e-4, running_peak_db=40.0),
+    "edge16k_peak_deltas": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, tuning=0.0, top_db=None,
+                                         amin=1e-7, chroma_floor=1e-4, running_peak_db=40.0, deltas=True),
     "logmel16k": FeatureConfig(sample_rate=16_000, n_fft=1024, hop_length=640, top_db=None, kind="log_mel",
                                n_mels=40, fmin=50.0, fmax=7600.0, amin=1e-7),
 }
