@@ -319,16 +319,18 @@ def clips_per_epoch(recipe):
     return 1 + len(waveform_copies(train_config(recipe, model, input_name, (0,))))
 
 
-def plot_validation_curves(curves, out_png, title):
-    """``curves``: ``{label: (x, mean validation UAR)}`` drawn on one axis, written to ``out_png``."""
+def plot_validation_curves(curves, out_png, title, emphasised=()):
+    """``curves``: ``{label: (x, mean validation UAR)}`` drawn on one axis, written to ``out_png``;
+    the ``emphasised`` labels drawn thicker."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, (x, y) in curves.items():
-        ax.plot(x, y, label=label, linewidth=1.2)
+    colours = plt.get_cmap("tab20").colors  # distinct colours for up to 20 curves (the default cycle has 10)
+    for i, (label, (x, y)) in enumerate(curves.items()):
+        ax.plot(x, y, label=label, color=colours[i % len(colours)], linewidth=2.2 if label in emphasised else 1.2)
     ax.set_xlabel("passes over the training clips (epochs x versions of each clip)")
     ax.set_ylabel("validation UAR (mean over folds and seeds)")
     ax.set_title(title, fontsize=10)
@@ -729,7 +731,8 @@ def report(args):
     curves = _validation_curves(rows)
     if curves:
         png = Path(args.out).with_name("accuracy_validation_curves.png")
-        plot_validation_curves(curves, png, "validation UAR while training")
+        other_inputs = [label for label in curves if label not in load_recipes()]  # named with model and input
+        plot_validation_curves(curves, png, "validation UAR while training", emphasised=other_inputs)
         lines += [f"![validation curves]({png.name})", "",
                   f"Validation UAR while training: every recipe of `{ABLATION_RUN[1]}` on `{ABLATION_RUN[0]}`, and "
                   "the runs with other front-end inputs (named) "
