@@ -388,7 +388,9 @@ def describe(config):
     floor = "none" if config["chroma_floor"] is None else f"{config['chroma_floor']:g}"
     peak = config.get("running_peak_db")
     level = "" if peak is None else f", levels held {peak:g} dB above amin by the running peak (running_peak_db {peak:g})"
-    return f"amin {config['amin']:g}, chroma_floor {floor}{level}"
+    extras = "".join(f", {what}" for key, what in (("pitch", "voicing and F0"), ("deltas", "each value's causal first difference"))
+                     if config.get(key))
+    return f"amin {config['amin']:g}, chroma_floor {floor}{level}{extras}"
 
 
 def markdown(result):

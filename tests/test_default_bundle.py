@@ -25,9 +25,9 @@ def test_default_bundle_loads_and_is_small():
     assert bundle.default_variant == "int16x8_chunk1"  # int8 rounding flips labels; 16-bit activations keep them
     from sertiny.features import get_preset
 
-    # Rebuilt on edge16k with its quiet-frame floors and levels held below the running peak
-    # (issue 14, results/frontend_floor_running_peak.md).
-    assert bundle.feature_config == get_preset("edge16k_peak")
+    # Rebuilt on edge16k with its quiet-frame floors, levels held below the running peak and
+    # deltas (issue 14, results/accuracy.md).
+    assert bundle.feature_config == get_preset("edge16k_peak_deltas")
     assert bundle.manifest["weights"] == "deploy"
     assert sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) < MAX_BUNDLE_BYTES
     assert not [p for p in DEFAULT_BUNDLE.iterdir() if p.suffix in (".cc", ".h", ".npz")]

@@ -2,10 +2,11 @@
 
     python tools/build_default_bundle.py [--jobs 2]
 
-ResLSTM-SA-h64 on the edge16k_peak front end (any audio, any sample rate, any recording
+LSTM-SA-h64 on the edge16k_peak_deltas front end (any audio, any sample rate, any recording
 level): the accuracy work's final recipe plus louder, quieter and noisy copies of the training
-clips, on edge16k with levels held below the running peak (``SHIPPED_INPUT``,
-``SHIPPED_MODEL`` in train/accuracy.py, which says how they were chosen).
+clips, on edge16k with levels held below the running peak and each value's causal first
+difference (``SHIPPED_INPUT``, ``SHIPPED_MODEL`` in train/accuracy.py, which says how they were
+chosen).
 
 The cross-validation (three seeds, the paper's five folds) is the run in
 runs/accuracy/<input>/<model>/<recipe>, resumed if it is already there, with a deployment
@@ -132,8 +133,9 @@ def _front_end_text(feature_config):
     peak = feature_config.get("running_peak_db")
     if peak is None:
         return "levels in fixed dBFS: the recording level moves the features"
+    deltas = "; each value's causal first difference appended" if feature_config.get("deltas") else ""
     return (f"floors {peak:g} dB below the running peak, so a louder or quieter recording keeps its features "
-            "once the clip gets loud: `results/frontend_floor_running_peak*.md` measure the labels kept")
+            f"once the clip gets loud: `{accuracy.SHIPPED_LABELS_KEPT}` measures the labels kept{deltas}")
 
 
 def _recipe_text(name):
