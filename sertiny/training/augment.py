@@ -199,8 +199,8 @@ def microphone_response(rng, sample_rate, n_fft):
 def room_impulse_response(rng, sample_rate, rt60):
     """A random synthetic room impulse response (direct sound + exponential noise tail) with
     reverberation time ``rt60`` seconds: see :class:`RoomLoader`."""
-    length = int(rt60 * sample_rate)
     delay = int(rng.uniform(0.002, 0.008) * sample_rate)
+    length = max(int(rt60 * sample_rate), delay + 1)  # a room shorter than its pre-delay still has a tail sample
     t = np.arange(length - delay) / sample_rate
     tail = rng.standard_normal(len(t)) * np.exp(-3.0 * np.log(10.0) * t / rt60)  # -60 dB (1e-3) at rt60
     drr_db = rng.uniform(0.0, 10.0)
