@@ -79,17 +79,21 @@ def stats_baseline(input_name):
 # What the built-in bundle ships (tools/build_default_bundle.py): LSTM-SA-h64 on edge16k with
 # levels below the running peak and each value's causal first difference (the
 # edge16k_peak_deltas preset), trained with FINAL_RECIPE plus louder, quieter and noisy copies
-# of the training clips for 40 epochs (reg_all_gain_noise_e40). Chosen on the validation
-# speakers against the built-in before it (ResLSTM-SA-h64, static frames, same recipe): late val
-# UAR 0.586 vs 0.552 (+3.4 pp, past the 2 pp noise rule; ahead on 13 of 15 fold models).
-# Deltas lift ResLSTM-SA-h64 more (reg_all_e120: 0.606 vs 0.551), but its first LSTM is square
-# in the input width, so with 92 inputs it needs 115 KB of int8 flash, the size of h128:
-# a Pi model, not the microcontroller profile's. Before deltas, the two 120-pass recipes tied
-# and the one keeping more labels under gain and noise shipped (SHIPPED_LABELS_KEPT measures
-# the shipped run's labels kept; agreement compares a model with itself, no test label is read).
+# of the training clips and copies through random microphones and rooms, for 30 epochs
+# (reg_all_gain_noise_room_e30). Deltas were chosen on the validation speakers against the
+# built-in before them (ResLSTM-SA-h64, static frames, reg_all_gain_noise_e40): LSTM-SA-h64 with
+# deltas and that recipe had late val UAR 0.586 vs 0.552 (+3.4 pp, past the 2 pp noise rule;
+# ahead on 13 of 15 fold models). Deltas lift ResLSTM-SA-h64 more (reg_all_e120: 0.606 vs 0.551),
+# but its first LSTM is square in the input width, so with 92 inputs it needs 115 KB of int8
+# flash, the size of h128: a Pi model, not the microcontroller profile's. The room copies tie
+# that recipe on the validation speakers (0.572 vs 0.586, under the 2 pp rule; 0.572 vs 0.568 at
+# the same 30 epochs), so, as in every earlier tie, the candidate that keeps more labels on the
+# same speech ships: through a random microphone and a 0.3 s room 71.9 % vs 66.6 %, gain -6 dB
+# 98.1 vs 97.2 %, the rest within 1 pp (SHIPPED_LABELS_KEPT; agreement compares a model with
+# itself, no test label is read).
 SHIPPED_INPUT = "edge16k_peak40_deltas"
-SHIPPED_MODEL = ("lstm_sa_h64", "reg_all_gain_noise_e40")
-SHIPPED_LABELS_KEPT = "results/frontend_floor_deltas.md"  # benchmarks/frontend_floor.py on the shipped recipe
+SHIPPED_MODEL = ("lstm_sa_h64", "reg_all_gain_noise_room_e30")
+SHIPPED_LABELS_KEPT = "results/frontend_floor_room.md"  # benchmarks/frontend_floor.py on the shipped recipe
 
 
 def load_recipes(path=RECIPES):
