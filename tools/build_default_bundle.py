@@ -4,9 +4,9 @@
 
 LSTM-SA-h64 on the edge16k_peak_deltas front end (any audio, any sample rate, any recording
 level): the accuracy work's final recipe plus louder, quieter, noisy and microphone- and
-room-coloured copies of the training clips, on edge16k with levels held below the running peak and each value's causal first
-difference (``SHIPPED_INPUT``, ``SHIPPED_MODEL`` in train/accuracy.py, which says how they were
-chosen).
+room-coloured copies of the training clips, on edge16k with levels held below the running
+peak and each value's causal first difference (``SHIPPED_INPUT``, ``SHIPPED_MODEL`` in
+train/accuracy.py, which says how they were chosen).
 
 The cross-validation (three seeds, the paper's five folds) is the run in
 runs/accuracy/<input>/<model>/<recipe>, resumed if it is already there, with a deployment
