@@ -355,20 +355,23 @@ CURVE_RUNS = (ABLATION_RUN, ("edge16k_peak40_deltas", "res_lstm_sa_h64"), ("edge
 
 
 def _validation_curves(rows):
-    """The validation curves of every finished run of :data:`CURVE_RUNS`, x in passes over the
-    training clips so recipes with waveform copies line up with the rest."""
+    """``(curves, emphasised)``: the validation curves of every finished run of :data:`CURVE_RUNS`,
+    x in passes over the training clips so recipes with waveform copies line up with the rest,
+    and the labels of the runs on other inputs or models than :data:`ABLATION_RUN`."""
     recipes = load_recipes()
-    curves = {}
-    for r in sorted(rows, key=lambda r: (CURVE_RUNS.index((r["front_end"], r["model"]))
-                                         if (r["front_end"], r["model"]) in CURVE_RUNS else -1, r["recipe"])):
+    chosen = [r for r in rows if (r["front_end"], r["model"]) in CURVE_RUNS and r["complete"]
+              and not r.get("recorded") and r["recipe"] in recipes]
+    curves, emphasised = {}, []
+    for r in sorted(chosen, key=lambda r: (CURVE_RUNS.index((r["front_end"], r["model"])), r["recipe"])):
         run = (r["front_end"], r["model"])
-        if run not in CURVE_RUNS or not r["complete"] or r.get("recorded") or r["recipe"] not in recipes:
-            continue
         curve = validation_curve(run_dir(*run, r["recipe"]))
-        if curve.size:
-            label = r["recipe"] if run == ABLATION_RUN else f"{r['recipe']} ({r['model']}, {r['front_end']})"
-            curves[label] = (clips_per_epoch(r["recipe"]) * np.arange(1, curve.size + 1), curve)
-    return curves
+        if not curve.size:
+            continue
+        label = r["recipe"] if run == ABLATION_RUN else f"{r['recipe']} ({r['model']}, {r['front_end']})"
+        curves[label] = (clips_per_epoch(r["recipe"]) * np.arange(1, curve.size + 1), curve)
+        if run != ABLATION_RUN:
+            emphasised.append(label)
+    return curves, emphasised
 
 
 def _fold_id(fold_dir):
@@ -734,10 +737,9 @@ def report(args):
     lines += _carried_lines(rows) + _shipped_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows)
     lines += _final_lines(rows)
     lines += _ablation_lines(rows)
-    curves = _validation_curves(rows)
+    curves, other_inputs = _validation_curves(rows)
     if curves:
         png = Path(args.out).with_name("accuracy_validation_curves.png")
-        other_inputs = [label for label in curves if label not in load_recipes()]  # named with model and input
         plot_validation_curves(curves, png, "validation UAR while training", emphasised=other_inputs)
         lines += [f"![validation curves]({png.name})", "",
                   f"Validation UAR while training: every recipe of `{ABLATION_RUN[1]}` on `{ABLATION_RUN[0]}`, and "
