@@ -100,6 +100,40 @@ def test_the_report_names_what_ships_beside_its_floor():
     assert acc._shipped_lines([dict(shipped, complete=False)]) == []  # an unfinished run is not reported
 
 
+def test_the_final_recipe_table_lists_every_family_and_says_what_is_missing_or_unfinished():
+    acc = _accuracy_module()
+    stats = dict(late_val_uar=0.5, uar_float_std=0.01, uar_int8=None, seeds=[0, 1, 2], uar_seed_ensemble=0.52)
+    done = dict(_row(acc.FINAL_RECIPE, **stats, uar_float_mean=0.55), front_end=acc.FINAL_INPUT, model="lstm_sa_h64")
+    partial = dict(_row(acc.FINAL_RECIPE, complete=False, seeds=[0, 1, 2], n_folds_done=4),
+                   front_end=acc.FINAL_INPUT, model="res_lstm_sa_h64")
+    extra = dict(done, model="lstm_sa_h128", uar_float_mean=0.57)  # not a FAMILY_MODELS width
+    earlier = dict(_row(acc.EARLIER_RECIPE, **stats, uar_float_mean=0.47), model="dual_lstm_h64")
+    lines = acc._final_lines([done, partial, extra, earlier])
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and " | " in line}
+    assert set(acc.FAMILY_MODELS) <= set(rows)
+    assert "0.5500 ± 0.0100" in rows["lstm_sa_h64"] and "0.5700" in rows["lstm_sa_h128"]
+    assert "unfinished: 4 of 15 folds" in rows["res_lstm_sa_h64"]
+    assert "not run yet" in rows["vit_h64"] and "| logmel16k |" in rows["vit_h64"]
+    earlier_at = lines.index(f"## Earlier recipe `{acc.EARLIER_RECIPE}` per model")
+    assert any(line.startswith("| dual_lstm_h64 | edge16k | 3 | 0.5000 | 0.4700") for line in lines[earlier_at:])
+    # extra rows follow the families, and nothing of the earlier recipe leaks into the final table
+    assert lines.index(rows["lstm_sa_h128"]) > lines.index(rows["vit_h64"])
+    assert not any("0.4700" in line for line in lines[:earlier_at])
+
+
+def test_table1s_second_block_has_the_final_recipe_on_the_shipped_input(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the report reads the paper's figures from train/table1.py
+    acc = _accuracy_module()
+    stats = dict(late_val_uar=0.5, uar_float_std=0.01, seeds=[0, 1, 2])
+    final = dict(_row(acc.FINAL_RECIPE, **stats, uar_float_mean=0.55), front_end=acc.FINAL_INPUT)
+    earlier = dict(_row(acc.EARLIER_RECIPE, **stats, uar_float_mean=0.47))
+    lines = acc._table1_lines([final, earlier])
+    assert (f"| {acc.FINAL_INPUT} | res_lstm_sa_h64 | {acc.FINAL_RECIPE} | 0.5500 ± 0.0100 (3 seeds) |"
+            in "\n".join(lines))
+    assert f"| edge16k | res_lstm_sa_h64 | {acc.EARLIER_RECIPE} | 0.4700 ± 0.0100 (3 seeds) |" in "\n".join(lines)
+    assert sum("not run yet" in line for line in lines) == 3 * len(acc.PAPER_MODELS) - 2
+
+
 def test_classical_baselines_show_their_uar_under_a_gain_when_measured():
     acc = _accuracy_module()
     measured = {"description": "d", "pooled_test_uar": 0.55,
