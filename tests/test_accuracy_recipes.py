@@ -134,6 +134,22 @@ def test_table1s_second_block_has_the_final_recipe_on_the_shipped_input(monkeypa
     assert sum("not run yet" in line for line in lines) == 3 * len(acc.PAPER_MODELS) - 2
 
 
+def test_final_trains_every_family_and_table1_model_once_and_exports_what_has_no_int8_figures(monkeypatch):
+    acc = _accuracy_module()
+    pairs = acc.final_runs()
+    assert len(set(pairs)) == len(pairs)
+    assert {(fe, m) for m, fe in acc.FAMILY_MODELS.items()} <= set(pairs)
+    assert {(acc.FINAL_INPUT, m) for m in acc.PAPER_MODELS} <= set(pairs)
+    trained, exported = [], []
+    monkeypatch.setattr(acc, "run", lambda a: trained.append((a.input, *a.models, *a.recipes)))
+    monkeypatch.setattr(acc, "export", lambda a: exported.append((a.input, *a.models, a.recipe)))
+    monkeypatch.setattr(acc, "_seed0_int8_metrics",
+                        lambda fe, m, r: {"uar_int8": 0.5 if m == "lstm_sa_h64" else None})
+    acc.final(argparse.Namespace(seeds=[0, 1, 2], jobs=2, quiet=True, no_export=False))
+    assert trained == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs]
+    assert exported == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs if m != "lstm_sa_h64"]
+
+
 def test_classical_baselines_show_their_uar_under_a_gain_when_measured():
     acc = _accuracy_module()
     measured = {"description": "d", "pooled_test_uar": 0.55,

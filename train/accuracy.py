@@ -2,6 +2,7 @@
 
     python train/accuracy.py run    --recipes base,utt_mean [--models res_lstm_sa_h64] [--input edge16k] [--seeds 0,1,2]
     python train/accuracy.py export --recipe base [--models res_lstm_sa_h64] [--input edge16k]
+    python train/accuracy.py final  [--seeds 0,1,2] [--jobs 2]   # FINAL_RECIPE for every family, then int8
     python train/accuracy.py join   --recipe reg_all --stats-recipe linear [--models res_lstm_sa_h64] [--input edge16k]
     python train/accuracy.py report [--out results/accuracy.md]
     python train/accuracy.py compare RUN OTHER_RUN   # validation only, on the folds both finished
@@ -179,6 +180,25 @@ def run(args):
             print(f"== {args.input} / {model} / {name} -> {out}  ({time.strftime('%H:%M:%S')})", flush=True)
             metrics = train(table, config, out, data_spec=spec, jobs=args.jobs, progress=not args.quiet)
             print(f"   test UAR {metrics['uar_mean']:.4f} ± {metrics['uar_std']:.4f}", flush=True)
+
+
+def final_runs():
+    """``[(input, model), ...]`` section 4 needs with :data:`FINAL_RECIPE`: one model per family
+    (:data:`FAMILY_MODELS`), then the rest of Table I's six models on :data:`FINAL_INPUT`."""
+    pairs = [(front_end, model) for model, front_end in FAMILY_MODELS.items()]
+    return pairs + [(FINAL_INPUT, model) for model in PAPER_MODELS if (FINAL_INPUT, model) not in pairs]
+
+
+def final(args):
+    """Train every run of :func:`final_runs` (each resumes where it stopped) and export seed 0's
+    fold models of each as soon as it is finished, unless an export (or the built-in bundle) has them."""
+    pairs = final_runs()
+    print(f"final recipe {FINAL_RECIPE}: " + ", ".join(f"{m} on {fe}" for fe, m in pairs), flush=True)
+    for input_name, model in pairs:
+        run(argparse.Namespace(recipes=[FINAL_RECIPE], models=[model], input=input_name, seeds=args.seeds,
+                               jobs=args.jobs, quiet=args.quiet))
+        if not args.no_export and _seed0_int8_metrics(input_name, model, FINAL_RECIPE)["uar_int8"] is None:
+            export(argparse.Namespace(recipe=FINAL_RECIPE, models=[model], input=input_name, seeds=[0], int16x8=False))
 
 
 def joined_model(model):
@@ -833,6 +853,13 @@ def main():
     p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+    p = sub.add_parser("final", help="the final recipe for every family and Table I's six models, then their int8 "
+                                      "exports (resumable: rerun after an interruption)")
+    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
+    p.add_argument("--no-export", action="store_true", help="train only")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=final)
     p = sub.add_parser("join")
     p.add_argument("--recipe", default=EARLIER_RECIPE, help="the ResLSTM-SA run's recipe")
     p.add_argument("--stats-recipe", default="linear", help="the stats_linear run's recipe")
