@@ -106,6 +106,24 @@ def test_speaker_normalisation_uses_each_speakers_own_statistics(small_table):
     assert list(normalized.labels) == list(small_table.labels)
 
 
+def test_speaker_normalisation_normalises_augmented_copies_with_their_own_speakers_statistics(small_table):
+    # a copy that moves every feature of a speaker by the same affine map (a level change, a
+    # steady colouring) must reach the network exactly as its clean clip does
+    from sertiny.data.splits import folds_for
+    from sertiny.training.protocol import fold_inputs
+
+    fold = folds_for(None, small_table.speakers, "kfold", n_folds=3, n_val_speakers=1, seed=0)[0]
+    louder = [2.0 * x + 5.0 for x in small_table.features]
+    missing = [None if i % 4 == 0 else x for i, x in enumerate(louder)]  # a copy that could not be made
+    inputs = fold_inputs(small_table, fold, 40, "speaker", augmented=[louder, missing])
+    n = len(inputs.train_idx)
+    clean, copies = inputs.x_train[:n], inputs.x_train[n:2 * n]
+    np.testing.assert_allclose(copies, clean, atol=1e-4)
+    kept = [k for k, i in enumerate(inputs.train_idx) if i % 4 != 0]
+    assert len(inputs.x_train) == 2 * n + len(kept)
+    assert np.abs(inputs.x_train[2 * n:].mean()) < 0.5  # z-scored, not left at the copies' raw level
+
+
 @pytest.mark.slow
 def test_speaker_adaptive_runs_train_but_refuse_deploy_and_export(small_table, tmp_path):
     pytest.importorskip("jax")

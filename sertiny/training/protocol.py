@@ -186,13 +186,33 @@ class FoldInputs:
 def speaker_normalized(table, utterance="none"):
     """A copy of ``table`` whose clips are z-scored with their own speaker's statistics
     (over all that speaker's clips, labels unused): speaker-adaptive normalisation."""
-    from ..features.normalize import fit_norm_stats, normalize_utterance
+    from ..features.normalize import normalize_utterance
 
     features = [normalize_utterance(x, utterance) for x in table.features]
-    stats = {s: fit_norm_stats([features[i] for i in np.flatnonzero(table.speakers == s)])
-             for s in sorted(set(table.speakers.tolist()))}
-    normalized = [stats[s].apply(x) for x, s in zip(features, table.speakers)]
-    return dataclasses.replace(table, features=normalized)
+    return dataclasses.replace(table, features=per_speaker_z(features, table.speakers))
+
+
+def per_speaker_z(features, speakers):
+    """Each clip of ``features`` (None: no clip) z-scored with the statistics of its speaker's
+    clips in the same list."""
+    from ..features.normalize import fit_norm_stats
+
+    present = [i for i, x in enumerate(features) if x is not None]
+    stats = {s: fit_norm_stats([features[i] for i in present if speakers[i] == s])
+             for s in sorted({speakers[i] for i in present})}
+    return [None if x is None else stats[s].apply(x) for x, s in zip(features, speakers)]
+
+
+def _speaker_normalized_copies(table, augmented, utterance):
+    """Each list of augmented copies z-scored per speaker with the statistics of that speaker's
+    copies in the same list: the speaker heard in the copy's condition (louder, noisy, another
+    room), as enrolment clips recorded in that condition would measure them. Normalising them
+    with the clean clips' statistics would hand the network copies whose level offsets the
+    normalisation is there to remove."""
+    from ..features.normalize import normalize_utterance
+
+    return [per_speaker_z([None if x is None else normalize_utterance(x, utterance) for x in copies], table.speakers)
+            for copies in augmented]
 
 
 def fold_inputs(table, fold, seq_len, normalization, utterance="none", augmented=()):
@@ -205,6 +225,7 @@ def fold_inputs(table, fold, seq_len, normalization, utterance="none", augmented
 
     train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
     if normalization == "speaker":
+        augmented = _speaker_normalized_copies(table, augmented, utterance)
         table = speaker_normalized(table, utterance)
         utterance = "none"  # already applied per clip
     norm = fit_norm(table, train_idx, normalization, utterance)
