@@ -150,6 +150,19 @@ def test_final_trains_every_family_and_table1_model_once_and_exports_what_has_no
     assert exported == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs if m != "lstm_sa_h64"]
 
 
+def test_speaker_adaptive_rows_stand_apart_beside_the_recipe_they_extend():
+    acc = _accuracy_module()
+    stats = dict(uar_float_std=0.01, seeds=[0, 1, 2], front_end=acc.FINAL_INPUT, model="lstm_sa_h64")
+    adaptive = dict(_row("speaker_adaptive_room_e30", **stats, late_val_uar=0.61, uar_float_mean=0.60),
+                    speaker_adaptive=True)
+    final = dict(_row(acc.FINAL_RECIPE, **stats, late_val_uar=0.57, uar_float_mean=0.55), speaker_adaptive=False)
+    lines = acc._speaker_adaptive_lines([adaptive, final])
+    assert "NOT comparable" in lines[0]
+    assert lines[-2] == (f"| lstm_sa_h64 | {acc.FINAL_INPUT} | speaker_adaptive_room_e30 | 3 | 0.6100 | 0.6000 ± 0.0100 "
+                         f"| {acc.FINAL_RECIPE}, 0.5700, 0.5500 ± 0.0100 |")
+    assert acc._speaker_adaptive_lines([final]) == []
+
+
 def test_classical_baselines_show_their_uar_under_a_gain_when_measured():
     acc = _accuracy_module()
     measured = {"description": "d", "pooled_test_uar": 0.55,
