@@ -382,12 +382,12 @@ CURVE_RUNS = (ABLATION_RUN, ("edge16k_peak40_deltas", "res_lstm_sa_h64"), ("edge
 
 
 def _validation_curves(rows):
-    """``(curves, emphasised)``: the validation curves of every finished run of :data:`CURVE_RUNS`,
-    x in passes over the training clips so recipes with waveform copies line up with the rest,
+    """``(curves, emphasised)``: the validation curves of every finished run of :data:`CURVE_RUNS`
+    but the speaker-adaptive ones (their validation speakers bring their own statistics), x in passes over the training clips so recipes with waveform copies line up with the rest,
     and the labels of the runs on other inputs or models than :data:`ABLATION_RUN`."""
     recipes = load_recipes()
     chosen = [r for r in rows if (r["front_end"], r["model"]) in CURVE_RUNS and r["complete"]
-              and not r.get("recorded") and r["recipe"] in recipes]
+              and not r.get("recorded") and r["recipe"] in recipes and not r["speaker_adaptive"]]
     curves, emphasised = {}, []
     for r in sorted(chosen, key=lambda r: (CURVE_RUNS.index((r["front_end"], r["model"])), r["recipe"])):
         run = (r["front_end"], r["model"])
@@ -763,7 +763,8 @@ def _speaker_adaptive_lines(rows):
     lines = ["## Speaker-adaptive normalisation (uses each test speaker's unlabelled audio: NOT comparable)", "",
              "Every clip z-scored with its own speaker's statistics, the test speakers' included: what a device "
              "would gain from enrolment clips of its user, an upper bound (enrolment would see a few clips, not all "
-             "60). Beside it, the recipe it extends, without speaker statistics.", "",
+             "60; with k clips instead: results/enrolment.md, `python benchmarks/enrolment.py`). Beside it, the "
+             "recipe it extends, without speaker statistics.", "",
              "| model | front end | recipe | seeds | late val UAR | test UAR mean ± std | without speaker statistics: "
              "recipe, late val UAR, test UAR |", "|---|---|---|---|---|---|---|"]
     for r in adaptive:
