@@ -158,8 +158,8 @@ def test_speaker_adaptive_rows_stand_apart_beside_the_recipe_they_extend():
     final = dict(_row(acc.FINAL_RECIPE, **stats, late_val_uar=0.57, uar_float_mean=0.55), speaker_adaptive=False)
     lines = acc._speaker_adaptive_lines([adaptive, final])
     assert "NOT comparable" in lines[0]
-    assert lines[-2] == (f"| lstm_sa_h64 | {acc.FINAL_INPUT} | speaker_adaptive_room_e30 | 3 | 0.6100 | 0.6000 ± 0.0100 "
-                         f"| {acc.FINAL_RECIPE}, 0.5700, 0.5500 ± 0.0100 |")
+    assert lines[-2] == (f"| lstm_sa_h64 | {acc.FINAL_INPUT} | speaker_adaptive_room_e30 | 3 | 0.6100 "
+                         f"| 0.6000 ± 0.0100 | {acc.FINAL_RECIPE}, 0.5700, 0.5500 ± 0.0100 |")
     assert acc._speaker_adaptive_lines([final]) == []
 
 

@@ -383,8 +383,9 @@ CURVE_RUNS = (ABLATION_RUN, ("edge16k_peak40_deltas", "res_lstm_sa_h64"), ("edge
 
 def _validation_curves(rows):
     """``(curves, emphasised)``: the validation curves of every finished run of :data:`CURVE_RUNS`
-    but the speaker-adaptive ones (their validation speakers bring their own statistics), x in passes over the training clips so recipes with waveform copies line up with the rest,
-    and the labels of the runs on other inputs or models than :data:`ABLATION_RUN`."""
+    but the speaker-adaptive ones (their validation speakers bring their own statistics), x in
+    passes over the training clips so recipes with waveform copies line up with the rest, and the
+    labels of the runs on other inputs or models than :data:`ABLATION_RUN`."""
     recipes = load_recipes()
     chosen = [r for r in rows if (r["front_end"], r["model"]) in CURVE_RUNS and r["complete"]
               and not r.get("recorded") and r["recipe"] in recipes and not r["speaker_adaptive"]]
@@ -643,9 +644,9 @@ def _final_lines(rows):
               "| vs stats_linear floor | the seeds as one ensemble (not deployable) |")
     lines = [f"## Final recipe `{FINAL_RECIPE}` for every family", "",
              f"One model per family on the shipped input `{FINAL_INPUT}` (ViT on `logmel16k`, the mel spectrogram "
-             "its patches need), then the other models run with the final recipe. A missing row: "
-             f"`python train/accuracy.py run --recipes {FINAL_RECIPE} --models MODEL --input INPUT --seeds 0,1,2`; "
-             "an unfinished one resumes with the same command.", "", header, "|---|---|---|---|---|---|---|---|"]
+             "its patches need), then the other models run with the final recipe. Missing and unfinished rows: "
+             "`python train/accuracy.py final --jobs 2` (resumable; it also exports each finished run).", "",
+             header, "|---|---|---|---|---|---|---|---|"]
     for key in wanted + sorted(k for k in final if k not in wanted):
         front_end, model = key
         r = final.get(key)
