@@ -220,7 +220,8 @@ def fold_inputs(table, fold, seq_len, normalization, utterance="none", augmented
 
     ``augmented``: lists of perturbed copies of every clip (see :class:`RunContext`); the
     training speakers' copies are appended to the training set, normalised with the
-    statistics of the original training clips."""
+    statistics of the original training clips (with ``normalization="speaker"``, after each
+    kind of copy is z-scored per speaker: :func:`_speaker_normalized_copies`)."""
     from ..data.splits import fold_indices
 
     train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
