@@ -182,10 +182,10 @@ def parse_clips(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("run", help="a finished run trained with normalization 'speaker'")
     parser.add_argument("--reference", required=True, help="the same recipe's run without speaker statistics")
-    parser.add_argument("--clips", type=parse_clips, default=parse_clips("1,2,4,8,16,all"),
+    parser.add_argument("--clips", type=parse_clips, default="1,2,4,8,16,all",
                         help="enrolment clips per speaker, comma-separated; 'all' = every clip (default: %(default)s)")
     parser.add_argument("--draws", type=int, default=5, help="random draws of the enrolment clips (default: 5)")
     parser.add_argument("--out", default=str(REPO / "results" / "enrolment.md"))
