@@ -35,7 +35,7 @@ from sertiny._io import atomic_write_json, atomic_write_text  # noqa: E402
 from sertiny.features.normalize import fit_norm_stats, normalize_utterance  # noqa: E402
 from sertiny.machine import command_line, machine_info, machine_lines  # noqa: E402
 from sertiny.metrics import uar  # noqa: E402
-from sertiny.training.rundir import RunDir, weights_name  # noqa: E402
+from sertiny.training.rundir import RunDir  # noqa: E402
 
 ALL = "all"
 
@@ -61,13 +61,8 @@ def speaker_clips(speakers, chosen):
 class FoldModel:
     """One fold model of a run (float, Keras) with its normalisation."""
 
-    def __init__(self, run, model_config, seed, fold_index, seq_len):
-        from sertiny.models import create_model
-        from sertiny.models.weights import set_weights
-
-        weights, self.norm = run.read_model(weights_name(seed, fold_index))
-        self.net = create_model(model_config)
-        set_weights(self.net, weights)
+    def __init__(self, run, seed, fold_index, seq_len):
+        self.net, self.norm = run.load_fold_model(seed, fold_index)
         self.seq_len = seq_len
 
     def labels(self, clips):
@@ -91,7 +86,6 @@ def enrolled_labels(model, features, utterance, by_speaker, k, draw):
 
 def measure(run_path, reference_path, ks, draws, progress=True):
     """Both speaker groups of every fold: ``validation`` (what a choice may look at) and ``test``."""
-    from sertiny.models.registry import ModelConfig
     from sertiny.training.data import table_for_run
 
     run, reference = RunDir(run_path), RunDir(reference_path)
@@ -104,7 +98,6 @@ def measure(run_path, reference_path, ks, draws, progress=True):
     table = table_for_run(run_path)
     utterance = config.get("utterance_norm", "none")
     folds, n_classes = run.folds(), len(info["label_names"])
-    configs = [ModelConfig.from_dict(r.info()["model_config"]) for r in (run, reference)]
     seeds = [s for s in config["seeds"] if all((r.fold_dir(s, f.index) / "weights.npz").is_file()
                                                for r in (run, reference) for f in folds)]
     settings = [(k, d) for k in ks for d in (range(1) if k == ALL else range(draws))]
@@ -112,7 +105,7 @@ def measure(run_path, reference_path, ks, draws, progress=True):
     bar = tqdm(total=len(seeds) * len(folds), unit="fold model", disable=not progress)
     for seed in seeds:
         for fold in folds:
-            model, ref = (FoldModel(r, c, seed, fold.index, info["seq_len"]) for r, c in zip((run, reference), configs))
+            model, ref = (FoldModel(r, seed, fold.index, info["seq_len"]) for r in (run, reference))
             for group, speakers in (("validation", fold.val_speakers), ("test", fold.test_speakers)):
                 by_speaker = speaker_clips(table.speakers, set(speakers))
                 everyone = [i for clips in by_speaker.values() for i in clips]

@@ -148,13 +148,11 @@ class RunTeacher:
     def load_model(self, name, model=None):
         """``(Keras model, NormStats)`` of teacher model ``name``; its weights are loaded into
         ``model`` when one of the same architecture is given, else into a new one."""
-        from ..models import create_model
-        from ..models.registry import ModelConfig
         from ..models.weights import set_weights
 
-        weights, norm = self.run.read_model(name)
         if model is None:
-            model = create_model(ModelConfig.from_dict(self.run.read_fold(*parse_weights_name(name))["model_config"]))
+            return self.run.load_fold_model(*parse_weights_name(name))
+        weights, norm = self.run.read_model(name)
         set_weights(model, weights)
         return model, norm
 

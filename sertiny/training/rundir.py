@@ -194,6 +194,18 @@ class RunDir:
                 raise ArtifactError(f"{directory / file}: missing ({hint}).")
         return load_weights(directory / "weights.npz"), NormStats.from_dict(read_json(directory / "norm.json"))
 
+    def load_fold_model(self, seed, fold_index):
+        """``(Keras model, NormStats)`` of a finished fold model, built from the model config its
+        ``fold.json`` recorded (Keras is imported here, never on the device path)."""
+        from ..models import create_model
+        from ..models.registry import ModelConfig
+        from ..models.weights import set_weights
+
+        weights, norm = self.read_model(weights_name(seed, fold_index))
+        model = create_model(ModelConfig.from_dict(self.read_fold(seed, fold_index)["model_config"]))
+        set_weights(model, weights)
+        return model, norm
+
     def available_weights(self):
         """Names of the trained models present, deploy first, then each seed's finished folds."""
         names = [DEPLOY] if (self.deploy_dir / "weights.npz").is_file() else []
