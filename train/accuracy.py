@@ -118,6 +118,11 @@ def load_recipes(path=RECIPES):
     return {name: resolve(name) for name in raw}
 
 
+def recipe_parent(name, path=RECIPES):
+    """The recipe ``name`` extends (None for a root or an unknown recipe)."""
+    return json.loads(Path(path).read_text())["recipes"].get(name, {}).get("extends")
+
+
 def train_config(recipe, model, input_name, seeds):
     """The TrainConfig of ``recipe`` for ``model`` on ``input_name``. A distilling recipe names
     its teacher as ``teacher_recipe`` (and ``teacher_model``, default the same model): the run
@@ -408,7 +413,7 @@ def _fold_id(fold_dir):
 
 def _same_folds_as_parent(run, front_end, model, recipe):
     """An unfinished run against the recipe it extends, on the folds it finished."""
-    parent = json.loads(RECIPES.read_text())["recipes"].get(recipe, {}).get("extends")
+    parent = recipe_parent(recipe)
     parent_run = run_dir(front_end, model, parent) if parent else None
     if parent_run is None or not (parent_run / "train_config.json").is_file():
         return {}
@@ -759,7 +764,6 @@ def _speaker_adaptive_lines(rows):
     adaptive = [r for r in rows if r["speaker_adaptive"] and r["complete"]]
     if not adaptive:
         return []
-    extends = {name: spec.get("extends") for name, spec in json.loads(RECIPES.read_text())["recipes"].items()}
     by_key = {(r["front_end"], r["model"], r["recipe"]): r for r in rows if r["complete"]}
     lines = ["## Speaker-adaptive normalisation (uses each test speaker's unlabelled audio: NOT comparable)", "",
              "Every clip z-scored with its own speaker's statistics, the test speakers' included: what a device "
@@ -769,7 +773,7 @@ def _speaker_adaptive_lines(rows):
              "| model | front end | recipe | seeds | late val UAR | test UAR mean ± std | without speaker statistics: "
              "recipe, late val UAR, test UAR |", "|---|---|---|---|---|---|---|"]
     for r in adaptive:
-        parent = by_key.get((r["front_end"], r["model"], extends.get(r["recipe"])))
+        parent = by_key.get((r["front_end"], r["model"], recipe_parent(r["recipe"])))
         without = (f"{parent['recipe']}, {parent['late_val_uar']:.4f}, {_fmt(parent)}" if parent else "not run")
         lines.append(f"| {r['model']} | {r['front_end']} | {r['recipe']} | {len(r['seeds'])} | "
                      f"{r['late_val_uar']:.4f} | {_fmt(r)} | {without} |")
