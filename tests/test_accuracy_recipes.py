@@ -203,6 +203,22 @@ def test_the_ablation_table_shows_kept_val_and_rise_and_dashes_what_a_carried_ro
     assert "| 0.4000 | — | — |" in base
 
 
+def test_the_shipped_model_gets_its_own_ablation_table_and_speaker_runs_stay_out():
+    acc = _accuracy_module()
+    shipped = acc.SHIPPED_MODEL[0]
+    common = dict(uar_float_mean=0.5, uar_float_std=0.01, uar_per_seed={"0": 0.5}, seeds=[0])
+    rows = [_row("reg_all", late_val_uar=0.5, speaker_adaptive=False, **common),
+            {**_row("finer", late_val_uar=0.6, speaker_adaptive=False, **common), "model": shipped},
+            {**_row("by_speaker", late_val_uar=0.7, speaker_adaptive=True, **common), "model": shipped}]
+    lines = acc._ablation_lines(rows)
+    titles = [line for line in lines if line.startswith("## ")]
+    assert titles == ["## Ablations (ResLSTM-SA-h64)", f"## Ablations of the shipped model ({shipped})"]
+    shipped_table = lines[lines.index(titles[1]):]
+    assert any("| finer |" in line for line in shipped_table)
+    assert not any("| reg_all |" in line or "by_speaker" in line for line in shipped_table)
+    assert acc._ablation_lines(rows[:1]) == lines[:lines.index(titles[1])]  # no shipped-model runs: no table
+
+
 def test_validation_curves_average_every_fold_and_are_drawn(tmp_path):
     acc = _accuracy_module()
     _history(tmp_path / "run" / "seed_0" / "fold_1", [0.2, 0.4, 0.6])
