@@ -224,6 +224,16 @@ def test_gain_and_noise_options_are_checked():
 
 
 @pytest.mark.slow
+def test_a_loader_whose_copies_change_caches_them_in_a_new_folder(monkeypatch):
+    from sertiny.training import TrainConfig
+    from sertiny.training.augment import RoomLoader, waveform_copies
+
+    config = TrainConfig(model="lstm_sa_h8", gain_perturb=(-6.0,), room_rt60=(0.3,))
+    assert [name for name, _ in waveform_copies(config)] == ["gain_-6dB", "room_0.3s"]  # the caches of before
+    monkeypatch.setattr(RoomLoader, "generation", 2)
+    assert [name for name, _ in waveform_copies(config)] == ["gain_-6dB", "room_0.3s.g2"]
+
+
 def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
     pytest.importorskip("jax")
     from sertiny.features import get_preset

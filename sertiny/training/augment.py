@@ -75,6 +75,8 @@ class SpeedPerturbedLoader:
     is resampled to ``rate / factor`` and read back at ``rate``. Picklable, so feature
     workers can use it."""
 
+    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
+
     def __init__(self, factor):
         self.factor = float(factor)
 
@@ -91,6 +93,8 @@ class GainLoader:
     """``load_audio`` that scales each clip by ``db`` decibels and clips at full scale, as a
     louder or quieter recording stored in 16-bit or float would be. Picklable."""
 
+    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
+
     def __init__(self, db):
         self.db = float(db)
 
@@ -105,6 +109,8 @@ class NoiseLoader:
     """``load_audio`` that adds white noise at ``snr_db`` below the clip's mean power. The
     noise of a clip is seeded by its file name, so every run and worker makes the same copy.
     Picklable."""
+
+    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, snr_db):
         self.snr_db = float(snr_db)
@@ -124,6 +130,8 @@ class NoiseLoader:
 class PitchShiftLoader:
     """``load_audio`` that moves each clip's pitch by ``semitones`` at the same tempo and
     length (librosa's phase vocoder + resampling). Picklable."""
+
+    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, semitones):
         self.semitones = float(semitones)
@@ -151,6 +159,8 @@ class RoomLoader:
     from a 2-8 ms pre-delay, with a direct-to-reverberant ratio drawn in [0, 10] dB. Both are
     applied as one product in the frequency domain; the copy keeps the clip's length and its
     RMS level (level changes are ``gain_perturb``'s job) and is clipped at full scale."""
+
+    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, rt60):
         self.rt60 = float(rt60)
@@ -214,8 +224,17 @@ def room_impulse_response(rng, sample_rate, rt60):
 def waveform_copies(config):
     """``[(cache folder name, loader), ...]``: one perturbed copy of every training clip per
     speed factor, gain, noise level, pitch shift and room of a :class:`~sertiny.training.TrainConfig`."""
-    return ([(f"speed_{f:g}", SpeedPerturbedLoader(f)) for f in config.speed_perturb]
-            + [(f"gain_{db:+g}dB", GainLoader(db)) for db in config.gain_perturb]
-            + [(f"noise_{snr:g}dB_snr", NoiseLoader(snr)) for snr in config.noise_snr]
-            + [(f"pitch_{st:+g}st", PitchShiftLoader(st)) for st in config.pitch_shift]
-            + [(f"room_{rt60:g}s", RoomLoader(rt60)) for rt60 in config.room_rt60])
+    copies = ([(f"speed_{f:g}", SpeedPerturbedLoader(f)) for f in config.speed_perturb]
+              + [(f"gain_{db:+g}dB", GainLoader(db)) for db in config.gain_perturb]
+              + [(f"noise_{snr:g}dB_snr", NoiseLoader(snr)) for snr in config.noise_snr]
+              + [(f"pitch_{st:+g}st", PitchShiftLoader(st)) for st in config.pitch_shift]
+              + [(f"room_{rt60:g}s", RoomLoader(rt60)) for rt60 in config.room_rt60])
+    return [(copy_cache_name(name, loader), loader) for name, loader in copies]
+
+
+def copy_cache_name(name, loader):
+    """The cache folder of ``loader``'s copies. The feature cache keys on the clip and the front
+    end, not on how a copy was made, so a loader whose copies change bumps its ``generation``
+    and its new copies go to a new folder instead of reusing the old ones. Generation 1 keeps
+    the plain name the caches had before generations were counted, so they stay valid."""
+    return name if loader.generation == 1 else f"{name}.g{loader.generation}"
