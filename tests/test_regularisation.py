@@ -223,7 +223,6 @@ def test_gain_and_noise_options_are_checked():
     assert "gain_perturb" not in TrainConfig().identity_dict()
 
 
-@pytest.mark.slow
 def test_a_loader_whose_copies_change_caches_them_in_a_new_folder(monkeypatch):
     from sertiny.training import TrainConfig
     from sertiny.training.augment import RoomLoader, waveform_copies
@@ -234,6 +233,7 @@ def test_a_loader_whose_copies_change_caches_them_in_a_new_folder(monkeypatch):
     assert [name for name, _ in waveform_copies(config)] == ["gain_-6dB", "room_0.3s.g2"]
 
 
+@pytest.mark.slow
 def test_speed_perturbed_copies_join_training_only(shared_data, tmp_path):
     pytest.importorskip("jax")
     from sertiny.features import get_preset
