@@ -618,12 +618,12 @@ def _ablation_table(rows, model, title, intro):
     chosen = [r for r in rows if r["model"] == model and not r["speaker_adaptive"]]
     if not chosen:
         return []
-    base = load_recipes().get("base", {})
+    recipes = load_recipes()
+    base = recipes.get("base", {})
     lines = [title, "", intro, "",
              "| front end | recipe | changes vs base | seeds | late val UAR | kept val UAR | rise | "
              "test UAR mean ± std | per seed |",
              "|---|---|---|---|---|---|---|---|---|"]
-    recipes = load_recipes()
     for r in sorted(chosen, key=lambda r: (r["front_end"], not r["complete"], -r["late_val_uar"])):
         spec = recipes.get(r["recipe"], {})
         changes = ", ".join(f"{k}={v}" for k, v in spec.items() if base.get(k) != v) or "—"
