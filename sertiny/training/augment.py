@@ -69,13 +69,19 @@ def augment_batch(x, labels, config, n_classes, rng, teacher_probs=None):
     return x, targets
 
 
-class SpeedPerturbedLoader:
+class CopyLoader:
+    """Base of the perturbing ``load_audio`` callables below. A subclass whose copies change
+    sets a higher ``generation``, so they are cached apart from the old ones (see
+    :func:`copy_cache_name`)."""
+
+    generation = 1
+
+
+class SpeedPerturbedLoader(CopyLoader):
     """``load_audio`` for :func:`~sertiny.features.compute_features` that plays each clip
     ``factor`` times faster (tempo and pitch together, Kaldi's speed perturbation): the clip
     is resampled to ``rate / factor`` and read back at ``rate``. Picklable, so feature
     workers can use it."""
-
-    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, factor):
         self.factor = float(factor)
@@ -89,11 +95,9 @@ class SpeedPerturbedLoader:
         return soxr.resample(y, target_sr, target_sr / self.factor, quality="HQ").astype(np.float32)
 
 
-class GainLoader:
+class GainLoader(CopyLoader):
     """``load_audio`` that scales each clip by ``db`` decibels and clips at full scale, as a
     louder or quieter recording stored in 16-bit or float would be. Picklable."""
-
-    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, db):
         self.db = float(db)
@@ -105,12 +109,10 @@ class GainLoader:
         return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-class NoiseLoader:
+class NoiseLoader(CopyLoader):
     """``load_audio`` that adds white noise at ``snr_db`` below the clip's mean power. The
     noise of a clip is seeded by its file name, so every run and worker makes the same copy.
     Picklable."""
-
-    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, snr_db):
         self.snr_db = float(snr_db)
@@ -127,11 +129,9 @@ class NoiseLoader:
         return np.clip(y + noise, -1.0, 1.0).astype(np.float32)
 
 
-class PitchShiftLoader:
+class PitchShiftLoader(CopyLoader):
     """``load_audio`` that moves each clip's pitch by ``semitones`` at the same tempo and
     length (librosa's phase vocoder + resampling). Picklable."""
-
-    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, semitones):
         self.semitones = float(semitones)
@@ -146,7 +146,7 @@ class PitchShiftLoader:
         return np.clip(shifted, -1.0, 1.0).astype(np.float32)
 
 
-class RoomLoader:
+class RoomLoader(CopyLoader):
     """``load_audio`` that plays each clip through a random microphone and, with ``rt60`` > 0,
     a random room with that reverberation time (seconds): the recording conditions a user's
     own device adds and a studio corpus lacks. Picklable; each clip's room and microphone are
@@ -159,8 +159,6 @@ class RoomLoader:
     from a 2-8 ms pre-delay, with a direct-to-reverberant ratio drawn in [0, 10] dB. Both are
     applied as one product in the frequency domain; the copy keeps the clip's length and its
     RMS level (level changes are ``gain_perturb``'s job) and is clipped at full scale."""
-
-    generation = 1  # bump when the copies this loader makes change (see waveform_copies)
 
     def __init__(self, rt60):
         self.rt60 = float(rt60)
