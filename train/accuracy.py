@@ -606,19 +606,18 @@ def _ablation_lines(rows):
              "`kept val UAR` is the validation UAR of the models kept (the ones tested), `rise` how much "
              "validation UAR still climbed over the last cosine cycle (second half minus first, pp): a "
              "recipe still rising at its end was stopped early, and its late val UAR understates it.")
-    shipped = SHIPPED_MODEL[0]
-    return (_ablation_table(rows, ABLATION_RUN[1], "## Ablations (ResLSTM-SA-h64)", intro)
-            + _ablation_table(rows, shipped, f"## Ablations of the shipped model ({shipped})",
+    shipped, recipes = SHIPPED_MODEL[0], load_recipes()
+    return (_ablation_table(rows, recipes, ABLATION_RUN[1], "## Ablations (ResLSTM-SA-h64)", intro)
+            + _ablation_table(rows, recipes, shipped, f"## Ablations of the shipped model ({shipped})",
                               "The runs that chose the shipped model's input and recipe (`SHIPPED_MODEL` in "
                               "train/accuracy.py says how), and the later input ablations on it; columns as above."))
 
 
-def _ablation_table(rows, model, title, intro):
+def _ablation_table(rows, recipes, model, title, intro):
     """One model's runs but the speaker-adaptive ones, per front end, by late val UAR."""
     chosen = [r for r in rows if r["model"] == model and not r["speaker_adaptive"]]
     if not chosen:
         return []
-    recipes = load_recipes()
     base = recipes.get("base", {})
     lines = [title, "", intro, "",
              "| front end | recipe | changes vs base | seeds | late val UAR | kept val UAR | rise | "
