@@ -145,9 +145,39 @@ def test_final_trains_every_family_and_table1_model_once_and_exports_what_has_no
     monkeypatch.setattr(acc, "export", lambda a: exported.append((a.input, *a.models, a.recipe)))
     monkeypatch.setattr(acc, "_seed0_int8_metrics",
                         lambda fe, m, r: {"uar_int8": 0.5 if m == "lstm_sa_h64" else None})
-    acc.final(argparse.Namespace(seeds=[0, 1, 2], jobs=2, quiet=True, no_export=False))
+    monkeypatch.setattr(acc, "recorded_final_pairs", lambda: set())
+    acc.final(argparse.Namespace(seeds=[0, 1, 2], jobs=2, quiet=True, no_export=False, rerun=False))
     assert trained == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs]
     assert exported == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs if m != "lstm_sa_h64"]
+
+
+def _summary_row(model, recipe, complete=True, uar_int8=0.5, seeds=(0, 1, 2)):
+    return {"front_end": "edge16k_peak40_deltas", "model": model, "recipe": recipe, "complete": complete,
+            "uar_int8": uar_int8, "seeds": list(seeds)}
+
+
+def test_final_skips_runs_the_last_report_recorded_finished_unless_rerun(tmp_path, monkeypatch):
+    acc = _accuracy_module()
+    previous = tmp_path / "accuracy.json"
+    previous.write_text(json.dumps({"rows": [
+        _summary_row("lstm_sa_h64", acc.FINAL_RECIPE),
+        _summary_row("dual_lstm_h64", acc.FINAL_RECIPE, complete=False),  # unfinished: train it
+        _summary_row("cnn_lstm_h64", acc.FINAL_RECIPE, uar_int8=None),  # never exported: train and export
+        _summary_row("res_lstm_sa_h64", acc.FINAL_RECIPE, seeds=(0,)),  # fewer seeds than the protocol
+        _summary_row("bilstm_att_h32", "reg_all"),  # another recipe
+    ]}))
+    assert acc.recorded_final_pairs(previous) == {("edge16k_peak40_deltas", "lstm_sa_h64")}
+    assert acc.recorded_final_pairs(tmp_path / "missing.json") == set()
+
+    trained = []
+    monkeypatch.setattr(acc, "recorded_final_pairs", lambda: {(acc.FINAL_INPUT, "lstm_sa_h64")})
+    monkeypatch.setattr(acc, "run", lambda a: trained.append(*a.models))
+    args = argparse.Namespace(seeds=[0, 1, 2], jobs=2, quiet=True, no_export=True, rerun=False)
+    acc.final(args)
+    assert "lstm_sa_h64" not in trained and len(trained) == len(acc.final_runs()) - 1
+    trained.clear()
+    acc.final(argparse.Namespace(**{**vars(args), "rerun": True}))
+    assert trained == [m for _, m in acc.final_runs()]
 
 
 def test_speaker_adaptive_rows_stand_apart_beside_the_recipe_they_extend():

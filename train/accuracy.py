@@ -2,7 +2,7 @@
 
     python train/accuracy.py run    --recipes base,utt_mean [--models res_lstm_sa_h64] [--input edge16k] [--seeds 0,1,2]
     python train/accuracy.py export --recipe base [--models res_lstm_sa_h64] [--input edge16k]
-    python train/accuracy.py final  [--seeds 0,1,2] [--jobs 2]   # FINAL_RECIPE for every family, then int8
+    python train/accuracy.py final  [--seeds 0,1,2] [--jobs 2] [--rerun]   # FINAL_RECIPE for every family, then int8
     python train/accuracy.py join   --recipe reg_all --stats-recipe linear [--models res_lstm_sa_h64] [--input edge16k]
     python train/accuracy.py report [--out results/accuracy.md]
     python train/accuracy.py compare RUN OTHER_RUN   # validation only, on the folds both finished
@@ -197,10 +197,28 @@ def final_runs():
     return pairs + [(FINAL_INPUT, model) for model in PAPER_MODELS if (FINAL_INPUT, model) not in pairs]
 
 
+def recorded_final_pairs(previous=ROOT / "results" / "accuracy.json"):
+    """``{(input, model), ...}`` whose final-recipe run the last report recorded finished, with
+    seeds 0, 1 and 2 and an int8 figure. Runs are not kept in the repository, so without this a
+    fresh clone's ``final`` would retrain hours of families whose figures it already carries."""
+    if not Path(previous).is_file():
+        return set()
+    rows = json.loads(Path(previous).read_text()).get("rows", [])
+    return {(r["front_end"], r["model"]) for r in rows
+            if r["recipe"] == FINAL_RECIPE and r.get("complete") and r.get("uar_int8") is not None
+            and {0, 1, 2} <= set(r.get("seeds", ()))}
+
+
 def final(args):
     """Train every run of :func:`final_runs` (each resumes where it stopped) and export seed 0's
-    fold models of each as soon as it is finished, unless an export (or the built-in bundle) has them."""
+    fold models of each as soon as it is finished, unless an export (or the built-in bundle) has them.
+    A run the last report recorded as finished is skipped (its row is carried) unless ``args.rerun``."""
     pairs = final_runs()
+    recorded = set() if args.rerun else recorded_final_pairs()
+    if recorded & set(pairs):
+        print("recorded in results/accuracy.json, skipped (--rerun trains them again): "
+              + ", ".join(f"{m} on {fe}" for fe, m in pairs if (fe, m) in recorded), flush=True)
+        pairs = [pair for pair in pairs if pair not in recorded]
     print(f"final recipe {FINAL_RECIPE}: " + ", ".join(f"{m} on {fe}" for fe, m in pairs), flush=True)
     for input_name, model in pairs:
         run(argparse.Namespace(recipes=[FINAL_RECIPE], models=[model], input=input_name, seeds=args.seeds,
@@ -890,6 +908,8 @@ def main():
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     p.add_argument("--no-export", action="store_true", help="train only")
+    p.add_argument("--rerun", action="store_true",
+                   help="also train the runs results/accuracy.json records as finished (a fresh clone has no runs/)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=final)
     p = sub.add_parser("join")
