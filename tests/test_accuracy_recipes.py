@@ -261,6 +261,18 @@ def test_validation_curves_average_every_fold_and_are_drawn(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_validation_curves_come_from_the_rows_so_carried_runs_are_still_drawn():
+    acc = _accuracy_module()
+    front_end, model = acc.ABLATION_RUN
+    row = dict(front_end=front_end, model=model, recipe="reg_all", complete=True, speaker_adaptive=False,
+               val_curve=[0.3, 0.5], recorded={"date": "2026-12-01"})  # carried: no run directory here
+    other = dict(row, front_end=acc.CURVE_RUNS[1][0], model=acc.CURVE_RUNS[1][1])
+    curves, emphasised = acc._validation_curves([row, other, dict(row, recipe="reg_all_e120", val_curve=[])])
+    assert list(curves) == ["reg_all", f"reg_all ({other['model']}, {other['front_end']})"]
+    np.testing.assert_allclose(curves["reg_all"][1], [0.3, 0.5])
+    assert emphasised == [list(curves)[1]]
+
+
 def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):
     acc = _accuracy_module()
     run = tmp_path / "edge16k" / "res_lstm_sa_h64" / "reg_all"
@@ -269,6 +281,22 @@ def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):
     (run / "run.json").write_text("{}")
     monkeypatch.setattr(acc, "RUNS", tmp_path)
     assert acc.collect() == []
+
+
+def test_a_finished_runs_row_keeps_its_validation_curve(tmp_path, monkeypatch):
+    acc = _accuracy_module()
+    run = tmp_path / "edge16k" / "res_lstm_sa_h64" / "reg_all"
+    _history(run / "seed_0" / "fold_1", [0.2, 0.4, 0.6])
+    _history(run / "seed_1" / "fold_1", [0.4, 0.6, 0.8])
+    (run / "train_config.json").write_text(json.dumps({"seeds": [0, 1], "t0": 2}))
+    (run / "run.json").write_text("{}")
+    (run / "metrics.json").write_text(json.dumps({"uar_mean": 0.5, "uar_std": 0.0, "uar_per_seed": {}}))
+    monkeypatch.setattr(acc, "RUNS", tmp_path)
+    monkeypatch.setattr(acc, "seed_ensemble_uar", lambda run, seeds: 0.5)
+    monkeypatch.setattr(acc, "int8_metrics", lambda *run: {})
+    [row] = acc.collect()
+    np.testing.assert_allclose(row["val_curve"], [0.3, 0.5, 0.7])
+    json.dumps(row)  # goes into accuracy.json as it is
 
 
 def test_compare_prints_validation_figures_on_the_folds_both_runs_finished(tmp_path, capsys):
