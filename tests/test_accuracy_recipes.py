@@ -140,6 +140,8 @@ def test_final_trains_every_family_and_table1_model_once_and_exports_what_has_no
     assert len(set(pairs)) == len(pairs)
     assert {(fe, m) for m, fe in acc.FAMILY_MODELS.items()} <= set(pairs)
     assert {(acc.FINAL_INPUT, m) for m in acc.PAPER_MODELS} <= set(pairs)
+    assert [m for _, m in pairs[len(acc.FAMILY_MODELS):]] == ["lstm_sa_h32", "res_lstm_sa_h32", "lstm_sa_h128",
+                                                               "res_lstm_sa_h128"]  # narrowest first
     trained, exported = [], []
     monkeypatch.setattr(acc, "run", lambda a: trained.append((a.input, *a.models, *a.recipes)))
     monkeypatch.setattr(acc, "export", lambda a: exported.append((a.input, *a.models, a.recipe)))

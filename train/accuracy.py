@@ -192,9 +192,11 @@ def run(args):
 
 def final_runs():
     """``[(input, model), ...]`` section 4 needs with :data:`FINAL_RECIPE`: one model per family
-    (:data:`FAMILY_MODELS`), then the rest of Table I's six models on :data:`FINAL_INPUT`."""
+    (:data:`FAMILY_MODELS`), then the rest of Table I's six models on :data:`FINAL_INPUT`, narrowest
+    first, so a run stopped part way has finished the most rows."""
     pairs = [(front_end, model) for model, front_end in FAMILY_MODELS.items()]
-    return pairs + [(FINAL_INPUT, model) for model in PAPER_MODELS if (FINAL_INPUT, model) not in pairs]
+    rest = sorted(PAPER_MODELS, key=lambda model: int(model.rsplit("_h", 1)[1]))  # stable: LSTM-SA first
+    return pairs + [(FINAL_INPUT, model) for model in rest if (FINAL_INPUT, model) not in pairs]
 
 
 def recorded_final_pairs(previous=ROOT / "results" / "accuracy.json"):
