@@ -119,6 +119,11 @@ def test_the_final_recipe_table_lists_every_family_and_says_what_is_missing_or_u
     # extra rows follow the families, and nothing of the earlier recipe leaks into the final table
     assert lines.index(rows["lstm_sa_h128"]) > lines.index(rows["vit_h64"])
     assert not any("0.4700" in line for line in lines[:earlier_at])
+    assert not any(line.startswith("Under their floor") for line in lines)  # no floor run, nothing to say
+
+    floor = dict(_row("linear", **stats, uar_float_mean=0.56), front_end=acc.FINAL_INPUT, model="stats_linear_h1")
+    lines = acc._final_lines([done, partial, extra, earlier, floor])
+    assert "Under their floor: lstm_sa_h64. Why, as far as measured: notes item 16 below." in lines
 
 
 def test_table1s_second_block_has_the_final_recipe_on_the_shipped_input(monkeypatch):

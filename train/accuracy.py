@@ -688,7 +688,8 @@ def _final_lines(rows):
              "its patches need), then the other models run with the final recipe. Missing and unfinished rows: "
              "`python train/accuracy.py final --jobs 2` (resumable; it also exports each finished run).", "",
              header, "|---|---|---|---|---|---|---|---|"]
-    for key in wanted + sorted(k for k in final if k not in wanted):
+    order = wanted + sorted(k for k in final if k not in wanted)
+    for key in order:
         front_end, model = key
         r = final.get(key)
         if r is None:
@@ -698,6 +699,9 @@ def _final_lines(rows):
                          f"{5 * len(r['seeds'])} folds | — | — | — |")
         else:
             lines.append(_model_row(rows, r))
+    under = [final[k]["model"] for k in order if k in final and final[k]["complete"] and _under_floor(rows, final[k])]
+    if under:
+        lines += ["", f"Under their floor: {', '.join(under)}. Why, as far as measured: notes item 16 below."]
     lines += ["", f"## Earlier recipe `{EARLIER_RECIPE}` per model", "",
               "60 epochs and no waveform copies: every model here stopped while still learning (notes item 10). "
               "Kept for the comparison across families and inputs the final recipe has not covered yet.", "",
@@ -741,6 +745,11 @@ def _versus_floor_text(rows, r):
         return "no floor run"
     delta = r["uar_float_mean"] - floor["uar_float_mean"]
     return f"{100 * delta:+.1f} pp" + _versus_floor(delta)
+
+
+def _under_floor(rows, r):
+    floor = floor_row(rows, r["front_end"])
+    return floor is not None and r["uar_float_mean"] <= floor["uar_float_mean"]
 
 
 def _versus_floor(delta):
