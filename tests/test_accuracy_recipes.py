@@ -274,10 +274,11 @@ def test_validation_curves_come_from_the_rows_so_carried_runs_are_still_drawn():
     row = dict(front_end=front_end, model=model, recipe="reg_all", complete=True, speaker_adaptive=False,
                val_curve=[0.3, 0.5], recorded={"date": "2026-12-01"})  # carried: no run directory here
     other = dict(row, front_end=acc.CURVE_RUNS[1][0], model=acc.CURVE_RUNS[1][1])
-    curves, emphasised = acc._validation_curves([row, other, dict(row, recipe="reg_all_e120", val_curve=[])])
+    curves, emphasised, lacking = acc._validation_curves([row, other, dict(row, recipe="reg_all_e120", val_curve=[])])
     assert list(curves) == ["reg_all", f"reg_all ({other['model']}, {other['front_end']})"]
     np.testing.assert_allclose(curves["reg_all"][1], [0.3, 0.5])
     assert emphasised == [list(curves)[1]]
+    assert lacking == 1  # the row without a curve: the report keeps the earlier figure rather than lose it
 
 
 def test_a_run_with_nothing_measured_yet_is_not_a_row(tmp_path, monkeypatch):

@@ -410,13 +410,15 @@ CURVE_RUNS = (ABLATION_RUN, ("edge16k_peak40_deltas", "res_lstm_sa_h64"), ("edge
 
 
 def _validation_curves(rows):
-    """``(curves, emphasised)``: the validation curves of every finished run of :data:`CURVE_RUNS`
+    """``(curves, emphasised, lacking)``: the validation curves of every finished run of :data:`CURVE_RUNS`
     but the speaker-adaptive ones (their validation speakers bring their own statistics), x in
-    passes over the training clips so recipes with waveform copies line up with the rest, and the
-    labels of the runs on other inputs or models than :data:`ABLATION_RUN`."""
+    passes over the training clips so recipes with waveform copies line up with the rest; the
+    labels of the runs on other inputs or models than :data:`ABLATION_RUN`; and how many of those
+    runs' rows have no curve (carried from a report older than ``val_curve``)."""
     recipes = load_recipes()
-    chosen = [r for r in rows if (r["front_end"], r["model"]) in CURVE_RUNS and r["complete"]
-              and r.get("val_curve") and r["recipe"] in recipes and not r["speaker_adaptive"]]
+    eligible = [r for r in rows if (r["front_end"], r["model"]) in CURVE_RUNS and r["complete"]
+                and r["recipe"] in recipes and not r["speaker_adaptive"]]
+    chosen = [r for r in eligible if r.get("val_curve")]
     curves, emphasised = {}, []
     for r in sorted(chosen, key=lambda r: (CURVE_RUNS.index((r["front_end"], r["model"])), r["recipe"])):
         run = (r["front_end"], r["model"])
@@ -425,7 +427,7 @@ def _validation_curves(rows):
         curves[label] = (clips_per_epoch(r["recipe"]) * np.arange(1, curve.size + 1), curve)
         if run != ABLATION_RUN:
             emphasised.append(label)
-    return curves, emphasised
+    return curves, emphasised, len(eligible) - len(chosen)
 
 
 def _fold_id(fold_dir):
@@ -854,12 +856,13 @@ def report(args):
     lines += _carried_lines(rows) + _shipped_lines(rows) + _baseline_lines(rows, classical) + _joined_lines(rows)
     lines += _final_lines(rows)
     lines += _ablation_lines(rows)
-    curves, other_inputs = _validation_curves(rows)
+    curves, other_inputs, lacking = _validation_curves(rows)
     png = Path(args.out).with_name("accuracy_validation_curves.png")
-    if curves:
+    if png.is_file() and lacking:  # rows carried from before rows kept curves: a redraw would lose them
+        lines += [f"The figure below was drawn by an earlier report: {lacking} of its runs are not on this machine "
+                  "and their rows, carried from before rows kept their curves, cannot redraw them.", ""]
+    elif curves:
         plot_validation_curves(curves, png, "validation UAR while training", emphasised=other_inputs)
-    elif png.is_file():  # rows carried from before they kept their curves: keep the figure drawn then
-        lines += ["The figure below was drawn by an earlier report from runs this machine does not have.", ""]
     if curves or png.is_file():
         lines += [f"![validation curves]({png.name})", "",
                   f"Validation UAR while training: every recipe of `{ABLATION_RUN[1]}` on `{ABLATION_RUN[0]}`, and "
