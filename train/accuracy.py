@@ -741,17 +741,20 @@ def _joined_lines(rows):
     return lines + [""]
 
 
-def _versus_floor_text(rows, r):
+def _floor_delta(rows, r):
+    """``r``'s float UAR minus its front end's floor, or None with no floor run."""
     floor = floor_row(rows, r["front_end"])
-    if floor is None:
-        return "no floor run"
-    delta = r["uar_float_mean"] - floor["uar_float_mean"]
-    return f"{100 * delta:+.1f} pp" + _versus_floor(delta)
+    return None if floor is None else r["uar_float_mean"] - floor["uar_float_mean"]
+
+
+def _versus_floor_text(rows, r):
+    delta = _floor_delta(rows, r)
+    return "no floor run" if delta is None else f"{100 * delta:+.1f} pp" + _versus_floor(delta)
 
 
 def _under_floor(rows, r):
-    floor = floor_row(rows, r["front_end"])
-    return floor is not None and r["uar_float_mean"] <= floor["uar_float_mean"]
+    delta = _floor_delta(rows, r)
+    return delta is not None and delta <= 0
 
 
 def _versus_floor(delta):
