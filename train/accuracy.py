@@ -199,13 +199,19 @@ def final_runs():
     return pairs + [(FINAL_INPUT, model) for model in rest if (FINAL_INPUT, model) not in pairs]
 
 
-def recorded_final_pairs(previous=ROOT / "results" / "accuracy.json"):
+LAST_REPORT = ROOT / "results" / "accuracy.json"
+
+
+def last_report(path=LAST_REPORT):
+    """The summary the last ``report`` wrote, or ``{}`` before there is one (a fresh repository)."""
+    return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+
+
+def recorded_final_pairs(previous=LAST_REPORT):
     """``{(input, model), ...}`` whose final-recipe run the last report recorded finished, with
     seeds 0, 1 and 2 and an int8 figure. Runs are not kept in the repository, so without this a
     fresh clone's ``final`` would retrain hours of families whose figures it already carries."""
-    if not Path(previous).is_file():
-        return set()
-    rows = json.loads(Path(previous).read_text()).get("rows", [])
+    rows = last_report(previous).get("rows", [])
     return {(r["front_end"], r["model"]) for r in rows
             if r["recipe"] == FINAL_RECIPE and r.get("complete") and r.get("uar_int8") is not None
             and {0, 1, 2} <= set(r.get("seeds", ()))}
@@ -483,14 +489,12 @@ def collect():
     return rows
 
 
-def carried_rows(rows, previous=ROOT / "results" / "accuracy.json"):
+def carried_rows(rows, previous=LAST_REPORT):
     """Rows of the last report whose run directories are not on this machine, each with
     ``recorded``: the date and machine of the report that measured it (runs are not kept in
     the repository, so a fresh clone would otherwise lose every figure it did not rerun).
     A finished run here replaces its carried row; an unfinished one gives way to it."""
-    if not Path(previous).is_file():
-        return []
-    summary = json.loads(Path(previous).read_text())
+    summary = last_report(previous)
     here = {(r["front_end"], r["model"], r["recipe"]) for r in rows if r["complete"]}
     carried = []
     for row in summary.get("rows", []):
