@@ -152,7 +152,7 @@ def test_final_trains_every_family_and_table1_model_once_and_exports_what_has_no
     monkeypatch.setattr(acc, "export", lambda a: exported.append((a.input, *a.models, a.recipe)))
     monkeypatch.setattr(acc, "_seed0_int8_metrics",
                         lambda fe, m, r: {"uar_int8": 0.5 if m == "lstm_sa_h64" else None})
-    monkeypatch.setattr(acc, "recorded_final_pairs", lambda: set())
+    monkeypatch.setattr(acc, "recorded_final_pairs", lambda seeds: set())
     acc.final(argparse.Namespace(seeds=[0, 1, 2], jobs=2, quiet=True, no_export=False, rerun=False))
     assert trained == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs]
     assert exported == [(fe, m, acc.FINAL_RECIPE) for fe, m in pairs if m != "lstm_sa_h64"]
@@ -173,11 +173,12 @@ def test_final_skips_runs_the_last_report_recorded_finished_unless_rerun(tmp_pat
         _summary_row("res_lstm_sa_h64", acc.FINAL_RECIPE, seeds=(0,)),  # fewer seeds than the protocol
         _summary_row("bilstm_att_h32", "reg_all"),  # another recipe
     ]}))
-    assert acc.recorded_final_pairs(previous) == {("edge16k_peak40_deltas", "lstm_sa_h64")}
-    assert acc.recorded_final_pairs(tmp_path / "missing.json") == set()
+    assert acc.recorded_final_pairs([0, 1, 2], previous) == {("edge16k_peak40_deltas", "lstm_sa_h64")}
+    assert acc.recorded_final_pairs([0, 1, 2], tmp_path / "missing.json") == set()
+    assert acc.recorded_final_pairs([0, 1, 2, 3], previous) == set()  # more seeds asked than recorded: train
 
     trained = []
-    monkeypatch.setattr(acc, "recorded_final_pairs", lambda: {(acc.FINAL_INPUT, "lstm_sa_h64")})
+    monkeypatch.setattr(acc, "recorded_final_pairs", lambda seeds: {(acc.FINAL_INPUT, "lstm_sa_h64")})
     monkeypatch.setattr(acc, "run", lambda a: trained.append(*a.models))
     args = argparse.Namespace(seeds=[0, 1, 2], jobs=2, quiet=True, no_export=True, rerun=False)
     acc.final(args)

@@ -207,14 +207,14 @@ def last_report(path=LAST_REPORT):
     return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
 
 
-def recorded_final_pairs(previous=LAST_REPORT):
+def recorded_final_pairs(seeds, previous=LAST_REPORT):
     """``{(input, model), ...}`` whose final-recipe run the last report recorded finished, with
-    seeds 0, 1 and 2 and an int8 figure. Runs are not kept in the repository, so without this a
-    fresh clone's ``final`` would retrain hours of families whose figures it already carries."""
+    every one of ``seeds`` and an int8 figure. Runs are not kept in the repository, so without this
+    a fresh clone's ``final`` would retrain hours of families whose figures it already carries."""
     rows = last_report(previous).get("rows", [])
     return {(r["front_end"], r["model"]) for r in rows
             if r["recipe"] == FINAL_RECIPE and r.get("complete") and r.get("uar_int8") is not None
-            and {0, 1, 2} <= set(r.get("seeds", ()))}
+            and set(seeds) <= set(r.get("seeds", ()))}
 
 
 def final(args):
@@ -222,7 +222,7 @@ def final(args):
     fold models of each as soon as it is finished, unless an export (or the built-in bundle) has them.
     A run the last report recorded as finished is skipped (its row is carried) unless ``args.rerun``."""
     pairs = final_runs()
-    recorded = set() if args.rerun else recorded_final_pairs()
+    recorded = set() if args.rerun else recorded_final_pairs(args.seeds)
     if recorded & set(pairs):
         print("recorded in results/accuracy.json, skipped (--rerun trains them again): "
               + ", ".join(f"{m} on {fe}" for fe, m in pairs if (fe, m) in recorded), flush=True)
