@@ -158,12 +158,10 @@ class FoldModel:
 
     def __init__(self, run, seed, fold):
         from sertiny.export.run import load_weight_set
-        from sertiny.models import create_model
-        from sertiny.models.weights import set_weights
+        from sertiny.models.weights import model_with_weights
 
         weight_set = load_weight_set(run, f"seed{seed}_fold{fold.index}")
-        self.net = create_model(run.model_config)
-        set_weights(self.net, weight_set.weights)
+        self.net = model_with_weights(run.model_config, weight_set.weights)
         self.norm = weight_set.norm
         self.seq_len = run.seq_len
         self.test_speakers = set(fold.test_speakers)

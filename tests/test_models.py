@@ -8,7 +8,7 @@ pytest.importorskip("jax", reason="model tests need the [train] extra (Keras 3 +
 
 from sertiny.errors import ParameterError  # noqa: E402
 from sertiny.models import create_model, list_models, model_config  # noqa: E402
-from sertiny.models.weights import forward, get_weights, set_weights  # noqa: E402
+from sertiny.models.weights import forward, get_weights, model_with_weights, set_weights  # noqa: E402
 
 # Trainable parameters as the paper counts them (PyTorch: two bias vectors per LSTM).
 PAPER_PARAMS = {
@@ -161,3 +161,12 @@ def test_masked_model_ignores_padding_and_matches_packed_reference():
     x30 = np.zeros((1, 30, 46), np.float32)
     x30[0, :12] = x[0, :12]
     np.testing.assert_allclose(np.asarray(longer(x30, training=False))[0], probs[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm_sa_h8", "bilstm_att_h8"])  # the named and the generic weight format
+def test_model_with_weights_rebuilds_a_model_from_its_config_and_weights(name):
+    source = create_model(name, seq_len=10, seed=1)
+    config = model_config(name, seq_len=10, seed=2)  # another seed: the weights, not the init, must decide
+    rebuilt = model_with_weights(config, get_weights(source))
+    x = np.random.default_rng(0).standard_normal((2, 10, 46)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(rebuilt(x, training=False)), np.asarray(source(x, training=False)))

@@ -116,13 +116,12 @@ def load_peer(name, model, weights, *, threads=1):
 
 
 def _keras_peer(model, weights, threads):
-    from ..models import create_model, model_config
-    from ..models.weights import set_weights
+    from ..models import model_config
+    from ..models.weights import model_with_weights
 
     # By name, so the registry registers its built-in families before checking the config.
     extra = {k: v for k, v in model.items() if k not in ("family", "hidden")}
-    net = create_model(model_config(f"{model['family']}_h{model['hidden']}", **extra))
-    set_weights(net, weights)
+    net = model_with_weights(model_config(f"{model['family']}_h{model['hidden']}", **extra), weights)
     import keras
 
     def predict(x):

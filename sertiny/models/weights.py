@@ -68,6 +68,16 @@ def get_weights(model):
     return {k: v.astype(np.float32) for k, v in out.items()}
 
 
+def model_with_weights(config, weights):
+    """A new Keras model of ``config`` (a name or :class:`~sertiny.models.registry.ModelConfig`)
+    holding ``weights``, a canonical weight dict (Keras is imported here, never on the device path)."""
+    from .registry import create_model
+
+    model = create_model(config)
+    set_weights(model, weights)
+    return model
+
+
 def set_weights(model, weights):
     """Load a canonical weight dict into a Keras model built from the same config."""
     if not _uses_named_format(model):

@@ -166,13 +166,14 @@ def _joined_model(recurrent, stats, name, weight):
 def _join_fold(out, recurrent, stats, table, model_config, seed, fold, weight):
     from ..data.splits import fold_indices
     from ..metrics import uar
+    from ..models.weights import model_with_weights
     from .protocol import fold_seed, prediction_rows
 
     started = time.time()
     name = weights_name(seed, fold.index)
     weights, norm = _joined_model(recurrent, stats, name, weight)
     fold_config = model_config.replace(seed=fold_seed(seed, fold.index))
-    model = _model(fold_config, weights)
+    model = model_with_weights(fold_config, weights)
     train_idx, val_idx, test_idx = fold_indices(table.speakers, fold)
     val_probs, test_probs = (_predict(model, table, idx, norm, model_config.seq_len) for idx in (val_idx, test_idx))
     n = model_config.n_classes
@@ -183,15 +184,6 @@ def _join_fold(out, recurrent, stats, table, model_config, seed, fold, weight):
                "seconds": round(time.time() - started, 2), "model_config": fold_config.to_dict()}
     out.write_fold(seed, fold.index, weights=weights, norm=norm, history=[],
                    predictions=prediction_rows(table, test_idx, test_probs), summary=summary)
-
-
-def _model(model_config, weights):
-    from ..models import create_model
-    from ..models.weights import set_weights
-
-    model = create_model(model_config)
-    set_weights(model, weights)
-    return model
 
 
 def _predict(model, table, idx, norm, seq_len):

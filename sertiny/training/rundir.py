@@ -197,14 +197,12 @@ class RunDir:
     def load_fold_model(self, seed, fold_index):
         """``(Keras model, NormStats)`` of a finished fold model, built from the model config its
         ``fold.json`` recorded (Keras is imported here, never on the device path)."""
-        from ..models import create_model
         from ..models.registry import ModelConfig
-        from ..models.weights import set_weights
+        from ..models.weights import model_with_weights
 
         weights, norm = self.read_model(weights_name(seed, fold_index))
-        model = create_model(ModelConfig.from_dict(self.read_fold(seed, fold_index)["model_config"]))
-        set_weights(model, weights)
-        return model, norm
+        config = ModelConfig.from_dict(self.read_fold(seed, fold_index)["model_config"])
+        return model_with_weights(config, weights), norm
 
     def available_weights(self):
         """Names of the trained models present, deploy first, then each seed's finished folds."""
