@@ -107,8 +107,9 @@ def test_the_final_recipe_table_lists_every_family_and_says_what_is_missing_or_u
     partial = dict(_row(acc.FINAL_RECIPE, complete=False, seeds=[0, 1, 2], n_folds_done=4),
                    front_end=acc.FINAL_INPUT, model="res_lstm_sa_h64")
     extra = dict(done, model="lstm_sa_h128", uar_float_mean=0.57)  # not a FAMILY_MODELS width
+    narrow = dict(done, model="lstm_sa_h32", uar_float_mean=0.52)
     earlier = dict(_row(acc.EARLIER_RECIPE, **stats, uar_float_mean=0.47), model="dual_lstm_h64")
-    lines = acc._final_lines([done, partial, extra, earlier])
+    lines = acc._final_lines([done, partial, extra, narrow, earlier])
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and " | " in line}
     assert set(acc.FAMILY_MODELS) <= set(rows)
     assert "0.5500 ± 0.0100" in rows["lstm_sa_h64"] and "0.5700" in rows["lstm_sa_h128"]
@@ -118,6 +119,9 @@ def test_the_final_recipe_table_lists_every_family_and_says_what_is_missing_or_u
     assert any(line.startswith("| dual_lstm_h64 | edge16k | 3 | 0.5000 | 0.4700") for line in lines[earlier_at:])
     # extra rows follow the families, and nothing of the earlier recipe leaks into the final table
     assert lines.index(rows["lstm_sa_h128"]) > lines.index(rows["vit_h64"])
+    # Table I's other models in the order final trains them, narrowest first, the missing ones named
+    assert lines.index(rows["lstm_sa_h32"]) < lines.index(rows["lstm_sa_h128"])
+    assert "not run yet" in rows["res_lstm_sa_h128"]
     assert not any("0.4700" in line for line in lines[:earlier_at])
     assert not any(line.startswith("Under their floor") for line in lines)  # no floor run, nothing to say
 

@@ -682,8 +682,9 @@ def _shipped_lines(rows):
 
 
 def _final_lines(rows):
-    """Section 4's table: the final recipe for every family (FAMILY_MODELS, then any other model
-    run with it), missing and unfinished rows named; then the earlier recipe's rows."""
+    """Section 4's table: the final recipe for every family, in the order ``final`` trains them
+    (:func:`final_runs`), then any other model run with it, missing and unfinished rows named; then
+    the earlier recipe's rows."""
     final = {(r["front_end"], r["model"]): r for r in rows if r["recipe"] == FINAL_RECIPE}
     wanted = [(front_end, model) for model, front_end in FAMILY_MODELS.items()]
     header = ("| model | front end | seeds | late val UAR | float UAR mean ± std "
@@ -691,10 +692,11 @@ def _final_lines(rows):
               "| vs stats_linear floor | the seeds as one ensemble (not deployable) |")
     lines = [f"## Final recipe `{FINAL_RECIPE}` for every family", "",
              f"One model per family on the shipped input `{FINAL_INPUT}` (ViT on `logmel16k`, the mel spectrogram "
-             "its patches need), then the other models run with the final recipe. Missing and unfinished rows: "
+             "its patches need), then the rest of Table I's six models, narrowest first, and any other model run "
+             "with the final recipe. Missing and unfinished rows: "
              "`python train/accuracy.py final --jobs 2` (resumable; it also exports each finished run).", "",
              header, "|---|---|---|---|---|---|---|---|"]
-    order = wanted + sorted(k for k in final if k not in wanted)
+    order = final_runs() + sorted(k for k in final if k not in final_runs())
     for key in order:
         front_end, model = key
         r = final.get(key)
