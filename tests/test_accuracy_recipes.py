@@ -61,6 +61,9 @@ def test_rows_of_runs_not_on_this_machine_are_carried_with_their_provenance(tmp_
     assert sorted(carried) == ["a", "c"]
     assert carried["a"]["recorded"] == {"date": "2026-11-30 08:00 UTC", "machine": {"cpu": "x"}}
     assert carried["c"]["recorded"]["date"] == "2026-11-01"  # provenance survives a second carry
+    # an unfinished row reported earlier gives way to the same run here, which has got further
+    previous.write_text(json.dumps({"rows": [_row("d", complete=False, n_folds_done=2)]}))
+    assert _accuracy_module().carried_rows([_row("d", complete=False, n_folds_done=10)], previous) == []
     assert _accuracy_module().carried_rows(here, tmp_path / "missing.json") == []
 
 

@@ -493,12 +493,15 @@ def carried_rows(rows, previous=LAST_REPORT):
     """Rows of the last report whose run directories are not on this machine, each with
     ``recorded``: the date and machine of the report that measured it (runs are not kept in
     the repository, so a fresh clone would otherwise lose every figure it did not rerun).
-    A finished run here replaces its carried row; an unfinished one gives way to it."""
+    A finished run here replaces its carried row; an unfinished one gives way to a finished
+    carried row, but not to an unfinished one (that is this run, reported before it got further)."""
     summary = last_report(previous)
-    here = {(r["front_end"], r["model"], r["recipe"]) for r in rows if r["complete"]}
+    finished = {(r["front_end"], r["model"], r["recipe"]) for r in rows if r["complete"]}
+    started = {(r["front_end"], r["model"], r["recipe"]) for r in rows}
     carried = []
     for row in summary.get("rows", []):
-        if (row["front_end"], row["model"], row["recipe"]) in here:
+        key = (row["front_end"], row["model"], row["recipe"])
+        if key in finished or (key in started and not row.get("complete")):
             continue
         recorded = row.get("recorded") or {"date": summary.get("date"), "machine": summary.get("machine")}
         carried.append({**row, "recorded": recorded})
