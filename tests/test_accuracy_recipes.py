@@ -144,6 +144,10 @@ def test_table1s_second_block_has_the_final_recipe_on_the_shipped_input(monkeypa
             in "\n".join(lines))
     assert f"| edge16k | res_lstm_sa_h64 | {acc.EARLIER_RECIPE} | 0.4700 ± 0.0100 (3 seeds) |" in "\n".join(lines)
     assert sum("not run yet" in line for line in lines) == 3 * len(acc.PAPER_MODELS) - 2
+    partial = dict(_row(acc.FINAL_RECIPE, complete=False, seeds=[0, 1, 2], n_folds_done=10),
+                   front_end=acc.FINAL_INPUT, model="res_lstm_sa_h128")
+    lines = acc._table1_lines([final, earlier, partial])
+    assert f"| {acc.FINAL_INPUT} | res_lstm_sa_h128 | {acc.FINAL_RECIPE} | unfinished: 10 of 15 folds |" in "\n".join(lines)
 
 
 def test_final_trains_every_family_and_table1_model_once_and_exports_what_has_no_int8_figures(monkeypatch):

@@ -781,6 +781,7 @@ def _table1_lines(rows):
     from table1 import PAPER  # train/table1.py, beside this file
 
     by_key = {(r["front_end"], r["model"], r["recipe"]): r for r in rows if r["complete"]}
+    unfinished = {(r["front_end"], r["model"], r["recipe"]): r for r in rows if not r["complete"]}
     first_block = table1_first_block()
     lines = ["## Table I, second block: the paper's six models with sertiny's recipes", "",
              f"`{EARLIER_RECIPE}` (60 epochs) on the paper's features and on edge16k, and the final recipe "
@@ -792,8 +793,10 @@ def _table1_lines(rows):
              "| paper (claimed) mean ± std |", "|---|---|---|---|---|---|"]
     for front_end, recipe in TABLE1_BLOCKS:
         for model in PAPER_MODELS:
-            r = by_key.get((front_end, model, recipe))
-            ours = f"{_fmt(r)} ({len(r['seeds'])} seeds)" if r else "not run yet"
+            r, partial = by_key.get((front_end, model, recipe)), unfinished.get((front_end, model, recipe))
+            ours = (f"{_fmt(r)} ({len(r['seeds'])} seeds)" if r else
+                    f"unfinished: {partial['n_folds_done']} of {5 * len(partial['seeds'])} folds" if partial else
+                    "not run yet")
             lines.append(f"| {front_end} | {model} | {recipe} | {ours} | {first_block.get((front_end, model), '—')} "
                          f"| {PAPER[model][0]:.4f} ± {PAPER[model][1]:.4f} |")
     return lines + [""]
