@@ -689,7 +689,6 @@ def _final_lines(rows):
     (:func:`final_runs`), then any other model run with it, missing and unfinished rows named; then
     the earlier recipe's rows."""
     final = {(r["front_end"], r["model"]): r for r in rows if r["recipe"] == FINAL_RECIPE}
-    wanted = [(front_end, model) for model, front_end in FAMILY_MODELS.items()]
     header = ("| model | front end | seeds | late val UAR | float UAR mean ± std "
               "| int8 UAR (seed 0's fold models; the mean where other seeds' were exported too) "
               "| vs stats_linear floor | the seeds as one ensemble (not deployable) |")
