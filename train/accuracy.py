@@ -698,7 +698,8 @@ def _final_lines(rows):
              "with the final recipe. Missing and unfinished rows: "
              "`python train/accuracy.py final --jobs 2` (resumable; it also exports each finished run).", "",
              header, "|---|---|---|---|---|---|---|---|"]
-    order = final_runs() + sorted(k for k in final if k not in final_runs())
+    planned = final_runs()
+    order = planned + sorted(k for k in final if k not in planned)
     for key in order:
         front_end, model = key
         r = final.get(key)
