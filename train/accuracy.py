@@ -684,6 +684,11 @@ def _shipped_lines(rows):
             f"| {_int8_text(r)} | {_versus_floor_text(rows, r)} |", ""]
 
 
+def _unfinished_text(row):
+    """How far an unfinished run has got: ``unfinished: 10 of 15 folds``."""
+    return f"unfinished: {row['n_folds_done']} of {5 * len(row['seeds'])} folds"
+
+
 def _final_lines(rows):
     """Section 4's table: the final recipe for every family, in the order ``final`` trains them
     (:func:`final_runs`), then any other model run with it, missing and unfinished rows named; then
@@ -706,8 +711,7 @@ def _final_lines(rows):
         if r is None:
             lines.append(f"| {model} | {front_end} | — | — | not run yet | — | — | — |")
         elif not r["complete"]:
-            lines.append(f"| {model} | {front_end} | {len(r['seeds'])} | — | unfinished: {r['n_folds_done']} of "
-                         f"{5 * len(r['seeds'])} folds | — | — | — |")
+            lines.append(f"| {model} | {front_end} | {len(r['seeds'])} | — | {_unfinished_text(r)} | — | — | — |")
         else:
             lines.append(_model_row(rows, r))
     under = [final[k]["model"] for k in order if k in final and final[k]["complete"] and _under_floor(rows, final[k])]
@@ -780,8 +784,7 @@ TABLE1_BLOCKS = (("paper", EARLIER_RECIPE), ("edge16k", EARLIER_RECIPE), (FINAL_
 def _table1_lines(rows):
     from table1 import PAPER  # train/table1.py, beside this file
 
-    by_key = {(r["front_end"], r["model"], r["recipe"]): r for r in rows if r["complete"]}
-    unfinished = {(r["front_end"], r["model"], r["recipe"]): r for r in rows if not r["complete"]}
+    by_key = {(r["front_end"], r["model"], r["recipe"]): r for r in rows}
     first_block = table1_first_block()
     lines = ["## Table I, second block: the paper's six models with sertiny's recipes", "",
              f"`{EARLIER_RECIPE}` (60 epochs) on the paper's features and on edge16k, and the final recipe "
@@ -793,10 +796,9 @@ def _table1_lines(rows):
              "| paper (claimed) mean ± std |", "|---|---|---|---|---|---|"]
     for front_end, recipe in TABLE1_BLOCKS:
         for model in PAPER_MODELS:
-            r, partial = by_key.get((front_end, model, recipe)), unfinished.get((front_end, model, recipe))
-            ours = (f"{_fmt(r)} ({len(r['seeds'])} seeds)" if r else
-                    f"unfinished: {partial['n_folds_done']} of {5 * len(partial['seeds'])} folds" if partial else
-                    "not run yet")
+            r = by_key.get((front_end, model, recipe))
+            ours = ("not run yet" if r is None else f"{_fmt(r)} ({len(r['seeds'])} seeds)" if r["complete"]
+                    else _unfinished_text(r))
             lines.append(f"| {front_end} | {model} | {recipe} | {ours} | {first_block.get((front_end, model), '—')} "
                          f"| {PAPER[model][0]:.4f} ± {PAPER[model][1]:.4f} |")
     return lines + [""]
